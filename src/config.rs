@@ -1,0 +1,249 @@
+//! Configuration: `proxy.toml` merged with `IMS_PROXY_*` environment variables (`__` between
+//! levels) through figment, deserialized strictly (an unknown key is an error, so a typo never
+//! silently drops a setting). Semantic checks that need more than one field live in
+//! [`crate::snapshot`], which turns a `Config` into what requests use.
+
+use crate::adobe::Api;
+use crate::secret::Secret;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The one error type of the configuration layer: the key path (`routes[1].credential`) and
+/// why it is wrong. Printed as `error: <key>: <reason>` and exits with status 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub client: ClientConfig,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Extra trust anchors (PEM), added to the built-in webpki roots.
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Deadline for the upstream's response headers; bodies stream without a deadline.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            ca_file: None,
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+            pool_idle_timeout: default_pool_idle_timeout(),
+        }
+    }
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialKind {
+    Static,
+    Jwt,
+    Oauth,
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialKind::Static => "static",
+            CredentialKind::Jwt => "jwt",
+            CredentialKind::Oauth => "oauth",
+        })
+    }
+}
+
+/// One `[credentials.NAME]` table. Flat rather than an enum per type so that a missing or
+/// misplaced field gets an error naming the field and the type, not serde's "no variant".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    #[serde(rename = "type")]
+    pub kind: CredentialKind,
+    pub client_id: Option<String>,
+    pub org_id: Option<String>,
+    pub access_token: Option<Secret>,
+    pub access_token_file: Option<PathBuf>,
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    pub technical_account_id: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub metascopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub ims_url: Option<String>,
+    /// Fraction of a token's lifetime after which it is refreshed in the background.
+    pub refresh_at: Option<f64>,
+    /// Requests whose body is at most this many bytes are replayed once after an upstream 401.
+    pub replay_body_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub api: Option<Api>,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub stage: bool,
+    pub upstream: Option<String>,
+    pub credential: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// For routes without a preset: also send `x-gw-ims-org-id`.
+    pub org_id_header: Option<bool>,
+}
+
+impl Config {
+    /// Reads `path` (which must exist) and overlays `IMS_PROXY_*` environment variables.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(ConfigError::new(
+                "config",
+                format!("cannot read {}: {}", path.display(), e),
+            ));
+        }
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file_exact(path))
+                .merge(Env::prefixed("IMS_PROXY_").split("__")),
+        )
+    }
+
+    /// Parses a TOML string alone (no environment); used by tests and `demo`.
+    pub fn from_toml(toml: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        figment.extract().map_err(figment_error)
+    }
+}
+
+/// Turns figment's error into `key.path[1].field: reason`.
+fn figment_error(err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut path = err.path.clone();
+    let reason = match &err.kind {
+        Kind::MissingField(field) => {
+            path.push(field.to_string());
+            "missing field".to_string()
+        }
+        Kind::UnknownField(field, expected) => {
+            path.push(field.clone());
+            if expected.is_empty() {
+                "unknown key".to_string()
+            } else {
+                format!("unknown key (expected one of: {})", expected.join(", "))
+            }
+        }
+        Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let key = key_path(&path);
+    ConfigError::new(if key.is_empty() { "config".into() } else { key }, reason)
+}
+
+/// `["routes", "1", "credential"]` → `routes[1].credential`.
+pub fn key_path(parts: &[String]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(p);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_render_indices_in_brackets() {
+        let p = ["routes", "1", "credential"].map(String::from);
+        assert_eq!(key_path(&p), "routes[1].credential");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n").unwrap_err();
+        assert_eq!(err.key, "server.listne");
+    }
+
+    #[test]
+    fn defaults_apply_when_sections_are_absent() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.client.request_timeout, Duration::from_secs(60));
+    }
+}

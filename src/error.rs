@@ -1,0 +1,78 @@
+//! Errors the proxy itself answers with, mapped to HTTP here and nowhere else. The body speaks
+//! the dialect of Adobe's API gateway (`{"error_code","message"}`) so Adobe's SDKs surface it,
+//! and `Content-Type` is exactly `application/json` because those SDKs ignore bodies otherwise.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no route matches {0}")]
+    NoRoute(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    #[error("upstream did not answer within {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+    #[error("no access token for credential {credential:?}: {reason}")]
+    TokenUnavailable { credential: String, reason: String },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::TokenUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable, documented codes: clients may branch on them.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::NoRoute(_) => "no_route",
+            ProxyError::MethodNotAllowed(_) => "method_not_allowed",
+            ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
+            ProxyError::UpstreamTimeout(_) => "upstream_timeout",
+            ProxyError::TokenUnavailable { .. } => "token_unavailable",
+        }
+    }
+
+    pub fn to_response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
+        error_response(self.status(), self.code(), &self.to_string(), request_id)
+    }
+}
+
+/// Builds a proxy-made error response in Adobe's gateway shape.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &HeaderValue,
+) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "error_code": code,
+        "message": message,
+        "request_id": request_id.to_str().unwrap_or(""),
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(crate::forward::X_REQUEST_ID, request_id.clone());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+    }
+    resp
+}

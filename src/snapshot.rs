@@ -1,0 +1,202 @@
+//! Everything a request needs, built once from a validated [`Config`]: the route table with its
+//! credentials, and the upstream client. A reload builds a new snapshot and swaps it in whole.
+
+use crate::config::{Config, ConfigError};
+use crate::routes::{Route, RouteTable, Upstream};
+use crate::token::Credential;
+use crate::upstream::UpstreamClient;
+use http::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub listen: SocketAddr,
+    pub routes: RouteTable,
+    pub credentials: BTreeMap<String, Arc<Credential>>,
+    pub client: UpstreamClient,
+    pub request_timeout: std::time::Duration,
+}
+
+/// Headers the proxy owns: a route may not set them, because the proxy sets or strips them.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-gw-ims-org-id",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "proxy-authorization",
+    "cookie",
+    "keep-alive",
+    "te",
+    "upgrade",
+];
+
+impl Snapshot {
+    pub fn build(config: &Config) -> Result<Snapshot, ConfigError> {
+        let listen = resolve_listen(&config.server.listen)?;
+        let mut credentials = BTreeMap::new();
+        for (name, cfg) in &config.credentials {
+            credentials.insert(name.clone(), Arc::new(Credential::from_config(name, cfg)?));
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut seen = BTreeMap::new();
+        for (i, rc) in config.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            let prefix = normalise_prefix(&rc.prefix)
+                .map_err(|r| ConfigError::new(format!("{key}.prefix"), r))?;
+            if let Some(j) = seen.insert(prefix.clone(), i) {
+                return Err(ConfigError::new(
+                    format!("{key}.prefix"),
+                    format!("duplicate prefix {:?} (also routes[{j}])", rc.prefix),
+                ));
+            }
+            let credential = credentials.get(&rc.credential).cloned().ok_or_else(|| {
+                let known: Vec<&str> = credentials.keys().map(String::as_str).collect();
+                ConfigError::new(
+                    format!("{key}.credential"),
+                    format!(
+                        "unknown credential {:?} (known: {})",
+                        rc.credential,
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                )
+            })?;
+            let upstream_url = match (&rc.upstream, rc.api) {
+                (Some(u), _) => u.clone(),
+                (None, Some(api)) => api
+                    .default_upstream(rc.tenant.as_deref(), rc.stage)
+                    .map_err(|r| ConfigError::new(format!("{key}.tenant"), r))?,
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.upstream"),
+                        "required when the route has no `api` preset",
+                    ))
+                }
+            };
+            if rc.api != Some(crate::adobe::Api::Campaign) && rc.tenant.is_some() {
+                return Err(ConfigError::new(
+                    format!("{key}.tenant"),
+                    "only used with api = \"campaign\"",
+                ));
+            }
+            let upstream = Upstream::parse(&upstream_url)
+                .map_err(|r| ConfigError::new(format!("{key}.upstream"), r))?;
+            let send_org_id = match (rc.api, rc.org_id_header) {
+                (_, Some(explicit)) => explicit,
+                (Some(api), None) => api.sends_org_id(),
+                (None, None) => false,
+            };
+            if send_org_id && credential.org_id.is_none() {
+                return Err(ConfigError::new(
+                    format!("credentials.{}.org_id", rc.credential),
+                    format!("required: route {:?} sends x-gw-ims-org-id", rc.prefix),
+                ));
+            }
+            let mut headers = Vec::new();
+            let preset = rc.api.map(|a| a.static_headers()).unwrap_or(&[]);
+            for (name, value) in preset {
+                if !rc.headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+                    headers.push((
+                        HeaderName::from_static(name),
+                        HeaderValue::from_static(value),
+                    ));
+                }
+            }
+            for (name, value) in &rc.headers {
+                let hkey = format!("{key}.headers.{name}");
+                let hname = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ConfigError::new(&hkey, "not a valid header name"))?;
+                if RESERVED_HEADERS.contains(&hname.as_str()) {
+                    return Err(ConfigError::new(
+                        &hkey,
+                        "set by the proxy itself; a route cannot override it",
+                    ));
+                }
+                let hvalue = HeaderValue::from_str(value)
+                    .map_err(|_| ConfigError::new(&hkey, "not a valid header value"))?;
+                headers.push((hname, hvalue));
+            }
+            routes.push(Route {
+                prefix,
+                api: rc.api,
+                upstream,
+                credential,
+                send_org_id,
+                headers,
+            });
+        }
+        let client = UpstreamClient::new(&config.client)?;
+        Ok(Snapshot {
+            listen,
+            routes: RouteTable::new(routes),
+            credentials,
+            client,
+            request_timeout: config.client.request_timeout,
+        })
+    }
+
+    /// What `check` prints: the resolved routes, with secrets never shown.
+    pub fn describe(&self) -> String {
+        let mut out = format!("listen: {}\n", self.listen);
+        for (name, c) in &self.credentials {
+            out.push_str(&format!(
+                "credential {name}: type={} client_id={} org_id={}\n",
+                c.kind,
+                c.api_key.to_str().unwrap_or("?"),
+                c.org_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+            ));
+        }
+        let mut routes: Vec<&Route> = self.routes.iter().collect();
+        routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        for r in routes {
+            let mut headers = vec!["authorization: Bearer [redacted]".to_string()];
+            headers.push("x-api-key".into());
+            if r.send_org_id {
+                headers.push("x-gw-ims-org-id".into());
+            }
+            for (n, _) in &r.headers {
+                headers.push(n.to_string());
+            }
+            out.push_str(&format!(
+                "route {} -> {} (api={}, credential={}, headers: {})\n",
+                if r.prefix.is_empty() { "/" } else { &r.prefix },
+                r.upstream,
+                r.api.map_or("-", |a| a.name()),
+                r.credential.name,
+                headers.join(", "),
+            ));
+        }
+        out
+    }
+}
+
+fn normalise_prefix(p: &str) -> Result<String, String> {
+    if !p.starts_with('/') {
+        return Err(format!("{p:?} must start with '/'"));
+    }
+    if p.contains(['?', '#', '%', ' ']) {
+        return Err(format!("{p:?} may contain only a plain path"));
+    }
+    if p.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("{p:?} may not contain dot-segments"));
+    }
+    Ok(p.trim_end_matches('/').to_string())
+}
+
+fn resolve_listen(listen: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let err = |r: String| ConfigError::new("server.listen", r);
+    let mut addrs = listen
+        .to_socket_addrs()
+        .map_err(|e| err(format!("{listen:?} is not host:port: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| err(format!("{listen:?} resolves to no address")))
+}

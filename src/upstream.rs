@@ -1,0 +1,77 @@
+//! The one outbound HTTP client, for upstream APIs and IMS alike: pooled keep-alive
+//! connections, rustls with the webpki roots plus an optional extra CA file, HTTP/2 when the
+//! server offers it by ALPN.
+
+use crate::config::{ClientConfig, ConfigError};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every outbound request body: a streamed client body, or bytes the proxy made.
+pub type RequestBody = BoxBody<Bytes, BoxError>;
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    pub inner: Client<HttpsConnector<HttpConnector>, RequestBody>,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamClient")
+    }
+}
+
+impl UpstreamClient {
+    pub fn new(cfg: &ClientConfig) -> Result<UpstreamClient, ConfigError> {
+        let tls = tls_config(cfg)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(UpstreamClient { inner })
+    }
+}
+
+fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &cfg.ca_file {
+        let err = |r: String| ConfigError::new("client.ca_file", r);
+        let pem = std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(format!("{} is not PEM: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(err(format!("{} holds no certificate", path.display())));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::new("client", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
