@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "ims-proxy", version, about = "Authenticating reverse proxy for Adobe's server-to-server APIs")]
+#[command(
+    name = "ims-proxy",
+    version,
+    about = "Authenticating reverse proxy for Adobe's server-to-server APIs"
+)]
 pub struct Cli {
     /// Configuration file (TOML); IMS_PROXY_* environment variables override it.
     #[arg(long, short, global = true, default_value = "proxy.toml")]

@@ -47,7 +47,9 @@ pub async fn start(config: &config::Config) -> Result<Running, StartError> {
     let server = server::Server::bind(state)
         .await
         .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
-    let addr = server.local_addr().map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async {
         let _ = rx.await;
@@ -60,7 +62,10 @@ pub async fn start(config: &config::Config) -> Result<Running, StartError> {
 }
 
 /// Runs the proxy until `shutdown` resolves.
-pub async fn run(config: &config::Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+pub async fn run(
+    config: &config::Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let running = start(config).await?;
     tracing::info!(addr = %running.addr, "listening");
     shutdown.await;

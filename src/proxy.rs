@@ -101,7 +101,11 @@ async fn forward_request(
         .routes
         .find(req.uri().path())
         .ok_or_else(|| ProxyError::NoRoute(req.uri().path().to_string()))?;
-    outcome.route = Some(if route.prefix.is_empty() { "/".into() } else { route.prefix.clone() });
+    outcome.route = Some(if route.prefix.is_empty() {
+        "/".into()
+    } else {
+        route.prefix.clone()
+    });
     outcome.credential = Some(route.credential.name.clone());
     let path_and_query = route
         .upstream_path_and_query(rest, req.uri().query())
@@ -127,16 +131,12 @@ async fn forward_request(
         })?;
 
     let (mut parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .cloned()
-        .or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+    let host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let client = ClientInfo {
         ip: conn.peer.ip(),
         proto: conn.proto,

@@ -52,7 +52,10 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
-            let meta = ConnMeta { peer, proto: "http" };
+            let meta = ConnMeta {
+                peer,
+                proto: "http",
+            };
             let service = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(proxy::handle(state, req, meta).await) }

@@ -61,7 +61,11 @@ impl Snapshot {
                     format!(
                         "unknown credential {:?} (known: {})",
                         rc.credential,
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 )
             })?;

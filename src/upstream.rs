@@ -54,7 +54,8 @@ fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ConfigError> {
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &cfg.ca_file {
         let err = |r: String| ConfigError::new("client.ca_file", r);
-        let pem = std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let pem =
+            std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
         let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
             .collect::<Result<_, _>>()
             .map_err(|e| err(format!("{} is not PEM: {e}", path.display())))?;

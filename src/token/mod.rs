@@ -132,7 +132,10 @@ pub fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
         .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
     let text = text.trim();
     if text.is_empty() {
-        return Err(ConfigError::new(key, format!("{} is empty", path.display())));
+        return Err(ConfigError::new(
+            key,
+            format!("{} is empty", path.display()),
+        ));
     }
     Ok(Secret::new(text))
 }

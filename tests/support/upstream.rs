@@ -1,0 +1,198 @@
+//! A fake upstream API on 127.0.0.1 that records exactly what it received.
+
+use super::tls::TestPki;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Version};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type UpBody = BoxBody<Bytes, BoxError>;
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<UpBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// One request as the upstream saw it. `body` is filled only by the default handler.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    /// Path and query exactly as received on the wire.
+    pub target: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct FakeUpstream {
+    pub addr: std::net::SocketAddr,
+    pub tls: bool,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub fn full(b: impl Into<Bytes>) -> UpBody {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+/// Answers from what was recorded (the whole body already read).
+pub type Responder = Arc<dyn Fn(&Recorded) -> Response<UpBody> + Send + Sync>;
+
+#[derive(Clone)]
+enum Mode {
+    Record(Responder),
+    Custom(Handler),
+}
+
+fn ok_json() -> Responder {
+    Arc::new(|_rec| {
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(full(r#"{"ok":true}"#))
+            .expect("response")
+    })
+}
+
+impl FakeUpstream {
+    /// Records every request with its whole body and answers 200 `{"ok":true}`.
+    pub async fn start() -> FakeUpstream {
+        Self::spawn(None, Mode::Record(ok_json())).await
+    }
+
+    /// Records every request with its whole body and answers with `responder`.
+    pub async fn responding<F>(f: F) -> FakeUpstream
+    where
+        F: Fn(&Recorded) -> Response<UpBody> + Send + Sync + 'static,
+    {
+        Self::spawn(None, Mode::Record(Arc::new(f))).await
+    }
+
+    /// A fake upstream whose answers come from `handler`; bodies are left to the handler.
+    pub async fn with_handler<F, Fut>(f: F) -> FakeUpstream
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<UpBody>> + Send + 'static,
+    {
+        let h: Handler = Arc::new(move |r| Box::pin(f(r)));
+        Self::spawn(None, Mode::Custom(h)).await
+    }
+
+    pub async fn start_tls(pki: &TestPki) -> FakeUpstream {
+        Self::spawn(Some(pki.server_config()), Mode::Record(ok_json())).await
+    }
+
+    async fn spawn(tls: Option<Arc<rustls::ServerConfig>>, mode: Mode) -> FakeUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let is_tls = tls.is_some();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let reqs = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    _ = &mut rx => return,
+                };
+                let reqs = reqs.clone();
+                let mode = mode.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let reqs = reqs.clone();
+                        let mode = mode.clone();
+                        async move {
+                            let target = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_default();
+                            let mut rec = Recorded {
+                                method: req.method().clone(),
+                                target,
+                                version: req.version(),
+                                headers: req.headers().clone(),
+                                body: Bytes::new(),
+                            };
+                            let resp = match mode {
+                                Mode::Record(responder) => {
+                                    rec.body = req
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                        .map(|c| c.to_bytes())
+                                        .unwrap_or_default();
+                                    let resp = responder(&rec);
+                                    reqs.lock().expect("lock").push(rec);
+                                    resp
+                                }
+                                Mode::Custom(handler) => {
+                                    reqs.lock().expect("lock").push(rec);
+                                    handler(req).await
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        Some(acc) => {
+                            if let Ok(tls) = acc.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        FakeUpstream {
+            addr,
+            tls: is_tls,
+            requests,
+            _shutdown: tx,
+        }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// The single request received; panics (failing the test) otherwise.
+    pub fn only_request(&self) -> Recorded {
+        let r = self.requests();
+        assert_eq!(
+            r.len(),
+            1,
+            "expected exactly one upstream request, got {}",
+            r.len()
+        );
+        r.into_iter().next().expect("one")
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+}
