@@ -107,9 +107,7 @@ async fn client_credentials_and_cookies_never_reach_the_upstream() {
 async fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let raw = format!(
-        "GET /api/x HTTP/1.1\r\nHost: proxy.local\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: 1\r\n\r\n"
-    );
+    let raw = "GET /api/x HTTP/1.1\r\nHost: proxy.local\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: 1\r\n\r\n";
     let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     s.write_all(raw.as_bytes()).await.unwrap();
