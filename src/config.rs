@@ -188,11 +188,15 @@ fn figment_error(err: figment::Error) -> ConfigError {
     let mut path = err.path.clone();
     let reason = match &err.kind {
         Kind::MissingField(field) => {
-            path.push(field.to_string());
+            if path.last().map(String::as_str) != Some(field.as_ref()) {
+                path.push(field.to_string());
+            }
             "missing field".to_string()
         }
         Kind::UnknownField(field, expected) => {
-            path.push(field.clone());
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
             if expected.is_empty() {
                 "unknown key".to_string()
             } else {

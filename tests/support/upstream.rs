@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
@@ -36,6 +37,7 @@ pub struct FakeUpstream {
     pub addr: std::net::SocketAddr,
     pub tls: bool,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<AtomicUsize>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -97,12 +99,15 @@ impl FakeUpstream {
         let is_tls = tls.is_some();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let reqs = requests.clone();
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let conns = connections.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                     _ = &mut rx => return,
                 };
+                conns.fetch_add(1, Ordering::SeqCst);
                 let reqs = reqs.clone();
                 let mode = mode.clone();
                 let acceptor = acceptor.clone();
@@ -163,6 +168,7 @@ impl FakeUpstream {
             addr,
             tls: is_tls,
             requests,
+            connections,
             _shutdown: tx,
         }
     }
@@ -190,6 +196,11 @@ impl FakeUpstream {
             r.len()
         );
         r.into_iter().next().expect("one")
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {

@@ -1,0 +1,144 @@
+//! A bad configuration exits with status 2 before listening, with one line naming the key
+//! and the reason, and no panic or backtrace.
+
+use std::process::Command;
+
+const GOOD: &str = r#"
+[credentials.campaign]
+type = "static"
+access_token = "secret-token-value"
+client_id = "cid"
+org_id = "O@AdobeOrg"
+
+[credentials.privacy]
+type = "static"
+access_token = "t2"
+client_id = "cid2"
+org_id = "O@AdobeOrg"
+
+[[routes]]
+prefix = "/campaign"
+api = "campaign"
+tenant = "acme"
+credential = "campaign"
+"#;
+
+fn run(args: &[&str], toml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(args)
+        .arg("--config")
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_config_error(toml: &str, expected: &str) {
+    for args in [&["check"][..], &["run"][..]] {
+        let (code, _out, err) = run(args, toml);
+        assert_eq!(code, 2, "{args:?} exit status; stderr: {err}");
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+        assert!(line.contains(expected), "{args:?}: expected {expected:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("listening"), "must not listen: {err}");
+    }
+}
+
+#[test]
+fn check_prints_resolved_routes_with_secrets_redacted() {
+    let (code, out, err) = run(&["check"], GOOD);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("route /campaign -> https://mc.adobe.io/acme/campaign"), "{out}");
+    assert!(!out.contains("secret-token-value") && !err.contains("secret-token-value"));
+}
+
+#[test]
+fn an_unknown_credential_names_the_route_and_the_known_ones() {
+    let toml = format!("{GOOD}\n[[routes]]\nprefix = \"/x\"\nupstream = \"http://127.0.0.1:1\"\ncredential = \"campain\"\n");
+    assert_config_error(
+        &toml,
+        r#"error: routes[1].credential: unknown credential "campain" (known: campaign, privacy)"#,
+    );
+}
+
+#[test]
+fn an_unknown_preset_is_an_error() {
+    let toml = GOOD.replace("api = \"campaign\"", "api = \"campaing\"");
+    assert_config_error(&toml, "routes[0].api");
+}
+
+#[test]
+fn a_bad_upstream_url_is_an_error() {
+    let toml = format!("{GOOD}\n[[routes]]\nprefix = \"/x\"\nupstream = \"ftp://example\"\ncredential = \"campaign\"\n");
+    assert_config_error(&toml, "routes[1].upstream:");
+}
+
+#[test]
+fn a_missing_field_is_an_error() {
+    let toml = GOOD.replace("prefix = \"/campaign\"\n", "");
+    assert_config_error(&toml, "routes[0].prefix: missing field");
+}
+
+#[test]
+fn an_unknown_key_is_an_error() {
+    let toml = GOOD.replace("tenant = \"acme\"", "tenant = \"acme\"\ntennant = \"x\"");
+    assert_config_error(&toml, "routes[0].tennant: unknown key");
+}
+
+#[test]
+fn an_unreadable_token_file_is_an_error() {
+    let toml = GOOD.replace(
+        "access_token = \"secret-token-value\"",
+        "access_token_file = \"/nonexistent/token\"",
+    );
+    assert_config_error(&toml, "credentials.campaign.access_token_file: cannot read /nonexistent/token");
+}
+
+#[test]
+fn a_duplicate_prefix_is_an_error() {
+    let toml = format!("{GOOD}\n[[routes]]\nprefix = \"/campaign/\"\nupstream = \"http://127.0.0.1:1\"\ncredential = \"privacy\"\n");
+    assert_config_error(&toml, "routes[1].prefix: duplicate prefix");
+}
+
+#[test]
+fn a_campaign_route_without_tenant_or_upstream_is_an_error() {
+    let toml = GOOD.replace("tenant = \"acme\"\n", "");
+    assert_config_error(&toml, "routes[0].tenant: required");
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config", "/nonexistent/proxy.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: config: cannot read /nonexistent/proxy.toml"), "{err}");
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("IMS_PROXY_CREDENTIALS__CAMPAIGN__CLIENT_ID", "from-env")
+        .env("IMS_PROXY_SERVER__LISTEN", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("credential campaign: type=static client_id=from-env"), "{stdout}");
+    assert!(stdout.contains("listen: 127.0.0.1:9999"), "{stdout}");
+}
