@@ -162,6 +162,9 @@ async fn forward_request(
         Ok(Err(e)) => return Err(ProxyError::UpstreamUnreachable(describe_client_error(&e))),
         Ok(Ok(resp)) => resp,
     };
+    // An HTTP/1.0 upstream's version must not leak to the client: hyper frames the response
+    // for the client's own connection.
+    *resp.version_mut() = Version::HTTP_11;
     forward::rewrite_response_headers(resp.headers_mut(), route);
     if let Some(theirs) = resp.headers().get(X_REQUEST_ID) {
         if theirs != request_id {
