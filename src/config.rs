@@ -192,7 +192,10 @@ fn figment_error(err: figment::Error) -> ConfigError {
             "missing field".to_string()
         }
         Kind::UnknownField(field, expected) => {
-            path.push(field.clone());
+            // Some figment versions already end the path with the field; others do not.
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
             if expected.is_empty() {
                 "unknown key".to_string()
             } else {
