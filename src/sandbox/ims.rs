@@ -99,6 +99,7 @@ struct Inner {
     knobs: Mutex<Knobs>,
     calls: AtomicUsize,
     tokens: Mutex<HashMap<String, TokenInfo>>,
+    revoked: Mutex<HashSet<String>>,
 }
 
 /// The fake IMS; cheap to clone, all clones share state.
@@ -173,18 +174,22 @@ impl FakeIms {
     /// What IMS knows of `token` (with or without a `Bearer ` prefix) while it is valid.
     pub fn validate_token(&self, token: &str) -> Option<TokenInfo> {
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
+        if lock(&self.inner.revoked).contains(token) {
+            return None;
+        }
         let info = lock(&self.inner.tokens).get(token).cloned()?;
         (SystemTime::now() < info.expires_at).then_some(info)
     }
 
-    /// Every token issued so far, valid or not.
+    /// Every token issued so far, valid, expired or revoked.
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.inner.tokens).keys().cloned().collect()
     }
 
     /// Revokes every issued token, as an admin rotating a secret would.
     pub fn revoke_all(&self) {
-        lock(&self.inner.tokens).clear();
+        let issued: Vec<String> = lock(&self.inner.tokens).keys().cloned().collect();
+        lock(&self.inner.revoked).extend(issued);
     }
 
     /// Answers one request.
