@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `check`.
+//! The command line: `run` (the default), `check`, `token`.
 
 use crate::config::Config;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,6 +34,11 @@ pub enum Command {
     Run,
     /// Validate the configuration and print the resolved routes, secrets redacted.
     Check,
+    /// Print a fresh access token for credential NAME on stdout (the token alone).
+    Token {
+        /// The credential, as in `[credentials.NAME]`.
+        name: String,
+    },
 }
 
 /// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
@@ -42,6 +47,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
+        Command::Token { name } => token(&cli.config, &name),
     }
 }
 
@@ -73,6 +79,50 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Asks IMS for a new token (never a cached one) so scripts get the full lifetime.
+fn token(path: &std::path::Path, name: &str) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let snapshot = match crate::snapshot::Snapshot::build(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let Some(credential) = snapshot.credentials.get(name) else {
+            let known: Vec<&str> = snapshot.credentials.keys().map(String::as_str).collect();
+            eprintln!(
+                "error: credentials.{name}: no such credential (known: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            );
+            return ExitCode::from(2);
+        };
+        credential.warn_if_retired();
+        match credential.fetch_token().await {
+            Ok(token) => {
+                println!("{}", token.expose());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: credentials.{name}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn run(path: &std::path::Path) -> ExitCode {

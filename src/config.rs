@@ -194,6 +194,7 @@ fn figment_error(err: figment::Error) -> ConfigError {
             "missing field".to_string()
         }
         Kind::UnknownField(field, expected) => {
+            // Some figment versions already end the path with the field; others do not.
             if path.last() != Some(field) {
                 path.push(field.clone());
             }

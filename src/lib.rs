@@ -12,7 +12,9 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod proxy;
+pub mod replay;
 pub mod routes;
+pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod snapshot;
@@ -43,6 +45,7 @@ impl Running {
 /// config's (exit 2) or the bind's.
 pub async fn start(config: &config::Config) -> Result<Running, StartError> {
     let snapshot = snapshot::Snapshot::build(config)?;
+    snapshot.start_refreshers();
     let state = proxy::State::new(snapshot);
     let server = server::Server::bind(state)
         .await

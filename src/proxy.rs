@@ -4,12 +4,13 @@
 
 use crate::error::ProxyError;
 use crate::forward::{self, ClientInfo, X_REQUEST_ID};
+use crate::replay::TeeBody;
 use crate::snapshot::Snapshot;
 use crate::upstream::BoxError;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -142,29 +143,50 @@ async fn forward_request(
         proto: conn.proto,
         host: host.as_ref(),
     };
-    forward::rewrite_request_headers(&mut parts.headers, route, bearer, &client);
+    forward::rewrite_request_headers(&mut parts.headers, route, bearer.clone(), &client);
     parts.headers.insert(X_REQUEST_ID, request_id.clone());
     parts.uri = uri;
     // The outbound connection decides h1 or h2 (ALPN); the client's version does not carry over.
     parts.version = Version::HTTP_11;
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-    let upstream_req = Request::from_parts(parts, body);
-
-    let sent = Instant::now();
-    let result = tokio::time::timeout(
-        snapshot.request_timeout,
-        snapshot.client.inner.request(upstream_req),
-    )
-    .await;
-    outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
-    let mut resp = match result {
-        Err(_) => return Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
-        Ok(Err(e)) => return Err(ProxyError::UpstreamUnreachable(describe_client_error(&e))),
-        Ok(Ok(resp)) => resp,
+    let credential = &route.credential;
+    let (body, replay) = match replay_limit(credential, &parts.headers) {
+        Some(limit) => {
+            let (tee, kept) = TeeBody::new(body, limit);
+            let head = (
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            );
+            (box_body(tee), Some((head, kept)))
+        }
+        None => (box_body(body), None),
     };
-    // An HTTP/1.0 upstream's version must not leak to the client: hyper frames the response
-    // for the client's own connection.
-    *resp.version_mut() = Version::HTTP_11;
+    let mut resp = send(snapshot, Request::from_parts(parts, body), outcome).await?;
+
+    if resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed() {
+        match replay.and_then(|(head, kept)| Some((head, kept.replayable()?))) {
+            Some(((method, uri, mut headers), body)) => {
+                if let Ok(fresh) = credential.refresh_after_401(&bearer).await {
+                    tracing::info!(credential = %credential.name, "replaying once with a new token after an upstream 401");
+                    headers.insert(http::header::AUTHORIZATION, fresh);
+                    let mut again = Request::new(box_body(Full::new(body)));
+                    *again.method_mut() = method;
+                    *again.uri_mut() = uri;
+                    *again.headers_mut() = headers;
+                    drop(resp);
+                    resp = send(snapshot, again, outcome).await?;
+                }
+            }
+            None => {
+                // Too large to replay: the 401 passes through, but the next request should
+                // not meet the same stale token.
+                let credential = credential.clone();
+                tokio::spawn(async move {
+                    let _ = credential.refresh_after_401(&bearer).await;
+                });
+            }
+        }
+    }
     forward::rewrite_response_headers(resp.headers_mut(), route);
     if let Some(theirs) = resp.headers().get(X_REQUEST_ID) {
         if theirs != request_id {
@@ -175,15 +197,51 @@ async fn forward_request(
     Ok(resp)
 }
 
-/// The legacy client's errors wrap the useful cause (refused, DNS, TLS) a few levels down.
-fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
+fn box_body<B>(body: B) -> crate::upstream::RequestBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// How much of the request body to keep for a replay after a 401, or `None` when the body is
+/// known to be too large or the token cannot be refreshed anyway.
+fn replay_limit(credential: &crate::token::Credential, headers: &http::HeaderMap) -> Option<usize> {
+    if !credential.is_managed() {
+        return None;
     }
-    msg
+    let limit = usize::try_from(credential.replay_body_limit).unwrap_or(usize::MAX);
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > credential.replay_body_limit => None,
+        _ => Some(limit),
+    }
+}
+
+/// One upstream exchange, bounded by the request timeout for the response head.
+async fn send(
+    snapshot: &Snapshot,
+    req: Request<crate::upstream::RequestBody>,
+    outcome: &mut Outcome,
+) -> Result<Response<Incoming>, ProxyError> {
+    let sent = Instant::now();
+    let result =
+        tokio::time::timeout(snapshot.request_timeout, snapshot.client.inner.request(req)).await;
+    let ms = sent.elapsed().as_secs_f64() * 1000.0;
+    outcome.upstream_ms = Some(outcome.upstream_ms.unwrap_or(0.0) + ms);
+    match result {
+        Err(_) => Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
+        Ok(Err(e)) => Err(ProxyError::UpstreamUnreachable(
+            crate::upstream::describe_client_error(&e),
+        )),
+        // An HTTP/1.0 upstream's version must not leak to the client: hyper frames the
+        // response for the client's own connection.
+        Ok(Ok(mut resp)) => {
+            *resp.version_mut() = http::Version::HTTP_11;
+            Ok(resp)
+        }
+    }
 }

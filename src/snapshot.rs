@@ -37,10 +37,33 @@ const RESERVED_HEADERS: &[&str] = &[
 
 impl Snapshot {
     pub fn build(config: &Config) -> Result<Snapshot, ConfigError> {
+        Self::build_with(config, None)
+    }
+
+    /// Builds a snapshot, keeping each credential of `previous` whose config and files are
+    /// unchanged (with its cached token and running refresher) instead of a new one. Does no
+    /// network I/O and spawns nothing: see [`Snapshot::start_refreshers`].
+    pub fn build_with(
+        config: &Config,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
         let listen = resolve_listen(&config.server.listen)?;
+        let client = UpstreamClient::new(&config.client)?;
+        let mut presets: BTreeMap<&str, Vec<crate::adobe::Api>> = BTreeMap::new();
+        for rc in &config.routes {
+            if let Some(api) = rc.api {
+                presets.entry(rc.credential.as_str()).or_default().push(api);
+            }
+        }
         let mut credentials = BTreeMap::new();
         for (name, cfg) in &config.credentials {
-            credentials.insert(name.clone(), Arc::new(Credential::from_config(name, cfg)?));
+            let apis = presets.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+            let fresh = Credential::build(name, cfg, apis, &client, &config.client)?;
+            let kept = previous
+                .and_then(|p| p.credentials.get(name))
+                .filter(|old| old.same_as(&fresh))
+                .cloned();
+            credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut seen = BTreeMap::new();
@@ -133,7 +156,6 @@ impl Snapshot {
                 headers,
             });
         }
-        let client = UpstreamClient::new(&config.client)?;
         Ok(Snapshot {
             listen,
             routes: RouteTable::new(routes),
@@ -143,12 +165,20 @@ impl Snapshot {
         })
     }
 
+    /// Starts the token refreshers (each credential's first fetch happens there, in the
+    /// background, so IMS being down never delays start-up). Needs a Tokio runtime.
+    pub fn start_refreshers(&self) {
+        for c in self.credentials.values() {
+            c.start_refresher();
+        }
+    }
+
     /// What `check` prints: the resolved routes, with secrets never shown.
     pub fn describe(&self) -> String {
         let mut out = format!("listen: {}\n", self.listen);
         for (name, c) in &self.credentials {
             out.push_str(&format!(
-                "credential {name}: type={} client_id={} org_id={}\n",
+                "credential {name}: type={} client_id={} org_id={}",
                 c.kind,
                 c.api_key.to_str().unwrap_or("?"),
                 c.org_id
@@ -156,6 +186,17 @@ impl Snapshot {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-"),
             ));
+            if let Some(ims) = c.ims_url() {
+                let what = match c.kind {
+                    crate::config::CredentialKind::Jwt => "metascopes",
+                    _ => "scopes",
+                };
+                out.push_str(&format!(
+                    " ims_url={ims} {what}={}",
+                    c.requested_scopes().join(",")
+                ));
+            }
+            out.push('\n');
         }
         let mut routes: Vec<&Route> = self.routes.iter().collect();
         routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));

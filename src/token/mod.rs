@@ -1,24 +1,97 @@
-//! Access tokens, one [`Credential`] per `[credentials.NAME]`. A request reads the current
-//! token without locks or waiting; only a cold or expired cache makes requests wait, and then
-//! they all share one fetch.
+//! Access tokens, one [`Credential`] per `[credentials.NAME]`, each with its own cache.
+//!
+//! A request reads the current token through an `ArcSwap`: no lock, no await, no IMS call
+//! while the token is valid. A background refresher ([`refresh`]) replaces it when
+//! `refresh_at` of its lifetime has passed. Only a cold or expired cache makes requests wait,
+//! and then they all share one IMS call (the `fetching` mutex is the single flight).
 
-use crate::config::{ConfigError, CredentialConfig, CredentialKind};
+pub mod ims;
+pub mod jwt;
+pub mod oauth;
+mod refresh;
+
+use crate::adobe::Api;
+use crate::config::{ClientConfig, ConfigError, CredentialConfig, CredentialKind};
 use crate::secret::Secret;
+use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
+use ims::{ExpiresUnit, ImsError, Issued};
+use jwt::{JwtSource, SigningKey};
+use oauth::OAuthSource;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Notify;
+
+pub const DEFAULT_IMS_URL: &str = "https://ims-na1.adobelogin.com";
+pub const DEFAULT_REFRESH_AT: f64 = 0.8;
+pub const DEFAULT_REPLAY_BODY_LIMIT: u64 = 64 * 1024;
+/// After an IMS failure, requests without a valid token get that failure for this long
+/// instead of each calling IMS again; the refresher keeps retrying with backoff meanwhile.
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
+/// At most one refresh forced by upstream 401s per credential in this window, so a stream of
+/// 401s (a misconfigured API, not a stale token) cannot hammer IMS.
+const FORCED_REFRESH_COOLDOWN: Duration = Duration::from_secs(5);
+/// A token stops being sent this long before IMS says it expires (capped at 30 s, and at a
+/// twentieth of its lifetime for short-lived tokens), so it cannot expire on the way.
+const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
+    #[error(transparent)]
+    Ims(#[from] ImsError),
     #[error("{0}")]
     Unavailable(String),
+    #[error("a token was refreshed for this credential less than {0:?} ago")]
+    RefreshCooldown(Duration),
 }
 
 /// A token ready to send: the `Authorization` value is built once, not per request.
 #[derive(Debug)]
 pub struct Token {
     pub bearer: HeaderValue,
+    /// When it stops being sent; `None` for static tokens, which IMS does not manage.
+    usable_until: Option<Instant>,
+    /// When the refresher replaces it.
+    refresh_after: Option<Instant>,
+}
+
+impl Token {
+    fn usable(&self, now: Instant) -> bool {
+        self.usable_until.is_none_or(|t| now < t)
+    }
+}
+
+/// Where tokens come from.
+#[derive(Debug)]
+enum Flow {
+    Static,
+    Jwt(JwtSource),
+    OAuth(OAuthSource),
+}
+
+/// What a credential was built from, including file contents, so a rebuilt snapshot can
+/// tell whether an existing credential (and its cached token) can be kept.
+#[derive(Debug, PartialEq)]
+struct Spec {
+    config: CredentialConfig,
+    metascopes: Vec<String>,
+    scopes: Vec<String>,
+    client: ClientConfig,
+    material: Vec<Secret>,
+}
+
+#[derive(Debug)]
+struct Failure {
+    error: TokenError,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct FlightState {
+    last_forced: Option<Instant>,
 }
 
 /// What a route needs from a credential: its token and the identity headers.
@@ -30,12 +103,41 @@ pub struct Credential {
     pub api_key: HeaderValue,
     /// `x-gw-ims-org-id`, for the APIs that require it.
     pub org_id: Option<HeaderValue>,
+    /// Bodies up to this size are kept while streaming so a 401 can be replayed.
+    pub replay_body_limit: u64,
+    spec: Spec,
+    flow: Flow,
+    client: UpstreamClient,
+    timeout: Duration,
+    refresh_at: f64,
     current: ArcSwapOption<Token>,
+    last_failure: ArcSwapOption<Failure>,
+    /// Counts finished IMS calls, so requests that queued behind a failed one share its
+    /// failure instead of each trying again.
+    attempts: AtomicU64,
+    fetching: tokio::sync::Mutex<FlightState>,
+    refresher_started: AtomicBool,
+    stop: Arc<Notify>,
+}
+
+impl Drop for Credential {
+    fn drop(&mut self) {
+        // The refresher holds only a `Weak`; this wakes it to notice and end.
+        self.stop.notify_one();
+    }
 }
 
 impl Credential {
-    /// Builds a credential from its config; `key` is `credentials.NAME` for error messages.
-    pub fn from_config(name: &str, cfg: &CredentialConfig) -> Result<Credential, ConfigError> {
+    /// Builds a credential from its config without any I/O beyond reading its files.
+    /// `presets` are the APIs of the routes using it, which supply default metascopes and
+    /// scopes when the credential names none.
+    pub fn build(
+        name: &str,
+        cfg: &CredentialConfig,
+        presets: &[Api],
+        client: &UpstreamClient,
+        client_cfg: &ClientConfig,
+    ) -> Result<Credential, ConfigError> {
         let key = format!("credentials.{name}");
         let client_id = required(&key, "client_id", cfg.client_id.as_deref(), cfg.kind)?;
         let api_key = header_value(&key, "client_id", client_id)?;
@@ -43,18 +145,86 @@ impl Credential {
             Some(o) if !o.trim().is_empty() => Some(header_value(&key, "org_id", o)?),
             _ => None,
         };
-        let current = match cfg.kind {
+        let refresh_at = cfg.refresh_at.unwrap_or(DEFAULT_REFRESH_AT);
+        if !(refresh_at > 0.0 && refresh_at < 1.0) {
+            return Err(ConfigError::new(
+                format!("{key}.refresh_at"),
+                "must be a fraction of the token lifetime between 0 and 1 (exclusive)",
+            ));
+        }
+        let metascopes = cfg
+            .metascopes
+            .clone()
+            .unwrap_or_else(|| dedup(presets.iter().map(|a| a.metascope().to_string())));
+        let scopes = cfg.scopes.clone().unwrap_or_else(|| {
+            dedup(
+                presets
+                    .iter()
+                    .flat_map(|a| a.oauth_scopes().iter().map(|s| s.to_string())),
+            )
+        });
+        let mut material = Vec::new();
+        let mut current = None;
+        let flow = match cfg.kind {
             CredentialKind::Static => {
                 let token = static_token(&key, cfg)?;
-                Some(Arc::new(Token {
+                current = Some(Arc::new(Token {
                     bearer: bearer_header(&key, &token)?,
-                }))
+                    usable_until: None,
+                    refresh_after: None,
+                }));
+                material.push(token);
+                Flow::Static
             }
-            other => {
-                return Err(ConfigError::new(
-                    format!("{key}.type"),
-                    format!("credential type {other:?} is not supported yet"),
-                ))
+            CredentialKind::Jwt => {
+                let client_secret = client_secret(&key, cfg)?;
+                let org = required(&key, "org_id", cfg.org_id.as_deref(), cfg.kind)?;
+                let tech = required(
+                    &key,
+                    "technical_account_id",
+                    cfg.technical_account_id.as_deref(),
+                    cfg.kind,
+                )?;
+                let path = cfg.private_key_file.as_deref().ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{key}.private_key_file"),
+                        "required for type = \"jwt\"",
+                    )
+                })?;
+                let (signing, pem) = SigningKey::load(&format!("{key}.private_key_file"), path)?;
+                if metascopes.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{key}.metascopes"),
+                        "required: no route using this credential has an api preset to supply them",
+                    ));
+                }
+                material.push(client_secret.clone());
+                material.push(pem);
+                Flow::Jwt(JwtSource {
+                    ims_url: ims_url(&key, cfg)?,
+                    client_id: client_id.to_string(),
+                    client_secret,
+                    org_id: org.to_string(),
+                    technical_account_id: tech.to_string(),
+                    metascopes: metascopes.clone(),
+                    key: signing,
+                })
+            }
+            CredentialKind::Oauth => {
+                let client_secret = client_secret(&key, cfg)?;
+                if scopes.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{key}.scopes"),
+                        "required: list the scopes Adobe Developer Console shows for this credential",
+                    ));
+                }
+                material.push(client_secret.clone());
+                Flow::OAuth(OAuthSource {
+                    ims_url: ims_url(&key, cfg)?,
+                    client_id: client_id.to_string(),
+                    client_secret,
+                    scopes: scopes.clone(),
+                })
             }
         };
         Ok(Credential {
@@ -62,17 +232,242 @@ impl Credential {
             kind: cfg.kind,
             api_key,
             org_id,
+            replay_body_limit: cfg.replay_body_limit.unwrap_or(DEFAULT_REPLAY_BODY_LIMIT),
+            spec: Spec {
+                config: cfg.clone(),
+                metascopes,
+                scopes,
+                client: client_cfg.clone(),
+                material,
+            },
+            flow,
+            client: client.clone(),
+            timeout: client_cfg.request_timeout,
+            refresh_at,
             current: ArcSwapOption::new(current),
+            last_failure: ArcSwapOption::empty(),
+            attempts: AtomicU64::new(0),
+            fetching: tokio::sync::Mutex::new(FlightState::default()),
+            refresher_started: AtomicBool::new(false),
+            stop: Arc::new(Notify::new()),
         })
     }
 
-    /// The `Authorization` header value for the current token.
-    pub async fn bearer(&self) -> Result<HeaderValue, TokenError> {
-        match self.current.load().as_ref() {
-            Some(t) => Ok(t.bearer.clone()),
-            None => Err(TokenError::Unavailable("no token has been obtained".into())),
+    /// True when `other` was built from the same config and file contents, so `self` (with
+    /// its cached token and running refresher) can stand in for it.
+    pub fn same_as(&self, other: &Credential) -> bool {
+        self.name == other.name && self.spec == other.spec
+    }
+
+    /// Whether tokens come from IMS (and so can be refreshed).
+    pub fn is_managed(&self) -> bool {
+        !matches!(self.flow, Flow::Static)
+    }
+
+    pub fn ims_url(&self) -> Option<&str> {
+        match &self.flow {
+            Flow::Static => None,
+            Flow::Jwt(j) => Some(&j.ims_url),
+            Flow::OAuth(o) => Some(&o.ims_url),
         }
     }
+
+    /// The metascopes (jwt) or scopes (oauth) this credential asks IMS for.
+    pub fn requested_scopes(&self) -> &[String] {
+        match &self.flow {
+            Flow::Static => &[],
+            Flow::Jwt(_) => &self.spec.metascopes,
+            Flow::OAuth(_) => &self.spec.scopes,
+        }
+    }
+
+    /// The `Authorization` header value. Lock-free while a valid token is cached; otherwise
+    /// waits on the one shared IMS call.
+    pub async fn bearer(&self) -> Result<HeaderValue, TokenError> {
+        if let Some(b) = self.usable_bearer() {
+            return Ok(b);
+        }
+        if !self.is_managed() {
+            return Err(TokenError::Unavailable(
+                "no token has been configured".into(),
+            ));
+        }
+        let seen = self.attempts.load(Ordering::Acquire);
+        if let Some(f) = self.recent_failure() {
+            return Err(f);
+        }
+        let _flight = self.fetching.lock().await;
+        if let Some(b) = self.usable_bearer() {
+            return Ok(b);
+        }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            if let Some(f) = self.recent_failure() {
+                return Err(f);
+            }
+        }
+        self.fetch_and_store().await
+    }
+
+    /// After an upstream rejected `stale` with 401: a new token, shared with every other
+    /// request that saw the same 401, or an error when one was forced too recently.
+    pub async fn refresh_after_401(&self, stale: &HeaderValue) -> Result<HeaderValue, TokenError> {
+        if !self.is_managed() {
+            return Err(TokenError::Unavailable(
+                "a static token cannot be refreshed".into(),
+            ));
+        }
+        let mut flight = self.fetching.lock().await;
+        if let Some(b) = self.usable_bearer() {
+            if b != stale {
+                return Ok(b);
+            }
+        }
+        let now = Instant::now();
+        if flight
+            .last_forced
+            .is_some_and(|t| now.duration_since(t) < FORCED_REFRESH_COOLDOWN)
+        {
+            return Err(TokenError::RefreshCooldown(FORCED_REFRESH_COOLDOWN));
+        }
+        flight.last_forced = Some(now);
+        tracing::info!(credential = %self.name, "upstream answered 401; refreshing the token");
+        self.fetch_and_store().await
+    }
+
+    /// A token fresh from IMS, not cached: for `ims-proxy token`.
+    pub async fn fetch_token(&self) -> Result<Secret, TokenError> {
+        match &self.flow {
+            Flow::Static => self
+                .spec
+                .material
+                .first()
+                .cloned()
+                .ok_or_else(|| TokenError::Unavailable("no token has been configured".into())),
+            _ => Ok(self.call_ims().await?.access_token),
+        }
+    }
+
+    /// Starts the background refresher once, the first time a snapshot holding this
+    /// credential is served; a credential kept across a reload keeps its refresher.
+    pub fn start_refresher(self: &Arc<Self>) {
+        if !self.is_managed() || self.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.warn_if_retired();
+        refresh::spawn(self);
+    }
+
+    /// Adobe's Service Account (JWT) credentials are at end of life.
+    pub fn warn_if_retired(&self) {
+        if self.kind == CredentialKind::Jwt {
+            tracing::warn!(
+                credential = %self.name,
+                "Adobe retired Service Account (JWT) credentials: none can be created since \
+                 2024-06-03 and they reached end of life on 2025-06-30; migrate this credential \
+                 to type = \"oauth\" (OAuth Server-to-Server), see docs/credentials.md"
+            );
+        }
+    }
+
+    fn usable_bearer(&self) -> Option<HeaderValue> {
+        let guard = self.current.load();
+        match guard.as_deref() {
+            Some(t) if t.usable(Instant::now()) => Some(t.bearer.clone()),
+            _ => None,
+        }
+    }
+
+    fn recent_failure(&self) -> Option<TokenError> {
+        let guard = self.last_failure.load();
+        guard
+            .as_deref()
+            .filter(|f| f.at.elapsed() < FAILURE_HOLD)
+            .map(|f| f.error.clone())
+    }
+
+    /// Whether the refresher should fetch now: no usable token, or past its refresh point.
+    fn refresh_due(&self, now: Instant) -> bool {
+        match self.current.load().as_deref() {
+            Some(t) => !t.usable(now) || t.refresh_after.is_some_and(|r| now >= r),
+            None => true,
+        }
+    }
+
+    /// How long the refresher may sleep when the last refresh succeeded.
+    fn until_refresh(&self, now: Instant) -> Duration {
+        match self.current.load().as_deref() {
+            Some(t) if t.usable(now) => t
+                .refresh_after
+                .map_or(Duration::MAX, |r| r.saturating_duration_since(now)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Called with the `fetching` lock held.
+    async fn fetch_and_store(&self) -> Result<HeaderValue, TokenError> {
+        let result = self.call_ims().await.and_then(|issued| {
+            let token = self.token_from(issued)?;
+            let bearer = token.bearer.clone();
+            self.current.store(Some(Arc::new(token)));
+            Ok(bearer)
+        });
+        match &result {
+            Ok(_) => self.last_failure.store(None),
+            Err(e) => {
+                tracing::warn!(credential = %self.name, error = %e, "could not obtain an access token");
+                self.last_failure.store(Some(Arc::new(Failure {
+                    error: e.clone(),
+                    at: Instant::now(),
+                })));
+            }
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    async fn call_ims(&self) -> Result<Issued, TokenError> {
+        let (url, form, unit) = match &self.flow {
+            Flow::Static => {
+                return Err(TokenError::Unavailable(
+                    "a static credential has no IMS".into(),
+                ))
+            }
+            Flow::Jwt(j) => (j.endpoint(), j.form(SystemTime::now()), ExpiresUnit::Millis),
+            Flow::OAuth(o) => (o.endpoint(), o.form(), ExpiresUnit::Seconds),
+        };
+        let form = form.map_err(|e| TokenError::Ims(ImsError::Request(e)))?;
+        tracing::debug!(credential = %self.name, %url, "requesting an access token from IMS");
+        let issued = ims::post_form(&self.client, self.timeout, &url, form, unit).await?;
+        Ok(issued)
+    }
+
+    fn token_from(&self, issued: Issued) -> Result<Token, TokenError> {
+        let now = Instant::now();
+        let lifetime = issued.lifetime;
+        let margin = (lifetime / 20).min(MAX_EXPIRY_MARGIN);
+        let bearer = bearer_header(&format!("credentials.{}", self.name), &issued.access_token)
+            .map_err(|e| TokenError::Unavailable(e.reason))?;
+        tracing::info!(
+            credential = %self.name,
+            lifetime_s = lifetime.as_secs_f64(),
+            "obtained an access token"
+        );
+        Ok(Token {
+            bearer,
+            usable_until: Some(now + (lifetime - margin)),
+            refresh_after: Some(now + lifetime.mul_f64(self.refresh_at)),
+        })
+    }
+}
+
+fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 fn required<'a>(
@@ -97,6 +492,38 @@ fn header_value(key: &str, field: &str, v: &str) -> Result<HeaderValue, ConfigEr
             "contains characters not allowed in an HTTP header",
         )
     })
+}
+
+fn ims_url(key: &str, cfg: &CredentialConfig) -> Result<String, ConfigError> {
+    let raw = cfg.ims_url.as_deref().unwrap_or(DEFAULT_IMS_URL).trim();
+    let err = |r: &str| ConfigError::new(format!("{key}.ims_url"), format!("{raw:?} {r}"));
+    let url = url::Url::parse(raw).map_err(|_| err("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(err("must be an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("may not have a query or fragment"));
+    }
+    // IMS compares `aud` and metascope claims textually with its own origin.
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+fn client_secret(key: &str, cfg: &CredentialConfig) -> Result<Secret, ConfigError> {
+    match (&cfg.client_secret, &cfg.client_secret_file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            format!("{key}.client_secret_file"),
+            "give either client_secret or client_secret_file, not both",
+        )),
+        (Some(s), None) if !s.is_empty() => Ok(Secret::new(s.expose().trim())),
+        (None, Some(path)) => read_secret_file(&format!("{key}.client_secret_file"), path),
+        _ => Err(ConfigError::new(
+            format!("{key}.client_secret"),
+            format!(
+                "required for type = \"{}\" (or client_secret_file)",
+                cfg.kind
+            ),
+        )),
+    }
 }
 
 /// `Bearer <token>`, marked sensitive so HTTP/2 never puts it in a compression table.
