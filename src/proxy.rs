@@ -2,6 +2,7 @@
 //! rewrite the response. Everything here runs per request, so it reads shared state without
 //! locks and allocates only what the request itself needs.
 
+use crate::access::{AccessRecord, Counted, Observed};
 use crate::error::ProxyError;
 use crate::forward::{self, ClientInfo, X_REQUEST_ID};
 use crate::snapshot::Snapshot;
@@ -13,10 +14,11 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>>;
 
 /// Shared by every connection: the current snapshot, swapped whole on reload.
 pub struct State {
@@ -56,26 +58,31 @@ pub async fn handle(
         }
         Err(e) => e.to_response(&request_id).map(Either::Right),
     };
-    tracing::info!(
-        target: "ims_proxy::access",
-        request_id = request_id.to_str().unwrap_or(""),
-        method = %method,
-        path = %path,
-        route = outcome.route.as_deref().unwrap_or("-"),
-        credential = outcome.credential.as_deref().unwrap_or("-"),
-        status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        upstream_ms = outcome.upstream_ms,
-        "request"
-    );
-    resp
+    let record = AccessRecord {
+        started,
+        request_id,
+        method,
+        path,
+        client: outcome.client,
+        route: outcome.route,
+        credential: outcome.credential,
+        status: resp.status().as_u16(),
+        upstream: outcome.upstream,
+        bytes_in: outcome.bytes_in,
+        bytes_out: 0,
+        permit: outcome.permit,
+    };
+    resp.map(|body| Observed::new(body, record))
 }
 
 #[derive(Default)]
 struct Outcome {
+    client: Option<String>,
     route: Option<String>,
     credential: Option<String>,
-    upstream_ms: Option<f64>,
+    upstream: Option<Duration>,
+    bytes_in: Arc<AtomicU64>,
+    permit: Option<crate::ratelimit::Permit>,
 }
 
 async fn forward_request(
@@ -107,6 +114,16 @@ async fn forward_request(
         route.prefix.clone()
     });
     outcome.credential = Some(route.credential.name.clone());
+    if let Some(limiter) = snapshot.limits.get(&route.prefix) {
+        let permit = limiter
+            .acquire()
+            .await
+            .map_err(|r| ProxyError::RateLimited {
+                route: outcome.route.clone().unwrap_or_default(),
+                retry_after: r.retry_after,
+            })?;
+        outcome.permit = Some(permit);
+    }
     let path_and_query = route
         .upstream_path_and_query(rest, req.uri().query())
         .ok_or_else(|| {
@@ -147,16 +164,18 @@ async fn forward_request(
     parts.uri = uri;
     // The outbound connection decides h1 or h2 (ALPN); the client's version does not carry over.
     parts.version = Version::HTTP_11;
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let body = Counted::new(body, outcome.bytes_in.clone())
+        .map_err(|e| -> BoxError { Box::new(e) })
+        .boxed();
     let upstream_req = Request::from_parts(parts, body);
 
     let sent = Instant::now();
     let result = tokio::time::timeout(
         snapshot.request_timeout,
-        snapshot.client.inner.request(upstream_req),
+        snapshot.client.request(upstream_req),
     )
     .await;
-    outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
+    outcome.upstream = Some(sent.elapsed());
     let mut resp = match result {
         Err(_) => return Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
         Ok(Err(e)) => return Err(ProxyError::UpstreamUnreachable(describe_client_error(&e))),

@@ -9,6 +9,9 @@ use http::HeaderValue;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod status;
+pub use status::{CredentialState, CredentialStatus};
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error("{0}")]
@@ -64,6 +67,10 @@ impl Credential {
             org_id,
             current: ArcSwapOption::new(current),
         })
+    }
+
+    pub(crate) fn has_token(&self) -> bool {
+        self.current.load().is_some()
     }
 
     /// The `Authorization` header value for the current token.
