@@ -2,12 +2,18 @@
 //! clients, and a harness that starts the proxy in-process on a free port.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod client;
+pub mod connect_proxy;
 pub mod proxy;
 pub mod tls;
 pub mod upstream;
 
+#[allow(unused_imports)]
+pub use child::*;
 pub use client::*;
+#[allow(unused_imports)]
+pub use connect_proxy::*;
 pub use proxy::*;
 pub use upstream::*;
 
