@@ -28,7 +28,13 @@ async fn https_upstreams_are_reached_through_a_connect_tunnel_with_proxy_credent
     let up = FakeUpstream::start_tls(&pki).await;
     let corp = ConnectProxy::start().await;
     let route = static_route("/api", "", &format!("{}/base", up.url()));
-    let p = start_proxy(&via_proxy(&with_auth(&corp), None, Some(&pki.ca_path()), &route)).await;
+    let p = start_proxy(&via_proxy(
+        &with_auth(&corp),
+        None,
+        Some(&pki.ca_path()),
+        &route,
+    ))
+    .await;
     let got = get(&proxy_url(&p, "/api/x?y=1")).await;
     assert_eq!(got.status, 200, "{:?}", got.body);
     let seen = corp.seen();
@@ -71,7 +77,13 @@ async fn hosts_in_no_proxy_are_reached_directly() {
     let up = FakeUpstream::start().await;
     let corp = ConnectProxy::start().await;
     let route = static_route("/api", "", &up.url());
-    let p = start_proxy(&via_proxy(&corp.url(), Some("example.com, 127.0.0.1"), None, &route)).await;
+    let p = start_proxy(&via_proxy(
+        &corp.url(),
+        Some("example.com, 127.0.0.1"),
+        None,
+        &route,
+    ))
+    .await;
     assert_eq!(get(&proxy_url(&p, "/api/x")).await.status, 200);
     assert_eq!(up.count(), 1);
     assert!(corp.seen().is_empty(), "{:?}", corp.seen());
@@ -81,10 +93,18 @@ async fn hosts_in_no_proxy_are_reached_directly() {
 async fn an_unreachable_egress_proxy_is_a_502_naming_the_proxy() {
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let route = static_route("/api", "", &up.url());
-    let p = start_proxy(&via_proxy(&format!("http://{closed}"), None, Some(&pki.ca_path()), &route))
-        .await;
+    let p = start_proxy(&via_proxy(
+        &format!("http://{closed}"),
+        None,
+        Some(&pki.ca_path()),
+        &route,
+    ))
+    .await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.json()["error_code"], "upstream_unreachable");

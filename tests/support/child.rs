@@ -179,6 +179,11 @@ impl ChildProxy {
         }
     }
 
+    /// The exit status if the process has already exited.
+    pub fn wait_exit_now(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     pub fn rewrite_config(&self, toml: &str) {
         // Written beside and renamed, as deployment tools do, so no half-written file is read.
         let tmp = self.dir.path().join("proxy.toml.new");

@@ -10,12 +10,7 @@ pub mod tls;
 pub mod upstream;
 
 #[allow(unused_imports)]
-pub use child::*;
-pub use client::*;
-#[allow(unused_imports)]
-pub use connect_proxy::*;
-pub use proxy::*;
-pub use upstream::*;
+pub use {child::*, client::*, connect_proxy::*, proxy::*, upstream::*};
 
 use std::time::Duration;
 
