@@ -1,4 +1,6 @@
 //! The command line: `run` (the default), `check`, `token`.
+//!
+//! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
 
 use crate::config::Config;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -30,10 +32,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy (the default).
-    Run,
+    /// Run the proxy (the default). SIGHUP reloads the configuration.
+    Run {
+        /// Also reload when the config file, or a secret or CA file it names, changes.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Validate the configuration and print the resolved routes, secrets redacted.
-    Check,
+    Check {
+        /// Also fetch a token for every credential and connect to every route's upstream
+        /// (through the egress proxy, if any); exit 1 if anything fails.
+        #[arg(long)]
+        online: bool,
+    },
     /// Print a fresh access token for credential NAME on stdout (the token alone).
     Token {
         /// The credential, as in `[credentials.NAME]`.
@@ -44,9 +55,9 @@ pub enum Command {
 /// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
 pub fn main(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
-        Command::Check => check(&cli.config),
+    match cli.command.unwrap_or(Command::Run { watch: false }) {
+        Command::Run { watch } => run(&cli.config, watch),
+        Command::Check { online } => check(&cli.config, online),
         Command::Token { name } => token(&cli.config, &name),
     }
 }
@@ -58,7 +69,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, online: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -72,6 +83,9 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(s) => {
             print!("{}", s.describe());
             println!("config ok");
+            if online && !rt.block_on(check_online(&s, config.client.request_timeout)) {
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -125,7 +139,95 @@ fn token(path: &std::path::Path, name: &str) -> ExitCode {
     })
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
+/// Fetches a token for every credential and opens a connection to every route's upstream,
+/// printing one line for each; true if all of them work.
+async fn check_online(s: &crate::snapshot::Snapshot, deadline: std::time::Duration) -> bool {
+    use std::collections::BTreeMap;
+    let mut failures = 0usize;
+    let mut credential_ok = BTreeMap::new();
+    for (name, cred) in &s.credentials {
+        let result = match tokio::time::timeout(deadline, cred.fetch_fresh()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {deadline:?}")),
+        };
+        match result {
+            Ok(()) => {
+                let status = cred.status();
+                let expiry = match status.expires_in_seconds {
+                    Some(secs) => format!("token expires in {secs} s"),
+                    None => "token does not expire".into(),
+                };
+                println!("credential {name}: ok ({}, {expiry})", cred.kind);
+                credential_ok.insert(name.as_str(), true);
+            }
+            Err(e) => {
+                println!("credential {name}: FAILED: {e}");
+                credential_ok.insert(name.as_str(), false);
+                failures += 1;
+            }
+        }
+    }
+    let mut routes: Vec<&crate::routes::Route> = s.routes.iter().collect();
+    routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    for r in routes {
+        let prefix = if r.prefix.is_empty() { "/" } else { &r.prefix };
+        let uri = http::Uri::builder()
+            .scheme(r.upstream.scheme.clone())
+            .authority(r.upstream.authority.clone())
+            .path_and_query("/")
+            .build();
+        let reach = match uri {
+            Err(e) => Err(e.to_string()),
+            Ok(uri) => match tokio::time::timeout(deadline, s.client.probe(uri)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(error_chain(&*e)),
+                Err(_) => Err(format!("no connection within {deadline:?}")),
+            },
+        };
+        let cred = r.credential.name.as_str();
+        let cred_ok = credential_ok.get(cred).copied().unwrap_or(false);
+        match (&reach, cred_ok) {
+            (Ok(()), true) => println!(
+                "route {prefix} -> {}: ok (credential {cred}, upstream reachable)",
+                r.upstream
+            ),
+            _ => {
+                failures += 1;
+                let mut why = Vec::new();
+                if !cred_ok {
+                    why.push(format!("credential {cred} failed"));
+                }
+                if let Err(e) = &reach {
+                    why.push(format!("upstream unreachable: {e}"));
+                }
+                println!(
+                    "route {prefix} -> {}: FAILED: {}",
+                    r.upstream,
+                    why.join("; ")
+                );
+            }
+        }
+    }
+    if failures == 0 {
+        println!("online check ok");
+    } else {
+        println!("online check FAILED: {failures} problem(s)");
+    }
+    failures == 0
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+fn run(path: &std::path::Path, watch: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -134,7 +236,11 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(crate::run(&config, shutdown_signal())) {
+    let options = crate::RunOptions {
+        config_path: Some(path.to_path_buf()),
+        watch,
+    };
+    match rt.block_on(crate::run(&config, options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(crate::StartError::Config(e)) => {
             eprintln!("error: {e}");

@@ -39,6 +39,8 @@ pub struct Config {
     #[serde(default)]
     pub client: ClientConfig,
     #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
     pub credentials: BTreeMap<String, CredentialConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -49,14 +51,29 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// How long requests in flight (streams included) may run on after SIGTERM/SIGINT.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            shutdown_grace: default_shutdown_grace(),
         }
     }
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `[admin]`: the health, readiness and metrics listener, off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -75,6 +92,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// Egress proxy for IMS and upstream traffic (`http://[user:pass@]host:port`); overrides
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`. A `Secret` because it may carry a password.
+    pub proxy: Option<Secret>,
+    /// Hosts reached directly, curl's `NO_PROXY` syntax; overrides `NO_PROXY`.
+    pub no_proxy: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -84,6 +106,8 @@ impl Default for ClientConfig {
             connect_timeout: default_connect_timeout(),
             request_timeout: default_request_timeout(),
             pool_idle_timeout: default_pool_idle_timeout(),
+            proxy: None,
+            no_proxy: None,
         }
     }
 }
@@ -154,6 +178,30 @@ pub struct RouteConfig {
     pub headers: BTreeMap<String, String>,
     /// For routes without a preset: also send `x-gw-ims-org-id`.
     pub org_id_header: Option<bool>,
+    /// Outbound request rate: a token bucket refilled at `per_second`, holding `burst`.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// At most this many requests to the upstream at once (response bodies included).
+    pub max_concurrent: Option<u32>,
+    /// Requests over `rate_limit` or `max_concurrent` wait in a queue of this many...
+    #[serde(default = "default_queue_size")]
+    pub queue_size: u32,
+    /// ...for at most this long; past either bound they get 429 `rate_limited`.
+    #[serde(default = "default_queue_timeout", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub per_second: f64,
+    pub burst: Option<u32>,
+}
+
+fn default_queue_size() -> u32 {
+    100
+}
+fn default_queue_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Config {

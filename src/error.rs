@@ -20,6 +20,11 @@ pub enum ProxyError {
     UpstreamTimeout(std::time::Duration),
     #[error("no access token for credential {credential:?}: {reason}")]
     TokenUnavailable { credential: String, reason: String },
+    #[error("route {route} is over its configured rate or concurrency limit; retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        route: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl ProxyError {
@@ -31,6 +36,7 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TokenUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -43,11 +49,19 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::TokenUnavailable { .. } => "token_unavailable",
+            ProxyError::RateLimited { .. } => "rate_limited",
         }
     }
 
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
-        error_response(self.status(), self.code(), &self.to_string(), request_id)
+        let mut resp = error_response(self.status(), self.code(), &self.to_string(), request_id);
+        if let ProxyError::RateLimited { retry_after, .. } = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
+        }
+        resp
     }
 }
 

@@ -2,6 +2,7 @@
 //! rewrite the response. Everything here runs per request, so it reads shared state without
 //! locks and allocates only what the request itself needs.
 
+use crate::access::{AccessRecord, Counted, Observed};
 use crate::error::ProxyError;
 use crate::forward::{self, ClientInfo, X_REQUEST_ID};
 use crate::replay::TeeBody;
@@ -14,10 +15,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>>;
 
 /// Shared by every connection: the current snapshot, swapped whole on reload.
 pub struct State {
@@ -57,26 +59,31 @@ pub async fn handle(
         }
         Err(e) => e.to_response(&request_id).map(Either::Right),
     };
-    tracing::info!(
-        target: "ims_proxy::access",
-        request_id = request_id.to_str().unwrap_or(""),
-        method = %method,
-        path = %path,
-        route = outcome.route.as_deref().unwrap_or("-"),
-        credential = outcome.credential.as_deref().unwrap_or("-"),
-        status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        upstream_ms = outcome.upstream_ms,
-        "request"
-    );
-    resp
+    let record = AccessRecord {
+        started,
+        request_id,
+        method,
+        path,
+        client: outcome.client,
+        route: outcome.route,
+        credential: outcome.credential,
+        status: resp.status().as_u16(),
+        upstream: outcome.upstream,
+        bytes_in: outcome.bytes_in,
+        bytes_out: 0,
+        permit: outcome.permit,
+    };
+    resp.map(|body| Observed::new(body, record))
 }
 
 #[derive(Default)]
 struct Outcome {
+    client: Option<String>,
     route: Option<String>,
     credential: Option<String>,
-    upstream_ms: Option<f64>,
+    upstream: Option<Duration>,
+    bytes_in: Arc<AtomicU64>,
+    permit: Option<crate::ratelimit::Permit>,
 }
 
 async fn forward_request(
@@ -108,6 +115,16 @@ async fn forward_request(
         route.prefix.clone()
     });
     outcome.credential = Some(route.credential.name.clone());
+    if let Some(limiter) = snapshot.limits.get(&route.prefix) {
+        let permit = limiter
+            .acquire()
+            .await
+            .map_err(|r| ProxyError::RateLimited {
+                route: outcome.route.clone().unwrap_or_default(),
+                retry_after: r.retry_after,
+            })?;
+        outcome.permit = Some(permit);
+    }
     let path_and_query = route
         .upstream_path_and_query(rest, req.uri().query())
         .ok_or_else(|| {
@@ -149,6 +166,7 @@ async fn forward_request(
     // The outbound connection decides h1 or h2 (ALPN); the client's version does not carry over.
     parts.version = Version::HTTP_11;
     let credential = &route.credential;
+    let body = Counted::new(body, outcome.bytes_in.clone());
     let (body, replay) = match replay_limit(credential, &parts.headers) {
         Some(limit) => {
             let (tee, kept) = TeeBody::new(body, limit);
@@ -168,6 +186,7 @@ async fn forward_request(
             Some(((method, uri, mut headers), body)) => {
                 if let Ok(fresh) = credential.refresh_after_401(&bearer).await {
                     tracing::info!(credential = %credential.name, "replaying once with a new token after an upstream 401");
+                    crate::metrics::upstream_401_replay(&credential.name);
                     headers.insert(http::header::AUTHORIZATION, fresh);
                     let mut again = Request::new(box_body(Full::new(body)));
                     *again.method_mut() = method;
@@ -229,9 +248,8 @@ async fn send(
 ) -> Result<Response<Incoming>, ProxyError> {
     let sent = Instant::now();
     let result =
-        tokio::time::timeout(snapshot.request_timeout, snapshot.client.inner.request(req)).await;
-    let ms = sent.elapsed().as_secs_f64() * 1000.0;
-    outcome.upstream_ms = Some(outcome.upstream_ms.unwrap_or(0.0) + ms);
+        tokio::time::timeout(snapshot.request_timeout, snapshot.client.request(req)).await;
+    outcome.upstream = Some(outcome.upstream.unwrap_or_default() + sent.elapsed());
     match result {
         Err(_) => Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
         Ok(Err(e)) => Err(ProxyError::UpstreamUnreachable(

@@ -14,18 +14,13 @@ use tokio::net::TcpListener;
 pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
-    shutdown_grace: Duration,
 }
 
 impl Server {
     pub async fn bind(state: Arc<State>) -> std::io::Result<Server> {
         let addr = state.snapshot.load().listen;
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server {
-            listener,
-            state,
-            shutdown_grace: Duration::from_secs(30),
-        })
+        Ok(Server { listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -62,18 +57,31 @@ impl Server {
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn.into_owned());
+            crate::metrics::connection_opened();
             tokio::spawn(async move {
+                let _open = OpenConnection;
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
             });
         }
         drop(self.listener);
+        // Read now, not at bind: a reload may have changed it.
+        let grace = self.state.snapshot.load().shutdown_grace;
         tokio::select! {
             _ = graceful.shutdown() => {}
-            _ = tokio::time::sleep(self.shutdown_grace) => {
-                tracing::warn!("shutdown grace period over; closing remaining connections");
+            _ = tokio::time::sleep(grace) => {
+                tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
             }
         }
+    }
+}
+
+/// Counts a connection in `ims_proxy_open_connections` for as long as its task lives.
+struct OpenConnection;
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        crate::metrics::connection_closed();
     }
 }

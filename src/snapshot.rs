@@ -17,6 +17,10 @@ pub struct Snapshot {
     pub credentials: BTreeMap<String, Arc<Credential>>,
     pub client: UpstreamClient,
     pub request_timeout: std::time::Duration,
+    /// Per-route limiters by prefix, for the routes that set limits.
+    pub limits: crate::ratelimit::Limits,
+    pub shutdown_grace: std::time::Duration,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Headers the proxy owns: a route may not set them, because the proxy sets or strips them.
@@ -66,6 +70,7 @@ impl Snapshot {
             credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut limits = crate::ratelimit::Limits::new();
         let mut seen = BTreeMap::new();
         for (i, rc) in config.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
@@ -147,6 +152,10 @@ impl Snapshot {
                     .map_err(|_| ConfigError::new(&hkey, "not a valid header value"))?;
                 headers.push((hname, hvalue));
             }
+            let label = if prefix.is_empty() { "/" } else { &prefix };
+            if let Some(l) = crate::ratelimit::RouteLimiter::from_config(&key, label, rc)? {
+                limits.insert(prefix.clone(), Arc::new(l));
+            }
             routes.push(Route {
                 prefix,
                 api: rc.api,
@@ -162,6 +171,12 @@ impl Snapshot {
             credentials,
             client,
             request_timeout: config.client.request_timeout,
+            limits,
+            shutdown_grace: config.server.shutdown_grace,
+            admin_listen: match &config.admin.listen {
+                Some(a) => Some(resolve_addr("admin.listen", a)?),
+                None => None,
+            },
         })
     }
 
@@ -176,6 +191,10 @@ impl Snapshot {
     /// What `check` prints: the resolved routes, with secrets never shown.
     pub fn describe(&self) -> String {
         let mut out = format!("listen: {}\n", self.listen);
+        if let Some(a) = self.admin_listen {
+            out.push_str(&format!("admin: {a}\n"));
+        }
+        out.push_str(&format!("egress: {}\n", self.client.egress.description));
         for (name, c) in &self.credentials {
             out.push_str(&format!(
                 "credential {name}: type={} client_id={} org_id={}",
@@ -236,8 +255,12 @@ fn normalise_prefix(p: &str) -> Result<String, String> {
 }
 
 fn resolve_listen(listen: &str) -> Result<SocketAddr, ConfigError> {
+    resolve_addr("server.listen", listen)
+}
+
+fn resolve_addr(key: &str, listen: &str) -> Result<SocketAddr, ConfigError> {
     use std::net::ToSocketAddrs;
-    let err = |r: String| ConfigError::new("server.listen", r);
+    let err = |r: String| ConfigError::new(key, r);
     let mut addrs = listen
         .to_socket_addrs()
         .map_err(|e| err(format!("{listen:?} is not host:port: {e}")))?;

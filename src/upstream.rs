@@ -1,8 +1,10 @@
 //! The one outbound HTTP client, for upstream APIs and IMS alike: pooled keep-alive
 //! connections, rustls with the webpki roots plus an optional extra CA file, HTTP/2 when the
-//! server offers it by ALPN.
+//! server offers it by ALPN. Connections go through [`crate::egress`] (a corporate proxy, if
+//! one is configured).
 
 use crate::config::{ClientConfig, ConfigError};
+use crate::egress::{Egress, EgressConnector};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper_rustls::HttpsConnector;
@@ -15,9 +17,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
+type Connector = HttpsConnector<EgressConnector>;
+
 #[derive(Clone)]
 pub struct UpstreamClient {
-    pub inner: Client<HttpsConnector<HttpConnector>, RequestBody>,
+    pub inner: Client<Connector, RequestBody>,
+    pub egress: Arc<Egress>,
+    connector: Connector,
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -34,6 +40,8 @@ impl UpstreamClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let egress = Arc::new(Egress::from_config(cfg)?);
+        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -44,10 +52,35 @@ impl UpstreamClient {
             .pool_idle_timeout(cfg.pool_idle_timeout)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(https);
-        Ok(UpstreamClient { inner })
+            .build(https.clone());
+        Ok(UpstreamClient {
+            inner,
+            egress,
+            connector: https,
+        })
+    }
+
+    /// Sends `req`, adding `Proxy-Authorization` when it goes as plain HTTP through an egress
+    /// proxy with credentials. Use this rather than `inner.request` for every outbound call.
+    pub fn request(&self, mut req: http::Request<RequestBody>) -> ResponseFuture {
+        if let Some(auth) = self.egress.forward_auth(req.uri()) {
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
+        self.inner.request(req)
+    }
+
+    /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel
+    /// and TLS, exactly as a request would. For `check --online`.
+    pub async fn probe(&self, uri: http::Uri) -> Result<(), BoxError> {
+        use tower_service::Service as _;
+        let mut c = self.connector.clone();
+        std::future::poll_fn(|cx| c.poll_ready(cx)).await?;
+        c.call(uri).await.map(drop)
     }
 }
+
+pub type ResponseFuture = hyper_util::client::legacy::ResponseFuture;
 
 fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -75,7 +75,6 @@ pub async fn post_form(
         .map_err(|e| ImsError::Request(e.to_string()))?;
     let exchange = async {
         let resp = client
-            .inner
             .request(req)
             .await
             .map_err(|e| ImsError::Transport {

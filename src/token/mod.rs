@@ -38,6 +38,9 @@ const FORCED_REFRESH_COOLDOWN: Duration = Duration::from_secs(5);
 /// twentieth of its lifetime for short-lived tokens), so it cannot expire on the way.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
+pub mod status;
+pub use status::{CredentialState, CredentialStatus};
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error(transparent)]
@@ -369,6 +372,20 @@ impl Credential {
         }
     }
 
+    /// `Some(expiry)` while a usable token is held (`Some(None)`: it never expires).
+    pub(crate) fn usable_until(&self, now: Instant) -> Option<Option<Instant>> {
+        let guard = self.current.load();
+        guard
+            .as_deref()
+            .filter(|t| t.usable(now))
+            .map(|t| t.usable_until)
+    }
+
+    /// IMS's error from the last failed call, until a call succeeds.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_failure.load().as_deref().map(|f| f.error.to_string())
+    }
+
     fn usable_bearer(&self) -> Option<HeaderValue> {
         let guard = self.current.load();
         match guard.as_deref() {
@@ -411,6 +428,7 @@ impl Credential {
             self.current.store(Some(Arc::new(token)));
             Ok(bearer)
         });
+        crate::metrics::token_refresh(&self.name, result.is_ok());
         match &result {
             Ok(_) => self.last_failure.store(None),
             Err(e) => {

@@ -2,15 +2,16 @@
 //! clients, and a harness that starts the proxy in-process on a free port.
 #![allow(dead_code, unused_imports)]
 
+pub mod child;
 pub mod client;
 pub mod ims;
+pub mod connect_proxy;
 pub mod proxy;
 pub mod tls;
 pub mod upstream;
 
-pub use client::*;
-pub use proxy::*;
-pub use upstream::*;
+#[allow(unused_imports)]
+pub use {child::*, client::*, connect_proxy::*, proxy::*, upstream::*};
 
 use std::time::Duration;
 

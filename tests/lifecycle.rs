@@ -1,0 +1,356 @@
+//! The real binary as a child process: access log lines, SIGHUP and `--watch` reloads,
+//! SIGTERM with a stream in flight, `check --online`, and proxy environment variables.
+
+mod support;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http::Request;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use std::time::Duration;
+use support::tls::TestPki;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(routes: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "20s"
+
+[admin]
+listen = "127.0.0.1:0"
+{extra}
+
+[credentials.cred]
+type = "static"
+access_token = "static-token-abc"
+client_id = "client-123"
+{routes}
+"#
+    )
+}
+
+fn route(prefix: &str, upstream: &str) -> String {
+    format!("[[routes]]\nprefix = \"{prefix}\"\nupstream = \"{upstream}\"\ncredential = \"cred\"\n")
+}
+
+async fn get_with_id(url: &str, id: &str) -> Got {
+    let req = Request::get(url)
+        .header("x-request-id", id)
+        .body(Full::default())
+        .unwrap();
+    send(&h1_client(), req).await
+}
+
+async fn metrics(admin: std::net::SocketAddr) -> String {
+    String::from_utf8_lossy(&get(&format!("http://{admin}/metrics")).await.body).into_owned()
+}
+
+#[tokio::test]
+async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
+    let up = FakeUpstream::start().await;
+    let child = ChildProxy::spawn(&config(&route("/api", &up.url()), ""), &[]);
+    let addr = child.addr().await;
+    assert_eq!(
+        get_with_id(&format!("http://{addr}/api/x"), "req-ok-1")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get_with_id(&format!("http://{addr}/nowhere"), "req-404-1")
+            .await
+            .status,
+        404
+    );
+    let access = |id: &str| -> Vec<serde_json::Value> {
+        child
+            .events()
+            .into_iter()
+            .filter(|e| e["target"] == "ims_proxy::access" && e["request_id"] == id)
+            .collect()
+    };
+    let mut ok = Vec::new();
+    for _ in 0..500 {
+        ok = access("req-ok-1");
+        if !ok.is_empty() && !access("req-404-1").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    let e = &ok[0];
+    assert_eq!(e["level"], "INFO");
+    assert_eq!(e["method"], "GET");
+    assert_eq!(e["path"], "/api/x");
+    assert_eq!(e["route"], "/api");
+    assert_eq!(e["credential"], "cred");
+    assert_eq!(e["client"], "-");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["bytes_in"], 0);
+    assert_eq!(e["bytes_out"], 11); // {"ok":true}
+    assert_eq!(e["completed"], true);
+    assert!(e["duration_ms"].as_f64().unwrap() >= e["upstream_ms"].as_f64().unwrap());
+    let missed = access("req-404-1");
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0]["status"], 404);
+    assert_eq!(missed[0]["route"], "-");
+    assert!(missed[0].get("upstream_ms").is_none());
+    assert!(!child.stderr().contains("static-token-abc"));
+}
+
+#[tokio::test]
+async fn sighup_applies_a_new_route_and_refuses_an_invalid_config_while_the_old_one_serves() {
+    let up = FakeUpstream::start().await;
+    let child = ChildProxy::spawn(&config(&route("/one", &up.url()), ""), &[]);
+    let addr = child.addr().await;
+    let admin = child.admin_addr().await;
+    assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 404);
+
+    let both = format!("{}{}", route("/one", &up.url()), route("/two", &up.url()));
+    child.rewrite_config(&config(&both, ""));
+    child.signal("HUP");
+    child.wait_event("configuration reloaded", WAIT).await;
+    assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
+    assert_eq!(up.requests().last().unwrap().target, "/x");
+
+    // An unknown credential: refused, one error line, and both routes keep working.
+    let broken = format!(
+        "{both}[[routes]]\nprefix = \"/three\"\nupstream = \"{}\"\ncredential = \"nope\"\n",
+        up.url()
+    );
+    child.rewrite_config(&config(&broken, ""));
+    child.signal("HUP");
+    let refused = child
+        .wait_event(
+            "configuration reload refused; the previous configuration keeps serving",
+            WAIT,
+        )
+        .await;
+    assert_eq!(refused["level"], "ERROR");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("routes[2].credential"),
+        "{refused}"
+    );
+    assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);
+    assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
+    assert_eq!(get(&format!("http://{addr}/three/x")).await.status, 404);
+    let text = metrics(admin).await;
+    assert_eq!(
+        metric_value(&text, "ims_proxy_config_reloads_total", &[("result", "ok")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "ims_proxy_config_reloads_total",
+            &[("result", "error")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn with_watch_a_changed_config_file_or_secret_file_is_reloaded() {
+    let up = FakeUpstream::start().await;
+    let (dir, _) = write_config("");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let with_file = |routes: &str| {
+        config(routes, "").replace(
+            "access_token = \"static-token-abc\"",
+            &format!("access_token_file = \"{}\"", token.display()),
+        )
+    };
+    let child = ChildProxy::spawn(&with_file(&route("/one", &up.url())), &["--watch"]);
+    let addr = child.addr().await;
+    assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);
+
+    let both = format!("{}{}", route("/one", &up.url()), route("/two", &up.url()));
+    child.rewrite_config(&with_file(&both));
+    child.wait_event("configuration reloaded", WAIT).await;
+    assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
+
+    // Kubernetes rotates a mounted secret: the new token is used without a signal.
+    std::fs::write(&token, "second-token\n").unwrap();
+    let mut rotated = false;
+    for _ in 0..200 {
+        get(&format!("http://{addr}/one/x")).await;
+        if up.requests().last().unwrap().headers["authorization"] == "Bearer second-token" {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        rotated,
+        "rotated secret file not picked up; stderr:\n{}",
+        child.stderr()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let up = FakeUpstream::with_handler(move |_req| {
+        let rx = release_rx.clone();
+        async move {
+            let first = futures_util::stream::once(async {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"first,")))
+            });
+            let rest = futures_util::stream::once(async move {
+                let mut rx = rx;
+                let _ = rx.wait_for(|r| *r).await;
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"last")))
+            });
+            http::Response::new(BodyExt::boxed(StreamBody::new(first.chain(rest))))
+        }
+    })
+    .await;
+    let mut child = ChildProxy::spawn(&config(&route("/api", &up.url()), ""), &[]);
+    let addr = child.addr().await;
+    let admin = child.admin_addr().await;
+
+    let resp = h1_client()
+        .request(
+            Request::get(format!("http://{addr}/api/stream"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"first,");
+
+    child.signal("TERM");
+    child.wait_event("shutting down", WAIT).await;
+    // Draining: not ready, and no new connections.
+    let ready = get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(ready.status, 503);
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the listener still accepts after SIGTERM");
+    assert!(
+        child.wait_exit_now().is_none(),
+        "exited with a stream in flight"
+    );
+
+    release_tx.send(true).unwrap();
+    let mut rest = Vec::new();
+    while let Some(f) = body.frame().await {
+        if let Ok(d) = f.unwrap().into_data() {
+            rest.extend_from_slice(&d);
+        }
+    }
+    assert_eq!(&rest[..], b"last");
+    let status = child.wait_exit(WAIT).await;
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", child.stderr());
+}
+
+async fn check_online(toml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (_dir, path) = write_config(toml);
+    let mut cmd = tokio::process::Command::from(command(&path));
+    cmd.arg("check").arg("--online");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("check finishes")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_online_reports_each_credential_and_route_and_exits_0_when_all_work() {
+    let pki = TestPki::new();
+    let up = FakeUpstream::start_tls(&pki).await;
+    let toml = config(
+        &route("/api", &up.url()),
+        &format!("[client]\nca_file = \"{}\"\n", pki.ca_path()),
+    );
+    let (code, out) = check_online(&toml, &[]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("credential cred: ok (static, token does not expire)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "route /api -> {}: ok (credential cred, upstream reachable)",
+            up.url()
+        )),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("online check ok"), "{out}");
+}
+
+#[tokio::test]
+async fn check_online_exits_1_naming_the_route_that_fails() {
+    let up = FakeUpstream::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let routes = format!(
+        "{}{}",
+        route("/good", &up.url()),
+        route("/bad", &format!("http://{closed}"))
+    );
+    let (code, out) = check_online(&config(&routes, ""), &[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("route /good -> "), "{out}");
+    // `check` first prints the resolved routes, then the online results.
+    let bad = out.lines().rfind(|l| l.starts_with("route /bad")).unwrap();
+    assert!(bad.contains("FAILED: upstream unreachable"), "{bad}");
+    assert!(out.contains("online check FAILED: 1 problem(s)"), "{out}");
+}
+
+#[tokio::test]
+async fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
+    let pki = TestPki::new();
+    let up = FakeUpstream::start_tls(&pki).await;
+    let corp = ConnectProxy::start().await;
+    let port = up.addr.port();
+    // Same upstream under two names: 127.0.0.1 goes through the proxy, localhost is exempt.
+    let routes = format!(
+        "{}{}",
+        route("/via", &format!("https://127.0.0.1:{port}")),
+        route("/direct", &format!("https://localhost:{port}"))
+    );
+    let toml = config(
+        &routes,
+        &format!("[client]\nca_file = \"{}\"\n", pki.ca_path()),
+    );
+    let child = ChildProxy::spawn_with_env(
+        &toml,
+        &[],
+        &[("HTTPS_PROXY", &corp.url()), ("NO_PROXY", "localhost")],
+    );
+    let addr = child.addr().await;
+    assert_eq!(get(&format!("http://{addr}/via/a")).await.status, 200);
+    assert_eq!(get(&format!("http://{addr}/direct/b")).await.status, 200);
+    let seen = corp.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].target, format!("127.0.0.1:{port}"));
+    assert_eq!(up.count(), 2);
+}
