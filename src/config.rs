@@ -42,6 +42,9 @@ pub struct Config {
     pub credentials: BTreeMap<String, CredentialConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Who may use the proxy; see [`crate::access`].
+    #[serde(default)]
+    pub clients: Vec<crate::access::ClientConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -49,12 +52,22 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Listening beyond loopback with neither `[[clients]]` nor mutual TLS is refused unless
+    /// this says the network in front of the proxy already restricts who reaches it.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    pub tls: Option<crate::tls::TlsConfig>,
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            allow_unauthenticated: false,
+            tls: None,
+            limits: Default::default(),
         }
     }
 }
@@ -154,6 +167,8 @@ pub struct RouteConfig {
     pub headers: BTreeMap<String, String>,
     /// For routes without a preset: also send `x-gw-ims-org-id`.
     pub org_id_header: Option<bool>,
+    /// Largest request body this route forwards (413 beyond); unlimited when absent.
+    pub max_body_size: Option<crate::limits::ByteSize>,
 }
 
 impl Config {

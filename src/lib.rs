@@ -4,18 +4,26 @@
 //! [`routes`], rewriting via [`forward`], the token from [`token`]) → [`upstream`] (pooled
 //! rustls client) → Adobe. [`config`] reads `proxy.toml`; [`snapshot`] turns it into the
 //! immutable state requests read; [`adobe`] holds the four APIs' facts; [`error`] maps the
-//! proxy's own failures to HTTP, once.
+//! proxy's own failures to HTTP, once. Hardening lives beside the request path: [`access`]
+//! (who may call), [`tls`] (listener TLS and mTLS), [`limits`] (sizes, timeouts, connection
+//! counts), [`inbound`] and [`framing`] (malformed or ambiguous requests), [`secret_file`].
 
+pub mod access;
 pub mod adobe;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod framing;
+pub mod inbound;
+pub mod limits;
 pub mod proxy;
 pub mod routes;
 pub mod secret;
+pub mod secret_file;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod token;
 pub mod upstream;
 

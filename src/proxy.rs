@@ -4,8 +4,10 @@
 
 use crate::error::ProxyError;
 use crate::forward::{self, ClientInfo, X_REQUEST_ID};
+use crate::framing::Ambiguous;
+use crate::inbound::{self, InboundError};
+use crate::limits::{self, BodyWatch, LimitError, LimitedBody};
 use crate::snapshot::Snapshot;
-use crate::upstream::BoxError;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
@@ -46,6 +48,7 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = forward::request_id(req.headers());
     let method = req.method().clone();
+    let version = req.version();
     let path = req.uri().path().to_string();
     let snapshot = state.snapshot.load_full();
     let mut outcome = Outcome::default();
@@ -54,7 +57,15 @@ pub async fn handle(
             resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             resp.map(Either::Left)
         }
-        Err(e) => e.to_response(&request_id).map(Either::Right),
+        Err(e) => {
+            let mut resp = e.to_response(&request_id);
+            if e.closes_connection() && version < Version::HTTP_2 {
+                // hyper closes the connection after a response that says so.
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp.map(Either::Right)
+        }
     };
     tracing::info!(
         target: "ims_proxy::access",
@@ -63,6 +74,7 @@ pub async fn handle(
         path = %path,
         route = outcome.route.as_deref().unwrap_or("-"),
         credential = outcome.credential.as_deref().unwrap_or("-"),
+        client = outcome.client.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         upstream_ms = outcome.upstream_ms,
@@ -74,22 +86,38 @@ pub async fn handle(
 #[derive(Default)]
 struct Outcome {
     route: Option<String>,
+    /// The `[[clients]]` name the request authenticated as.
+    client: Option<Arc<str>>,
     credential: Option<String>,
     upstream_ms: Option<f64>,
 }
 
 async fn forward_request(
     snapshot: &Snapshot,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: ConnMeta,
     request_id: &HeaderValue,
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
+    if let Some(ambiguous) = req.extensions().get::<Ambiguous>() {
+        return Err(InboundError::Framing(ambiguous.0.into()).into());
+    }
+    inbound::check_framing(req.version(), req.headers())?;
     if req.method() == Method::CONNECT {
         return Err(ProxyError::MethodNotAllowed(
             "CONNECT is refused: ims-proxy is a reverse proxy, not a tunnel".into(),
         ));
     }
+    if req.method() == Method::TRACE {
+        return Err(ProxyError::MethodNotAllowed(
+            "TRACE is refused: it would echo credentials back".into(),
+        ));
+    }
+    inbound::check_method(req.method())?;
+    snapshot.limits.check_head(req.uri(), req.headers())?;
+    inbound::check_path(req.uri().path())?;
+    // Before routing, so that a caller without a key learns nothing, not even which routes exist.
+    let identity = snapshot.access.authenticate(req.headers_mut())?;
     // A reverse proxy receives origin-form targets; an absolute-form one is a client using
     // us as a forward proxy, which would make this an open proxy.
     if req.version() < Version::HTTP_2 && req.uri().scheme().is_some() {
@@ -107,6 +135,11 @@ async fn forward_request(
         route.prefix.clone()
     });
     outcome.credential = Some(route.credential.name.clone());
+    if let Some(who) = identity {
+        outcome.client = Some(who.name.clone());
+        snapshot.access.authorize(&who, &route.prefix)?;
+    }
+    limits::check_declared_length(req.headers(), route.max_body_size)?;
     let path_and_query = route
         .upstream_path_and_query(rest, req.uri().query())
         .ok_or_else(|| {
@@ -120,6 +153,18 @@ async fn forward_request(
         .path_and_query(path_and_query)
         .build()
         .map_err(|e| ProxyError::BadRequest(format!("request target: {e}")))?;
+
+    let (parts, body) = req.into_parts();
+    let watch = Arc::new(BodyWatch::default());
+    let body = LimitedBody::new(body, route.max_body_size, watch.clone());
+    let first = tokio::time::timeout(
+        snapshot.limits.header_read_timeout,
+        inbound::read_first_frame(body),
+    )
+    .await
+    .map_err(|_| LimitError::BodyTimeout(snapshot.limits.header_read_timeout))?;
+    let body = first.map_err(|e| body_error(&watch, route.max_body_size, e.to_string()))?;
+    let req = Request::from_parts(parts, body);
 
     let bearer = route
         .credential
@@ -147,7 +192,7 @@ async fn forward_request(
     parts.uri = uri;
     // The outbound connection decides h1 or h2 (ALPN); the client's version does not carry over.
     parts.version = Version::HTTP_11;
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let body = body.boxed();
     let upstream_req = Request::from_parts(parts, body);
 
     let sent = Instant::now();
@@ -159,6 +204,13 @@ async fn forward_request(
     outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
     let mut resp = match result {
         Err(_) => return Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
+        Ok(Err(e)) if watch.too_large() || watch.broken() => {
+            return Err(body_error(
+                &watch,
+                route.max_body_size,
+                describe_client_error(&e),
+            ))
+        }
         Ok(Err(e)) => return Err(ProxyError::UpstreamUnreachable(describe_client_error(&e))),
         Ok(Ok(resp)) => resp,
     };
@@ -170,6 +222,14 @@ async fn forward_request(
         }
     }
     Ok(resp)
+}
+
+/// The client's body failed: too large, or unreadable as framed.
+fn body_error(watch: &BodyWatch, limit: Option<u64>, detail: String) -> ProxyError {
+    match (watch.too_large(), limit) {
+        (true, Some(limit)) => ProxyError::Limit(LimitError::BodyTooLarge { limit }),
+        _ => ProxyError::Inbound(InboundError::Body(detail)),
+    }
 }
 
 /// The legacy client's errors wrap the useful cause (refused, DNS, TLS) a few levels down.

@@ -45,8 +45,14 @@ fn assert_config_error(toml: &str, expected: &str) {
     for args in [&["check"][..], &["run"][..]] {
         let (code, _out, err) = run(args, toml);
         assert_eq!(code, 2, "{args:?} exit status; stderr: {err}");
-        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
-        assert!(line.contains(expected), "{args:?}: expected {expected:?} in {err:?}");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        assert!(
+            line.contains(expected),
+            "{args:?}: expected {expected:?} in {err:?}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         assert!(!err.contains("listening"), "must not listen: {err}");
     }
@@ -56,7 +62,10 @@ fn assert_config_error(toml: &str, expected: &str) {
 fn check_prints_resolved_routes_with_secrets_redacted() {
     let (code, out, err) = run(&["check"], GOOD);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("route /campaign -> https://mc.adobe.io/acme/campaign"), "{out}");
+    assert!(
+        out.contains("route /campaign -> https://mc.adobe.io/acme/campaign"),
+        "{out}"
+    );
     assert!(!out.contains("secret-token-value") && !err.contains("secret-token-value"));
 }
 
@@ -99,7 +108,10 @@ fn an_unreadable_token_file_is_an_error() {
         "access_token = \"secret-token-value\"",
         "access_token_file = \"/nonexistent/token\"",
     );
-    assert_config_error(&toml, "credentials.campaign.access_token_file: cannot read /nonexistent/token");
+    assert_config_error(
+        &toml,
+        "credentials.campaign.access_token_file: cannot read /nonexistent/token",
+    );
 }
 
 #[test]
@@ -122,7 +134,10 @@ fn a_missing_config_file_is_an_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error: config: cannot read /nonexistent/proxy.toml"), "{err}");
+    assert!(
+        err.contains("error: config: cannot read /nonexistent/proxy.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,7 +153,14 @@ fn environment_variables_override_the_file() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("credential campaign: type=static client_id=from-env"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("credential campaign: type=static client_id=from-env"),
+        "{stdout}"
+    );
     assert!(stdout.contains("listen: 127.0.0.1:9999"), "{stdout}");
 }

@@ -73,7 +73,10 @@ async fn dot_segments_climbing_above_the_base_are_refused_and_not_forwarded() {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let resp = raw_exchange(p.addr, raw.as_bytes()).await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
-        assert!(resp.contains("\"error_code\":\"bad_request\""), "{path}: {resp}");
+        assert!(
+            resp.contains("\"error_code\":\"bad_request\""),
+            "{path}: {resp}"
+        );
     }
     assert_eq!(a.count() + b.count(), 0);
 }

@@ -32,8 +32,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn generated_body() -> UpBody {
-    let s = futures_util::stream::iter(0..CHUNKS)
-        .map(|i| Ok::<_, BoxError>(Frame::data(chunk(i))));
+    let s = futures_util::stream::iter(0..CHUNKS).map(|i| Ok::<_, BoxError>(Frame::data(chunk(i))));
     BodyExt::boxed(StreamBody::new(s))
 }
 
@@ -72,13 +71,16 @@ async fn a_200_mib_upload_reaches_the_upstream_intact() {
 
 #[tokio::test]
 async fn a_200_mib_download_reaches_the_client_intact() {
-    let up = FakeUpstream::with_handler(|_req| async move {
-        http::Response::new(generated_body())
-    })
-    .await;
+    let up =
+        FakeUpstream::with_handler(|_req| async move { http::Response::new(generated_body()) })
+            .await;
     let p = start_proxy(&static_route("/api", "", &up.url())).await;
     let resp = h1_client()
-        .request(Request::get(proxy_url(&p, "/api/download")).body(Default::default()).unwrap())
+        .request(
+            Request::get(proxy_url(&p, "/api/download"))
+                .body(Default::default())
+                .unwrap(),
+        )
         .await
         .expect("response");
     let mut body = resp.into_body();
@@ -104,7 +106,9 @@ async fn the_first_chunk_reaches_the_client_before_the_upstream_sends_the_last()
     let up = FakeUpstream::with_handler(move |_req| {
         let rx = release_rx.lock().unwrap().take();
         async move {
-            let first = futures_util::stream::once(async { Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"first;"))) });
+            let first = futures_util::stream::once(async {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"first;")))
+            });
             let last = futures_util::stream::once(async move {
                 if let Some(rx) = rx {
                     let _ = rx.await;
@@ -117,7 +121,11 @@ async fn the_first_chunk_reaches_the_client_before_the_upstream_sends_the_last()
     .await;
     let p = start_proxy(&static_route("/api", "", &up.url())).await;
     let resp = h1_client()
-        .request(Request::get(proxy_url(&p, "/api/events")).body(Default::default()).unwrap())
+        .request(
+            Request::get(proxy_url(&p, "/api/events"))
+                .body(Default::default())
+                .unwrap(),
+        )
         .await
         .expect("response");
     let mut body = resp.into_body();

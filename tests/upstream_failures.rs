@@ -12,7 +12,12 @@ async fn an_unreachable_upstream_is_a_502() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let p = start_proxy(&static_route("/api", "", &format!("http://127.0.0.1:{port}"))).await;
+    let p = start_proxy(&static_route(
+        "/api",
+        "",
+        &format!("http://127.0.0.1:{port}"),
+    ))
+    .await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.header("content-type"), Some("application/json"));
