@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod logs;
 pub mod proxy;
+pub mod raw;
 pub mod tls;
 pub mod upstream;
 
