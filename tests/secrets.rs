@@ -37,7 +37,7 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
     );
     let p = start_proxy(&toml).await;
     let mut answers = String::new();
-    let mut call = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static [u8]| {
+    let call = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static [u8]| {
         let mut b = Request::builder().method(method).uri(proxy_url(&p, path));
         for (n, v) in headers {
             b = b.header(*n, *v);

@@ -1,6 +1,6 @@
 //! Shared test helpers: a recording fake upstream (plain and TLS), test certificates, HTTP
 //! clients, and a harness that starts the proxy in-process on a free port.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod logs;

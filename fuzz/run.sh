@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs each fuzz target for a bounded time (default 60 s each), like a benchmark: by hand,
+# not in CI. Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+#   fuzz/run.sh            # every target, 60 s each
+#   SECONDS_EACH=600 fuzz/run.sh request_rewriter
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${SECONDS_EACH:-60}"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(config_parser request_rewriter)
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz on a nightly toolchain is required: rustup toolchain install nightly && cargo install cargo-fuzz" >&2
+    exit 2
+fi
+for t in "${targets[@]}"; do
+    echo "== $t (${secs}s)"
+    mkdir -p "corpus/$t"
+    cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048
+done
