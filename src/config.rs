@@ -44,7 +44,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Who may use the proxy; see [`crate::access`].
     #[serde(default)]
-    pub clients: Vec<crate::access::ClientConfig>,
+    pub clients: Vec<crate::clients::ClientConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -2,7 +2,7 @@
 //! the dialect of Adobe's API gateway (`{"error_code","message"}`) so Adobe's SDKs surface it,
 //! and `Content-Type` is exactly `application/json` because those SDKs ignore bodies otherwise.
 
-use crate::access::AccessError;
+use crate::clients::AccessError;
 use crate::inbound::InboundError;
 use crate::limits::LimitError;
 use bytes::Bytes;

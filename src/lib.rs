@@ -4,11 +4,11 @@
 //! [`routes`], rewriting via [`forward`], the token from [`token`]) → [`upstream`] (pooled
 //! rustls client) → Adobe. [`config`] reads `proxy.toml`; [`snapshot`] turns it into the
 //! immutable state requests read; [`adobe`] holds the four APIs' facts; [`error`] maps the
-//! proxy's own failures to HTTP, once. Hardening lives beside the request path: [`access`]
+//! proxy's own failures to HTTP, once. Hardening lives beside the request path: [`clients`]
 //! (who may call), [`tls`] (listener TLS and mTLS), [`limits`] (sizes, timeouts, connection
 //! counts), [`inbound`] and [`framing`] (malformed or ambiguous requests), [`secret_file`].
 
-pub mod access;
+pub mod clients;
 pub mod adobe;
 pub mod cli;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Everything a request needs, built once from a validated [`Config`]: the route table with its
 //! credentials, and the upstream client. A reload builds a new snapshot and swaps it in whole.
 
-use crate::access::AccessControl;
+use crate::clients::AccessControl;
 use crate::config::{Config, ConfigError};
 use crate::limits::LimitsConfig;
 use crate::routes::{Route, RouteTable, Upstream};
