@@ -10,20 +10,24 @@
 //! [`metrics`] (the Prometheus series), [`access`] (the access log line, once per request),
 //! [`reload`] (SIGHUP and `--watch`), [`ratelimit`] (per-route shaping) and [`egress`]
 //! (corporate proxies for outbound traffic).
+//!
+//! Beside the proxy: [`sandbox`] (a local Adobe: IMS and the four APIs, for `ims-proxy
+//! sandbox`, tests and [`demo`], which runs the sandbox and the proxy together).
 
 pub mod access;
 pub mod admin;
 pub mod adobe;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod forward;
 pub mod metrics;
 pub mod proxy;
-pub mod replay;
 pub mod ratelimit;
 pub mod reload;
+pub mod replay;
 pub mod routes;
 pub mod sandbox;
 pub mod secret;

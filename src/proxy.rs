@@ -247,8 +247,7 @@ async fn send(
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
     let sent = Instant::now();
-    let result =
-        tokio::time::timeout(snapshot.request_timeout, snapshot.client.request(req)).await;
+    let result = tokio::time::timeout(snapshot.request_timeout, snapshot.client.request(req)).await;
     outcome.upstream = Some(outcome.upstream.unwrap_or_default() + sent.elapsed());
     match result {
         Err(_) => Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),

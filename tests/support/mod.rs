@@ -4,8 +4,8 @@
 
 pub mod child;
 pub mod client;
-pub mod ims;
 pub mod connect_proxy;
+pub mod ims;
 pub mod proxy;
 pub mod tls;
 pub mod upstream;
