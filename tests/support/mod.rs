@@ -7,6 +7,7 @@ pub mod client;
 pub mod connect_proxy;
 pub mod ims;
 pub mod proxy;
+pub mod sandbox;
 pub mod tls;
 pub mod upstream;
 
