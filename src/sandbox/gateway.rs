@@ -123,9 +123,10 @@ pub fn request_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// A UUID-shaped random id, as Privacy Service and Campaign hand out.
+/// A random (version 4) UUID, as Privacy Service and Campaign hand out.
 pub fn uuid() -> String {
-    let h = format!("{:032x}", rand::random::<u128>());
+    let n = (rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{n:032x}");
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -183,6 +184,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_version_4_variant_1() {
+        for _ in 0..100 {
+            let u = uuid();
+            assert_eq!(u.len(), 36);
+            assert_eq!(&u[14..15], "4", "{u}");
+            assert!("89ab".contains(&u[19..20]), "{u}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
