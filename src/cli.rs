@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `check`, `token`.
+//! The command line: `run` (the default), `check`, `token`, `sandbox`, `demo`.
 //!
 //! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
 
@@ -50,6 +50,11 @@ pub enum Command {
         /// The credential, as in `[credentials.NAME]`.
         name: String,
     },
+    /// Serve a local stand-in for Adobe IMS and the four APIs, for development and tests;
+    /// print its credentials (`key: value` lines) and write them with a ready proxy.toml.
+    Sandbox(crate::sandbox::command::SandboxArgs),
+    /// Start the sandbox and the proxy together and print `curl` commands to try.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
@@ -59,6 +64,27 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run { watch } => run(&cli.config, watch),
         Command::Check { online } => check(&cli.config, online),
         Command::Token { name } => token(&cli.config, &name),
+        Command::Sandbox(args) => {
+            serve_until_signal(crate::sandbox::command::run(args, shutdown_signal()))
+        }
+        Command::Demo(args) => serve_until_signal(crate::demo::run(args, shutdown_signal())),
+    }
+}
+
+/// Runs `sandbox` or `demo` on a fresh runtime; their errors are runtime failures (exit 1).
+fn serve_until_signal(
+    f: impl std::future::Future<Output = Result<(), crate::sandbox::command::CommandError>>,
+) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

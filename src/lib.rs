@@ -12,6 +12,9 @@
 //! (corporate proxies for outbound traffic). Hardening: [`clients`] (who may call), [`tls`]
 //! (listener TLS and mTLS), [`limits`] (sizes, timeouts, connection counts), [`inbound`] and
 //! [`framing`] (malformed or ambiguous requests), [`secret_file`].
+//!
+//! Beside the proxy: [`sandbox`] (a local Adobe: IMS and the four APIs, for `ims-proxy
+//! sandbox`, tests and [`demo`], which runs the sandbox and the proxy together).
 
 pub mod access;
 pub mod admin;
@@ -19,6 +22,7 @@ pub mod adobe;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod forward;

@@ -50,6 +50,8 @@ pub struct ClientRegistration {
 #[derive(Debug, Clone, Default)]
 pub struct Knobs {
     pub failure: Option<Failure>,
+    /// When `failure` applies; `None` is always.
+    pub failure_when: Option<FailWhen>,
     /// Lifetime of issued tokens (default [`DEFAULT_TOKEN_LIFETIME`]).
     pub token_lifetime: Option<Duration>,
     /// A different lifetime in the token's own `created_at`/`expires_in` claims, to exercise
@@ -69,6 +71,33 @@ pub enum Failure {
     Hang,
     /// Answer 200 with a body that is not JSON.
     Garbage,
+}
+
+/// Outages that come and go, so users can rehearse refresh and recovery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailWhen {
+    /// Healthy for `period`, then failing for `period`, and so on, counted from `since`.
+    /// Starting healthy lets a client get its first token before the first outage.
+    Alternating {
+        period: Duration,
+        since: std::time::Instant,
+    },
+    /// Each call fails with this probability (0 to 1).
+    Ratio(f64),
+}
+
+impl FailWhen {
+    /// Whether a call arriving `now` fails; `roll` is uniform in [0, 1).
+    pub fn fails(&self, now: std::time::Instant, roll: f64) -> bool {
+        match self {
+            FailWhen::Alternating { period, since } => {
+                let period = period.as_nanos().max(1);
+                let elapsed = now.saturating_duration_since(*since).as_nanos();
+                (elapsed / period) % 2 == 1
+            }
+            FailWhen::Ratio(r) => roll < *r,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +232,14 @@ impl FakeIms {
         if let Some(d) = knobs.delay {
             tokio::time::sleep(d).await;
         }
-        match knobs.failure {
+        let failure = match (&knobs.failure, &knobs.failure_when) {
+            (Some(f), Some(when)) => when
+                .fails(std::time::Instant::now(), rand::random::<f64>())
+                .then(|| f.clone()),
+            (f, None) => f.clone(),
+            (None, Some(_)) => None,
+        };
+        match failure {
             Some(Failure::Hang) => std::future::pending::<()>().await,
             Some(Failure::Status(s)) => {
                 return error_response(&reject(
@@ -610,7 +646,7 @@ fn split_url(s: &str) -> Option<(&str, &str)> {
     rest.split_once('/')
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -631,4 +667,34 @@ fn plain(
 fn error_response(r: &ImsReject) -> Response<Full<Bytes>> {
     let body = serde_json::json!({"error": r.error, "error_description": r.description});
     plain(r.status, "application/json;charset=utf-8", body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn alternating_failures_start_healthy_and_flip_every_period() {
+        let since = Instant::now();
+        let when = FailWhen::Alternating {
+            period: Duration::from_secs(10),
+            since,
+        };
+        let at = |s| since + Duration::from_secs(s);
+        assert!(!when.fails(at(0), 0.0));
+        assert!(!when.fails(at(9), 0.0));
+        assert!(when.fails(at(10), 0.0));
+        assert!(when.fails(at(19), 0.0));
+        assert!(!when.fails(at(20), 0.0));
+        assert!(when.fails(at(35), 0.0));
+    }
+
+    #[test]
+    fn a_failure_ratio_fails_the_rolls_below_it() {
+        let when = FailWhen::Ratio(0.25);
+        assert!(when.fails(Instant::now(), 0.1));
+        assert!(!when.fails(Instant::now(), 0.25));
+        assert!(!FailWhen::Ratio(0.0).fails(Instant::now(), 0.0));
+    }
 }

@@ -1,3 +1,178 @@
-//! A faithful local stand-in for Adobe IMS, for tests and for `ims-proxy sandbox`.
+//! A faithful local stand-in for Adobe, for `ims-proxy sandbox`, `ims-proxy demo` and tests:
+//! one listener serving [`ims`] (the token endpoints) and four APIs behind [`gateway`], which
+//! admits only the headers each real API requires, with tokens this IMS issued.
+//!
+//! Paths as on Adobe's hosts, so that only the base URL changes: `/ims/...` (IMS),
+//! `/{tenant}/campaign/...` ([`campaign`]), `/v1/segments|traits` ([`audience_manager`]),
+//! `/api/...` ([`cloud_manager`]), `/data/core/privacy/jobs` ([`privacy`]). [`identity`] is the
+//! generated integration; [`command`] runs the `sandbox` subcommand.
 
+pub mod audience_manager;
+pub mod campaign;
+pub mod cloud_manager;
+pub mod command;
+pub mod gateway;
+pub mod identity;
 pub mod ims;
+pub mod privacy;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use identity::Identity;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Apis {
+    campaign: campaign::Campaign,
+    cloud_manager: cloud_manager::CloudManager,
+    privacy: privacy::Privacy,
+}
+
+/// IMS and the four APIs; cheap to clone, clones share state.
+#[derive(Clone)]
+pub struct Sandbox {
+    ims: ims::FakeIms,
+    apis: Arc<Apis>,
+    identity: Arc<Identity>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("client_id", &self.identity.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox whose IMS knows `identity`'s client.
+    pub fn new(identity: Identity) -> Result<Sandbox, String> {
+        let ims = ims::FakeIms::new();
+        ims.register(identity.registration())?;
+        Ok(Sandbox {
+            apis: Arc::new(Apis {
+                campaign: campaign::Campaign::new(&identity.campaign_tenant),
+                cloud_manager: cloud_manager::CloudManager::new(&identity.org_id),
+                privacy: privacy::Privacy::default(),
+            }),
+            ims,
+            identity: Arc::new(identity),
+        })
+    }
+
+    /// The IMS, for its knobs (lifetimes, failures) and the tokens it issued.
+    pub fn ims(&self) -> &ims::FakeIms {
+        &self.ims
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Answers one request, IMS or API by path.
+    pub async fn handle<B>(&self, req: Request<B>) -> http::Response<Full<Bytes>>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<crate::upstream::BoxError>,
+    {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        let reply = self.dispatch(req).await;
+        // Never the headers: they carry the tokens.
+        tracing::debug!(%method, %path, status = reply.status().as_u16(), "sandbox request");
+        reply
+    }
+
+    async fn dispatch<B>(&self, req: Request<B>) -> http::Response<Full<Bytes>>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<crate::upstream::BoxError>,
+    {
+        let path = req.uri().path().to_string();
+        if path.starts_with("/ims/") {
+            return self.ims.handle(req).await;
+        }
+        if let Some(r) = audience_manager::handle(&self.ims, req.method(), &path, req.headers()) {
+            return r;
+        }
+        if let Some(r) =
+            self.apis
+                .cloud_manager
+                .handle(&self.ims, req.method(), &path, req.headers())
+        {
+            return r;
+        }
+        if path.starts_with("/data/core/privacy/") {
+            if let Some(r) = self.apis.privacy.handle(&self.ims, req).await {
+                return r;
+            }
+        } else if let Some(r) = self.apis.campaign.handle(&self.ims, req).await {
+            return r;
+        }
+        // The adobe.io gateway's answer for a path no service is mounted on.
+        gateway::gateway(404, "404003", "Service not found")
+    }
+
+    /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown` resolves.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off rather than spin.
+                        tracing::warn!(error = %e, "sandbox accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => return,
+            };
+            let sandbox = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let sandbox = sandbox.clone();
+                    async move { Ok::<_, std::convert::Infallible>(sandbox.handle(req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    /// Binds `addr` and serves in the background until the returned handle is dropped.
+    pub async fn start(&self, addr: SocketAddr) -> std::io::Result<LocalSandbox> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(self.clone().serve(listener, async {
+            let _ = rx.await;
+        }));
+        Ok(LocalSandbox { addr, _stop: tx })
+    }
+}
+
+/// A sandbox serving in the background; dropping it stops accepting connections.
+#[derive(Debug)]
+pub struct LocalSandbox {
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalSandbox {
+    /// The base URL: `http://127.0.0.1:PORT`, IMS and APIs alike.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

@@ -9,6 +9,7 @@ pub mod ims;
 pub mod logs;
 pub mod proxy;
 pub mod raw;
+pub mod sandbox;
 pub mod tls;
 pub mod upstream;
 

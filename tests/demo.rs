@@ -1,0 +1,146 @@
+//! The `sandbox` and `demo` subcommands through the real binary: what they print, what they
+//! write, and that what they print works.
+
+mod support;
+
+use ims_proxy::config::Config;
+use std::time::Duration;
+use support::sandbox::*;
+use support::*;
+
+const STARTUP: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_sandbox_command_prints_its_credentials_and_writes_a_working_proxy_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = dir.path().join("creds");
+    let creds_arg = creds.display().to_string();
+    let sandbox = spawn(&[
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--credentials-dir",
+        &creds_arg,
+    ]);
+    let out = sandbox.stdout_until("proxy_config: ", STARTUP).await;
+    for key in [
+        "client_id",
+        "client_secret",
+        "org_id",
+        "technical_account_id",
+        "ims_url",
+    ] {
+        assert!(!value(&out, key).is_empty(), "{key}");
+    }
+    assert!(value(&out, "org_id").ends_with("@AdobeOrg"));
+    assert!(value(&out, "technical_account_id").ends_with("@techacct.adobe.com"));
+    let key = std::path::PathBuf::from(value(&out, "private_key_file"));
+    assert!(key.starts_with(&creds));
+    let pem = std::fs::read_to_string(&key).expect("private key written");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is the owner's alone");
+    }
+
+    let mut config = Config::load(std::path::Path::new(value(&out, "proxy_config"))).expect("load");
+    config.server.listen = "127.0.0.1:0".into();
+    let p = ims_proxy::start(&config)
+        .await
+        .expect("proxy from the written config");
+    let got = get(&proxy_url(&p, "/jwt/campaign/profileAndServices/profile")).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert!(got.json()["content"][0]["email"].is_string());
+    assert!(
+        !sandbox.stderr_text().contains(value(&out, "client_secret")),
+        "logs never carry the secret"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_keeps_its_credentials_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let first = spawn(&[
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--credentials-dir",
+        &d,
+    ]);
+    let client = value(
+        &first.stdout_until("proxy_config: ", STARTUP).await,
+        "client_id",
+    )
+    .to_string();
+    drop(first);
+    let second = spawn(&[
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--credentials-dir",
+        &d,
+    ]);
+    let out = second.stdout_until("proxy_config: ", STARTUP).await;
+    assert_eq!(value(&out, "client_id"), client);
+}
+
+#[tokio::test]
+async fn a_failure_schedule_without_a_failure_is_a_usage_error() {
+    let mut bad = spawn(&["sandbox", "--listen", "127.0.0.1:0", "--fail-ratio", "0.5"]);
+    assert_eq!(bad.exit_status(STARTUP).await.code(), Some(2));
+    let mut bad = spawn(&["sandbox", "--listen", "127.0.0.1:0", "--fail", "200"]);
+    assert_eq!(bad.exit_status(STARTUP).await.code(), Some(2));
+}
+
+/// The URL in a printed curl command (its last word, unquoted).
+fn url_of(line: &str) -> String {
+    line.split_whitespace()
+        .last()
+        .expect("a word")
+        .trim_matches('\'')
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_demo_prints_curl_commands_and_the_campaign_one_returns_profiles_only_a_token_gets() {
+    let demo = spawn(&["demo"]);
+    // The last command printed is the one against the sandbox itself.
+    let out = demo.stdout_until("curl -s -H 'x-api-key: ", STARTUP).await;
+    let curls: Vec<&String> = out.iter().filter(|l| l.starts_with("curl ")).collect();
+    assert!(curls.len() >= 8, "{out:?}");
+    for path in [
+        "/oauth/campaign/",
+        "/aam/v1/",
+        "/cloudmanager/api/",
+        "/privacy/jobs",
+        "/jwt/",
+    ] {
+        assert!(curls.iter().any(|c| c.contains(path)), "no curl for {path}");
+    }
+    let campaign = curls
+        .iter()
+        .find(|c| c.contains("/oauth/campaign/profileAndServices/profile"))
+        .expect("a Campaign curl");
+    let got = get(&url_of(campaign)).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    let profiles = got.json();
+    assert!(profiles["content"][0]["PKey"].is_string(), "{profiles}");
+
+    // The same resource straight from the sandbox, without the proxy's token.
+    let direct = curls.last().expect("the direct curl");
+    let api_key = direct
+        .split("x-api-key: ")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("api key");
+    let req = http::Request::get(url_of(direct))
+        .header("x-api-key", api_key)
+        .body(http_body_util::Full::default())
+        .expect("request");
+    let refused = send(&h1_client(), req).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["error_code"], "401013");
+}

@@ -1,0 +1,373 @@
+//! The sandbox refuses what Adobe would refuse, answers each API's shapes, and works as the
+//! IMS and upstream behind ims-proxy, for both credential types.
+
+mod support;
+
+use ims_proxy::sandbox::ims::{FailWhen, Failure};
+use ims_proxy::sandbox::Sandbox;
+use std::time::{Duration, Instant};
+use support::sandbox::*;
+use support::*;
+
+const CAMPAIGN: &str = "/sandbox/campaign/profileAndServices/profile";
+
+fn error_code(got: &Got) -> String {
+    got.json()["error_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn campaign_refuses_a_request_without_a_token_with_adobes_401013() {
+    let s = start_sandbox().await;
+    let id = identity();
+    let got = s
+        .call("GET", CAMPAIGN, &[("x-api-key", &id.client_id)], "")
+        .await;
+    assert_eq!(got.status, 401);
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"error_code": "401013", "message": "Oauth token is not valid"})
+    );
+}
+
+#[tokio::test]
+async fn a_token_another_ims_issued_is_refused() {
+    let s = start_sandbox().await;
+    let other = start_sandbox().await;
+    let foreign = other.oauth_token().await;
+    let mut b = String::new();
+    let got = s.call("GET", CAMPAIGN, &auth(&foreign, &mut b), "").await;
+    assert_eq!(got.status, 401);
+    assert_eq!(error_code(&got), "401013");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let s = start_sandbox().await;
+    s.sandbox
+        .ims()
+        .update_knobs(|k| k.token_lifetime = Some(Duration::from_secs(1)));
+    let token = s.oauth_token().await;
+    assert!(s.sandbox.ims().validate_token(&token).is_some());
+    let mut b = String::new();
+    let headers = auth(&token, &mut b);
+    let end = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let got = s.call("GET", CAMPAIGN, &headers, "").await;
+        if got.status != 200 || Instant::now() > end {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(got.status, 401, "{:?}", got.body);
+    assert_eq!(error_code(&got), "401013");
+}
+
+#[tokio::test]
+async fn a_missing_api_key_is_refused_with_403000_and_a_foreign_one_with_403003() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let bearer = format!("Bearer {token}");
+    let got = s
+        .call("GET", "/v1/segments", &[("authorization", &bearer)], "")
+        .await;
+    assert_eq!(
+        (got.status.as_u16(), error_code(&got)),
+        (403, "403000".into())
+    );
+    let got = s
+        .call(
+            "GET",
+            "/v1/segments",
+            &[
+                ("authorization", &bearer),
+                ("x-api-key", "someone-elses-client"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (got.status.as_u16(), error_code(&got)),
+        (403, "403003".into())
+    );
+    assert_eq!(got.json()["message"], "Api Key is invalid");
+}
+
+#[tokio::test]
+async fn cloud_manager_and_privacy_refuse_a_missing_or_foreign_org_header() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let bearer = format!("Bearer {token}");
+    let id = identity();
+    for path in ["/api/programs", "/data/core/privacy/jobs?regulation=gdpr"] {
+        let no_org = [
+            ("authorization", bearer.as_str()),
+            ("x-api-key", &id.client_id),
+        ];
+        let got = s.call("GET", path, &no_org, "").await;
+        assert_eq!(got.status, 400, "{path}: {:?}", got.body);
+        assert!(got.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-gw-ims-org-id"));
+        let mut foreign = no_org.to_vec();
+        foreign.push(("x-gw-ims-org-id", "SOMEONE@AdobeOrg"));
+        let got = s.call("GET", path, &foreign, "").await;
+        assert_eq!(got.status, 403, "{path}: {:?}", got.body);
+        let mut b = String::new();
+        let got = s.call("GET", path, &auth(&token, &mut b), "").await;
+        assert_eq!(got.status, 200, "{path}: {:?}", got.body);
+    }
+}
+
+#[tokio::test]
+async fn campaign_and_audience_manager_need_no_org_header() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-api-key", identity().client_id.as_str()),
+    ];
+    for path in [CAMPAIGN, "/v1/segments", "/v1/traits"] {
+        let got = s.call("GET", path, &headers, "").await;
+        assert_eq!(got.status, 200, "{path}: {:?}", got.body);
+    }
+    let traits = s.call("GET", "/v1/traits", &headers, "").await.json();
+    let sid = traits[0]["sid"].as_u64().expect("a trait sid");
+    let one = s
+        .call("GET", &format!("/v1/traits/{sid}"), &headers, "")
+        .await;
+    assert_eq!(one.json()["sid"], sid);
+}
+
+#[tokio::test]
+async fn a_campaign_tenant_other_than_the_sandboxs_is_refused_with_403023() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let mut b = String::new();
+    let headers = auth(&token, &mut b);
+    let got = s
+        .call(
+            "GET",
+            "/acme/campaign/profileAndServices/profile",
+            &headers,
+            "",
+        )
+        .await;
+    assert_eq!(
+        (got.status.as_u16(), error_code(&got)),
+        (403, "403023".into())
+    );
+    let stage = "/sandbox-mkt-stage/campaign/profileAndServices/profile";
+    assert_eq!(s.call("GET", stage, &headers, "").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_path_no_api_serves_gets_the_gateways_404() {
+    let s = start_sandbox().await;
+    let got = s.call("GET", "/nothing/here", &[], "").await;
+    assert_eq!(
+        (got.status.as_u16(), error_code(&got)),
+        (404, "404003".into())
+    );
+}
+
+#[tokio::test]
+async fn every_api_answers_through_the_proxy_with_either_credential_type() {
+    let s = start_sandbox().await;
+    let p = start_proxy(&s.proxy_toml()).await;
+    for cred in ["oauth", "jwt"] {
+        for (path, check) in [
+            ("campaign/profileAndServices/profile", "/content/0/email"),
+            ("aam/v1/segments", "/0/sid"),
+            ("aam/v1/traits", "/0/traitType"),
+            ("cloudmanager/api/programs", "/_embedded/programs/0/id"),
+            ("privacy/jobs?regulation=gdpr", "/totalRecords"),
+        ] {
+            let got = get(&proxy_url(&p, &format!("/{cred}/{path}"))).await;
+            assert_eq!(got.status, 200, "{cred} {path}: {:?}", got.body);
+            assert!(
+                got.json().pointer(check).is_some(),
+                "{cred} {path}: no {check} in {:?}",
+                got.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_jwt_token_reaches_only_the_apis_whose_metascope_it_carries() {
+    let s = start_sandbox().await;
+    let toml = s.proxy_toml().replace(
+        "[credentials.jwt]\n",
+        "[credentials.jwt]\nmetascopes = [\"ent_campaign_sdk\"]\n",
+    );
+    let p = start_proxy(&toml).await;
+    let ok = get(&proxy_url(&p, "/jwt/campaign/profileAndServices/profile")).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let refused = get(&proxy_url(&p, "/jwt/cloudmanager/api/programs")).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(error_code(&refused), "403023");
+}
+
+/// An href from a HAL body, made relative to the proxy route it came through.
+fn href(v: &serde_json::Value, rel: &str) -> String {
+    let h = v["_links"][rel]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {rel} link in {v}"));
+    assert!(h.starts_with("/api/"), "root-relative href: {h}");
+    format!("/oauth/cloudmanager{h}")
+}
+
+#[tokio::test]
+async fn cloud_manager_hal_links_lead_from_programs_to_pipelines_to_executions() {
+    const REL: &str = "http://ns.adobe.com/adobecloud/rel";
+    let s = start_sandbox().await;
+    let p = start_proxy(&s.proxy_toml()).await;
+    let programs = get(&proxy_url(&p, "/oauth/cloudmanager/api/programs")).await;
+    assert_eq!(
+        programs.header("content-type"),
+        Some("application/hal+json")
+    );
+    let program_ref = &programs.json()["_embedded"]["programs"][0];
+    let program = get(&proxy_url(&p, &href(program_ref, "self"))).await.json();
+    let pipelines = get(&proxy_url(&p, &href(&program, &format!("{REL}/pipelines"))))
+        .await
+        .json();
+    let pipeline = &pipelines["_embedded"]["pipelines"][0];
+    assert_eq!(pipeline["status"], "IDLE");
+
+    let start = |method: &'static str, path: String| {
+        let url = proxy_url(&p, &path);
+        async move {
+            let req = http::Request::builder()
+                .method(method)
+                .uri(url)
+                .body(http_body_util::Full::default())
+                .expect("request");
+            send(&h1_client(), req).await
+        }
+    };
+    let execution_href = href(pipeline, &format!("{REL}/execution"));
+    let started = start("PUT", execution_href.clone()).await;
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let started = started.json();
+    assert_eq!(started["status"], "RUNNING");
+    let again = start("PUT", execution_href).await;
+    assert_eq!(again.status, 412, "a running pipeline cannot start again");
+    assert_eq!(
+        again.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    let executions = get(&proxy_url(
+        &p,
+        &href(pipeline, &format!("{REL}/executions")),
+    ))
+    .await
+    .json();
+    assert_eq!(
+        executions["_embedded"]["executions"][0]["id"],
+        started["id"]
+    );
+    let template = href(pipeline, &format!("{REL}/execution/id"));
+    let one = template.replace("{executionId}", started["id"].as_str().expect("id"));
+    let got = get(&proxy_url(&p, &one)).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert!(got.json()["_embedded"]["stepStates"].is_array());
+}
+
+#[tokio::test]
+async fn privacy_jobs_are_created_then_listed_and_fetched_by_id() {
+    let s = start_sandbox().await;
+    let p = start_proxy(&s.proxy_toml()).await;
+    let body = serde_json::json!({
+        "companyContexts": [{"namespace": "imsOrgID", "value": identity().org_id}],
+        "users": [{"key": "ada", "action": ["access"],
+                   "userIDs": [{"namespace": "email", "value": "ada@example.com", "type": "standard"}]}],
+        "regulation": "gdpr",
+    });
+    let req = http::Request::post(proxy_url(&p, "/oauth/privacy/jobs"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .expect("request");
+    let created = send(&h1_client(), req).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let job_id = created.json()["jobs"][0]["jobId"]
+        .as_str()
+        .expect("jobId")
+        .to_string();
+    let list = get(&proxy_url(&p, "/jwt/privacy/jobs?regulation=gdpr"))
+        .await
+        .json();
+    assert_eq!(list["totalRecords"], 1);
+    assert_eq!(list["jobs"][0]["jobId"], job_id.as_str());
+    let one = get(&proxy_url(&p, &format!("/oauth/privacy/jobs/{job_id}"))).await;
+    assert_eq!(one.json()["userKey"], "ada");
+    let ccpa = get(&proxy_url(&p, "/oauth/privacy/jobs?regulation=ccpa"))
+        .await
+        .json();
+    assert_eq!(ccpa["totalRecords"], 0);
+}
+
+#[tokio::test]
+async fn short_token_lifetimes_are_refreshed_through_the_proxy() {
+    let s = start_sandbox().await;
+    s.sandbox
+        .ims()
+        .update_knobs(|k| k.token_lifetime = Some(Duration::from_secs(1)));
+    let p = start_proxy(&s.proxy_toml()).await;
+    // Well past the first token's expiry: every request must still carry a valid token.
+    let start = Instant::now();
+    let mut requests = 0;
+    while start.elapsed() < Duration::from_millis(2500) {
+        let got = get(&proxy_url(&p, "/oauth/campaign/profileAndServices/profile")).await;
+        assert_eq!(got.status, 200, "request {requests}: {:?}", got.body);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let issued = s.sandbox.ims().issued_tokens().len();
+    assert!(
+        issued >= 4,
+        "two credentials refreshing: {issued} tokens issued"
+    );
+}
+
+#[tokio::test]
+async fn an_ims_told_to_fail_every_other_period_alternates_between_up_and_down() {
+    let s = start_sandbox().await;
+    s.sandbox.ims().update_knobs(|k| {
+        k.failure = Some(Failure::Status(503));
+        k.failure_when = Some(FailWhen::Alternating {
+            period: Duration::from_millis(300),
+            since: Instant::now(),
+        });
+    });
+    let (mut up, mut down) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(10);
+    while (up < 2 || down < 2) && Instant::now() < end {
+        let got = s.call("POST", "/ims/token/v3", &[], "").await;
+        match got.status.as_u16() {
+            503 => down += 1,
+            // Healthy: an empty form is IMS's own 400.
+            400 => up += 1,
+            other => panic!("unexpected {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert!(up >= 2 && down >= 2, "up {up}, down {down}");
+}
+
+#[tokio::test]
+async fn a_sandbox_can_be_built_from_a_written_identity() {
+    let s = start_sandbox().await;
+    let loaded = ims_proxy::sandbox::identity::Identity::load(s.dir.path()).expect("load");
+    assert_eq!(loaded.client_id, identity().client_id);
+    assert_eq!(loaded.public_key_pem, identity().public_key_pem);
+    Sandbox::new(loaded).expect("the loaded key registers");
+}
