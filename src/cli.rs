@@ -59,7 +59,8 @@ pub enum Command {
 
 /// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging(cli.log_format);
+    // Held until the end of main: dropping it flushes the log lines still queued.
+    let _log_guard = init_logging(cli.log_format);
     match cli.command.unwrap_or(Command::Run { watch: false }) {
         Command::Run { watch } => run(&cli.config, watch),
         Command::Check { online } => check(&cli.config, online),
@@ -311,7 +312,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(format: Option<LogFormat>) {
+/// Logs go to stderr through a writer thread, so a request never waits on a `write` syscall
+/// for its access-log line; lines are batched by that thread and never dropped (a full queue
+/// applies back-pressure instead).
+fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -320,12 +324,17 @@ fn init_logging(format: Option<LogFormat>) {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(!json && std::io::stderr().is_terminal())
+        .with_writer(writer);
     if json {
         let _ = builder.json().flatten_event(true).try_init();
     } else {
         let _ = builder.try_init();
     }
+    guard
 }

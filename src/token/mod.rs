@@ -367,7 +367,7 @@ impl Credential {
                 credential = %self.name,
                 "Adobe retired Service Account (JWT) credentials: none can be created since \
                  2024-06-03 and they reached end of life on 2025-06-30; migrate this credential \
-                 to type = \"oauth\" (OAuth Server-to-Server), see docs/credentials.md"
+                 to type = \"oauth\" (OAuth Server-to-Server), see the README, \"Moving from jwt to oauth\""
             );
         }
     }
