@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Offline checks of the deployment files (called by .ci/run after `cargo test`): YAML parses,
+# kustomizations render, Kubernetes manifests validate strictly against the schemas, the
+# proxy.toml files pass `ims-proxy check`, the systemd unit passes systemd-analyze. The logic
+# is in deploy/check.py; this script installs what it needs. Quiet on success but for one
+# summary line; idempotent. The container test is separate: deploy/container-test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# PyYAML and kubernetes-validate (which ships the Kubernetes JSON schemas, so validation needs
+# no cluster and no network) from PyPI, once.
+if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null || ! command -v kubernetes-validate >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'pyyaml>=6' 'kubernetes-validate>=1.30'
+fi
+command -v openssl >/dev/null || { echo "deploy check: openssl is required" >&2; exit 1; }
+
+# The binary `ims-proxy check` runs: the debug build `cargo test` just made (a no-op then).
+cargo build --quiet --bin ims-proxy
+exec python3 deploy/check.py target/debug/ims-proxy
