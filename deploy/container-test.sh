@@ -59,7 +59,7 @@ t0=$(date +%s)
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --locked \
     --target "$TARGET" --bin ims-proxy
 bin="target/$TARGET/release/ims-proxy"
-if ldd "$bin" >/dev/null 2>&1; then log "$bin is dynamically linked"; exit 1; fi
+if readelf -l "$bin" | grep -q 'program interpreter'; then log "$bin is dynamically linked"; exit 1; fi
 install -D -m 0555 "$bin" deploy/dist/ims-proxy
 log "binary ready in $(( $(date +%s) - t0 ))s ($(du -h deploy/dist/ims-proxy | cut -f1))"
 
@@ -68,7 +68,8 @@ log "binary ready in $(( $(date +%s) - t0 ))s ($(du -h deploy/dist/ims-proxy | c
 # never touches the stages that need the builder image.
 t0=$(date +%s)
 DOCKER_BUILDKIT=0 docker build --quiet -f deploy/Dockerfile --target prebuilt \
-    --build-arg RUNTIME_IMAGE=scratch -t "$IMAGE" . >/dev/null
+    --build-arg RUNTIME_IMAGE=scratch -t "$IMAGE" . >"$work/build.log" 2>&1 \
+    || { cat "$work/build.log" >&2; log "docker build failed"; exit 1; }
 log "image built in $(( $(date +%s) - t0 ))s"
 user=$(docker image inspect -f '{{.Config.User}}' "$IMAGE")
 [ "$user" = "65532:65532" ] || { log "image user is '$user', want 65532:65532"; exit 1; }
@@ -136,12 +137,12 @@ EOF
 }
 status=0
 for _ in $(seq 50); do
-    status=$(get "http://127.0.0.1:$admin_port/healthz" | head -1)
+    status=$(get "http://127.0.0.1:$admin_port/healthz" | sed -n 1p)
     [ "$status" = 200 ] && break
     sleep 0.2
 done
 if [ "$status" != 200 ]; then docker logs "$container" >&2; log "/healthz: $status"; exit 1; fi
-ready=$(get "http://127.0.0.1:$admin_port/readyz" | head -1)
+ready=$(get "http://127.0.0.1:$admin_port/readyz" | sed -n 1p)
 [ "$ready" = 200 ] || { docker logs "$container" >&2; log "/readyz: $ready"; exit 1; }
 
 out=$(get "http://127.0.0.1:$proxy_port/up/echo?x=1")
@@ -156,7 +157,8 @@ assert h.get("authorization") == "Bearer container-test-token", h
 assert h.get("x-api-key") == "container-test-client", h
 EOF
 
-uid=$(docker top "$container" -o uid | tail -1 | tr -d ' ')
+pid=$(docker inspect -f '{{.State.Pid}}' "$container")
+uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
 [ "$uid" = 65532 ] || { log "process runs as uid '$uid'"; exit 1; }
 
 docker stop -t 20 "$container" >/dev/null
