@@ -37,9 +37,9 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 K8S = DEPLOY / "kubernetes"
-# Oldest version the manifests target (pod lifecycle sleep action, native sidecars), newest the
-# validator ships (its default).
-K8S_VERSIONS = ["1.30.0", None]
+# Oldest version the manifests target (pod lifecycle sleep action, native sidecars), and the
+# newest one the pinned validator (deploy/check.sh) ships.
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
 EXPOSURE_MAX = 2.0
 
 failures = []

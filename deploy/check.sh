@@ -9,9 +9,12 @@ cd "$(dirname "$0")/.."
 
 # PyYAML and kubernetes-validate (which ships the Kubernetes JSON schemas, so validation needs
 # no cluster and no network) from PyPI, once.
-if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null || ! command -v kubernetes-validate >/dev/null; then
+# Pinned: the validator's default ("newest") schema version moves with its releases.
+KV_VERSION=1.37.0
+if ! python3 -c "import yaml, importlib.metadata as m; assert m.version('kubernetes-validate') == '$KV_VERSION'" 2>/dev/null \
+        || ! command -v kubernetes-validate >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        'pyyaml>=6' 'kubernetes-validate>=1.30'
+        'pyyaml>=6' "kubernetes-validate==$KV_VERSION"
 fi
 command -v openssl >/dev/null || { echo "deploy check: openssl is required" >&2; exit 1; }
 
