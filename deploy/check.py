@@ -16,7 +16,9 @@ and kubernetes-validate and builds the binary first).
    Secret mounted there.
 5. Each proxy.toml (the ConfigMaps', compose's, systemd's) passes `ims-proxy check`, with the
    secret files it names supplied from the Secret / compose secret / LoadCredential example.
-6. The systemd unit passes `systemd-analyze verify` with no warning, and its offline
+6. compose.yaml validates with `docker-compose config` (Compose's own schema) where
+   docker-compose is installed.
+7. The systemd unit passes `systemd-analyze verify` with no warning, and its offline
    `systemd-analyze security` exposure stays at or below 2.0 (skipped without systemd-analyze).
 
 Quiet on success apart from the summary line; every failure is printed and makes the exit
@@ -290,7 +292,6 @@ def compose_checks(docs):
         fail("deploy/compose.yaml is missing")
         return
     secrets = compose.get("secrets", {})
-    configs = compose.get("configs", {})
     svc = compose["services"].get("ims-proxy")
     if not svc:
         fail("compose.yaml: no service ims-proxy")
@@ -299,11 +300,12 @@ def compose_checks(docs):
         if svc.get(k) != want:
             fail(f"compose.yaml: ims-proxy {k} must be {want}")
     config_text = None
-    for c in svc.get("configs", []):
-        if c.get("target") == "/etc/ims-proxy/proxy.toml":
-            config_text = (DEPLOY / configs[c["source"]]["file"]).read_text()
+    for v in svc.get("volumes", []):
+        src, _, rest = v.partition(":")
+        if rest.split(":")[0] == "/etc/ims-proxy":
+            config_text = (DEPLOY / src / "proxy.toml").read_text()
     if config_text is None:
-        fail("compose.yaml: ims-proxy has no config mounted at /etc/ims-proxy/proxy.toml")
+        fail("compose.yaml: ims-proxy mounts no directory at /etc/ims-proxy")
         return
     files = {}
     for s in svc.get("secrets", []):
@@ -314,7 +316,19 @@ def compose_checks(docs):
             fail(f"compose.yaml: secret {name}: neither {rel(src)} nor {rel(example)} exists")
             continue
         files[name] = (src if src.exists() else example).read_text()
-    proxy_toml_checks.append(("deploy/compose/proxy.toml", config_text,
+    compose_cli = shutil.which("docker-compose")
+    if compose_cli:
+        # Validates against Compose's schema (unknown keys are errors); needs no daemon.
+        r = subprocess.run([compose_cli, "-f", str(path), "config", "-q"], capture_output=True,
+                           text=True)
+        out = (r.stdout + r.stderr).strip()
+        if r.returncode != 0 or out:
+            fail(f"compose.yaml: docker-compose config: {out or r.returncode}")
+        else:
+            notes.append("compose schema ok")
+    else:
+        notes.append("docker-compose not found: compose schema not checked")
+    proxy_toml_checks.append(("deploy/compose/etc/proxy.toml", config_text,
                               {"/run/secrets": files}))
 
 

@@ -16,6 +16,12 @@ if ! python3 -c "import yaml, importlib.metadata as m; assert m.version('kuberne
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         'pyyaml>=6' "kubernetes-validate==$KV_VERSION"
 fi
+# docker-compose (Debian's, v1) validates compose.yaml against Compose's schema, no daemon
+# needed. Installed when we are root with apt; otherwise that one check is skipped, and said so.
+if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
+        >/dev/null 2>&1 || echo "deploy check: could not install docker-compose" >&2
+fi
 command -v openssl >/dev/null || { echo "deploy check: openssl is required" >&2; exit 1; }
 
 # The binary `ims-proxy check` runs: the debug build `cargo test` just made (a no-op then).
