@@ -270,7 +270,7 @@ def run_proxy_checks(binary, tmp):
             local.mkdir(parents=True, exist_ok=True)
             for f, content in files.items():
                 # Example Secrets hold placeholders; a key file must parse, so use a fresh key.
-                if "REPLACE_WITH" in content and (f.endswith(".pem") or f.endswith(".key")):
+                if "REPLACE_WITH" in content and f.endswith(".pem"):
                     content = private_key_pem(tmp)
                 (local / f).write_text(content)
                 os.chmod(local / f, 0o600)
