@@ -44,6 +44,9 @@ pub struct Config {
     pub credentials: BTreeMap<String, CredentialConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Who may use the proxy; see [`crate::access`].
+    #[serde(default)]
+    pub clients: Vec<crate::clients::ClientConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -54,6 +57,13 @@ pub struct ServerConfig {
     /// How long requests in flight (streams included) may run on after SIGTERM/SIGINT.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Listening beyond loopback with neither `[[clients]]` nor mutual TLS is refused unless
+    /// this says the network in front of the proxy already restricts who reaches it.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    pub tls: Option<crate::tls::TlsConfig>,
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +71,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             shutdown_grace: default_shutdown_grace(),
+            allow_unauthenticated: false,
+            tls: None,
+            limits: Default::default(),
         }
     }
 }
@@ -178,6 +191,8 @@ pub struct RouteConfig {
     pub headers: BTreeMap<String, String>,
     /// For routes without a preset: also send `x-gw-ims-org-id`.
     pub org_id_header: Option<bool>,
+    /// Largest request body this route forwards (413 beyond); unlimited when absent.
+    pub max_body_size: Option<crate::limits::ByteSize>,
     /// Outbound request rate: a token bucket refilled at `per_second`, holding `burst`.
     pub rate_limit: Option<RateLimitConfig>,
     /// At most this many requests to the upstream at once (response bodies included).

@@ -2,6 +2,9 @@
 //! the dialect of Adobe's API gateway (`{"error_code","message"}`) so Adobe's SDKs surface it,
 //! and `Content-Type` is exactly `application/json` because those SDKs ignore bodies otherwise.
 
+use crate::clients::AccessError;
+use crate::inbound::InboundError;
+use crate::limits::LimitError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
@@ -25,6 +28,12 @@ pub enum ProxyError {
         route: String,
         retry_after: std::time::Duration,
     },
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error(transparent)]
+    Inbound(#[from] InboundError),
 }
 
 impl ProxyError {
@@ -37,6 +46,23 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TokenUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Access(AccessError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ProxyError::Access(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Limit(LimitError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Limit(LimitError::UriTooLong { .. }) => StatusCode::URI_TOO_LONG,
+            ProxyError::Limit(LimitError::BodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Limit(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::Inbound(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Whether the client's connection must close after this answer: its framing, or what is
+    /// left of a body the proxy stopped reading, cannot be trusted.
+    pub fn closes_connection(&self) -> bool {
+        match self {
+            ProxyError::Inbound(e) => e.closes_connection(),
+            ProxyError::Limit(LimitError::BodyTooLarge { .. } | LimitError::BodyTimeout(_)) => true,
+            _ => false,
         }
     }
 
@@ -50,6 +76,13 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::TokenUnavailable { .. } => "token_unavailable",
             ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::Access(AccessError::Forbidden { .. }) => "forbidden",
+            ProxyError::Access(_) => "unauthorized",
+            ProxyError::Limit(LimitError::BodyTooLarge { .. }) => "payload_too_large",
+            ProxyError::Limit(LimitError::UriTooLong { .. }) => "uri_too_long",
+            ProxyError::Limit(LimitError::BodyTimeout(_)) => "request_timeout",
+            ProxyError::Limit(_) => "headers_too_large",
+            ProxyError::Inbound(_) => "bad_request",
         }
     }
 
@@ -85,6 +118,12 @@ pub fn error_response(
         HeaderValue::from_static("application/json"),
     );
     h.insert(crate::forward::X_REQUEST_ID, request_id.clone());
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"ims-proxy\""),
+        );
+    }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         h.insert(
             header::ALLOW,

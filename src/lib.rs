@@ -9,26 +9,34 @@
 //! Beside the request path: [`admin`] (health, readiness, metrics on a port of its own),
 //! [`metrics`] (the Prometheus series), [`access`] (the access log line, once per request),
 //! [`reload`] (SIGHUP and `--watch`), [`ratelimit`] (per-route shaping) and [`egress`]
-//! (corporate proxies for outbound traffic).
+//! (corporate proxies for outbound traffic). Hardening: [`clients`] (who may call), [`tls`]
+//! (listener TLS and mTLS), [`limits`] (sizes, timeouts, connection counts), [`inbound`] and
+//! [`framing`] (malformed or ambiguous requests), [`secret_file`].
 
 pub mod access;
 pub mod admin;
 pub mod adobe;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod egress;
 pub mod error;
 pub mod forward;
+pub mod framing;
+pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
-pub mod replay;
 pub mod ratelimit;
 pub mod reload;
+pub mod replay;
 pub mod routes;
 pub mod sandbox;
 pub mod secret;
+pub mod secret_file;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod token;
 pub mod upstream;
 
@@ -152,6 +160,8 @@ pub async fn run(
         }
     }
     shutdown.await;
+    // Not ready from the moment shutdown is announced, so no probe sees "ready" after it.
+    running.draining.store(true, Ordering::Relaxed);
     tracing::info!("shutting down");
     for t in &background {
         t.abort();

@@ -5,6 +5,9 @@
 use crate::access::{AccessRecord, Counted, Observed};
 use crate::error::ProxyError;
 use crate::forward::{self, ClientInfo, X_REQUEST_ID};
+use crate::framing::Ambiguous;
+use crate::inbound::{self, InboundError};
+use crate::limits::{self, BodyWatch, LimitError, LimitedBody};
 use crate::replay::TeeBody;
 use crate::snapshot::Snapshot;
 use crate::upstream::BoxError;
@@ -49,6 +52,7 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = forward::request_id(req.headers());
     let method = req.method().clone();
+    let version = req.version();
     let path = req.uri().path().to_string();
     let snapshot = state.snapshot.load_full();
     let mut outcome = Outcome::default();
@@ -57,7 +61,15 @@ pub async fn handle(
             resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             resp.map(Either::Left)
         }
-        Err(e) => e.to_response(&request_id).map(Either::Right),
+        Err(e) => {
+            let mut resp = e.to_response(&request_id);
+            if e.closes_connection() && version < Version::HTTP_2 {
+                // hyper closes the connection after a response that says so.
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp.map(Either::Right)
+        }
     };
     let record = AccessRecord {
         started,
@@ -78,6 +90,7 @@ pub async fn handle(
 
 #[derive(Default)]
 struct Outcome {
+    /// The `[[clients]]` name the request authenticated as.
     client: Option<String>,
     route: Option<String>,
     credential: Option<String>,
@@ -88,16 +101,30 @@ struct Outcome {
 
 async fn forward_request(
     snapshot: &Snapshot,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: ConnMeta,
     request_id: &HeaderValue,
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
+    if let Some(ambiguous) = req.extensions().get::<Ambiguous>() {
+        return Err(InboundError::Framing(ambiguous.0.into()).into());
+    }
+    inbound::check_framing(req.version(), req.headers())?;
     if req.method() == Method::CONNECT {
         return Err(ProxyError::MethodNotAllowed(
             "CONNECT is refused: ims-proxy is a reverse proxy, not a tunnel".into(),
         ));
     }
+    if req.method() == Method::TRACE {
+        return Err(ProxyError::MethodNotAllowed(
+            "TRACE is refused: it would echo credentials back".into(),
+        ));
+    }
+    inbound::check_method(req.method())?;
+    snapshot.limits.check_head(req.uri(), req.headers())?;
+    inbound::check_path(req.uri().path())?;
+    // Before routing, so that a caller without a key learns nothing, not even which routes exist.
+    let identity = snapshot.access.authenticate(req.headers_mut())?;
     // A reverse proxy receives origin-form targets; an absolute-form one is a client using
     // us as a forward proxy, which would make this an open proxy.
     if req.version() < Version::HTTP_2 && req.uri().scheme().is_some() {
@@ -115,7 +142,12 @@ async fn forward_request(
         route.prefix.clone()
     });
     outcome.credential = Some(route.credential.name.clone());
-    if let Some(limiter) = snapshot.limits.get(&route.prefix) {
+    if let Some(who) = identity {
+        outcome.client = Some(who.name.to_string());
+        snapshot.access.authorize(&who, &route.prefix)?;
+    }
+    limits::check_declared_length(req.headers(), route.max_body_size)?;
+    if let Some(limiter) = snapshot.rate_limits.get(&route.prefix) {
         let permit = limiter
             .acquire()
             .await
@@ -138,6 +170,18 @@ async fn forward_request(
         .path_and_query(path_and_query)
         .build()
         .map_err(|e| ProxyError::BadRequest(format!("request target: {e}")))?;
+
+    let (parts, body) = req.into_parts();
+    let watch = Arc::new(BodyWatch::default());
+    let body = LimitedBody::new(body, route.max_body_size, watch.clone());
+    let first = tokio::time::timeout(
+        snapshot.limits.header_read_timeout,
+        inbound::read_first_frame(body),
+    )
+    .await
+    .map_err(|_| LimitError::BodyTimeout(snapshot.limits.header_read_timeout))?;
+    let body = first.map_err(|e| body_error(&watch, route.max_body_size, e.to_string()))?;
+    let req = Request::from_parts(parts, body);
 
     let bearer = route
         .credential
@@ -179,7 +223,13 @@ async fn forward_request(
         }
         None => (box_body(body), None),
     };
-    let mut resp = send(snapshot, Request::from_parts(parts, body), outcome).await?;
+    let mut resp = match send(snapshot, Request::from_parts(parts, body), outcome).await {
+        // The exchange failed because the client's body did: say so, not "unreachable".
+        Err(ProxyError::UpstreamUnreachable(detail)) if watch.too_large() || watch.broken() => {
+            return Err(body_error(&watch, route.max_body_size, detail))
+        }
+        other => other?,
+    };
 
     if resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed() {
         match replay.and_then(|(head, kept)| Some((head, kept.replayable()?))) {
@@ -247,8 +297,7 @@ async fn send(
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
     let sent = Instant::now();
-    let result =
-        tokio::time::timeout(snapshot.request_timeout, snapshot.client.request(req)).await;
+    let result = tokio::time::timeout(snapshot.request_timeout, snapshot.client.request(req)).await;
     outcome.upstream = Some(outcome.upstream.unwrap_or_default() + sent.elapsed());
     match result {
         Err(_) => Err(ProxyError::UpstreamTimeout(snapshot.request_timeout)),
@@ -261,5 +310,13 @@ async fn send(
             *resp.version_mut() = http::Version::HTTP_11;
             Ok(resp)
         }
+    }
+}
+
+/// The client's body failed: too large, or unreadable as framed.
+fn body_error(watch: &BodyWatch, limit: Option<u64>, detail: String) -> ProxyError {
+    match (watch.too_large(), limit) {
+        (true, Some(limit)) => ProxyError::Limit(LimitError::BodyTooLarge { limit }),
+        _ => ProxyError::Inbound(InboundError::Body(detail)),
     }
 }

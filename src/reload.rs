@@ -74,7 +74,7 @@ impl Reloader {
             tracing::warn!("admin.listen changed; it takes effect after a restart");
             next.admin_listen = current.admin_listen;
         }
-        crate::ratelimit::inherit(&mut next.limits, &current.limits);
+        crate::ratelimit::inherit(&mut next.rate_limits, &current.rate_limits);
         next.start_refreshers();
         self.state.snapshot.store(Arc::new(next));
         Ok(config)

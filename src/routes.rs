@@ -65,6 +65,8 @@ pub struct Route {
     pub send_org_id: bool,
     /// The preset's and the route's static headers, built once.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body limit in bytes; `None` is unlimited.
+    pub max_body_size: Option<u64>,
 }
 
 impl Route {

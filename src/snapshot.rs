@@ -1,7 +1,9 @@
 //! Everything a request needs, built once from a validated [`Config`]: the route table with its
 //! credentials, and the upstream client. A reload builds a new snapshot and swaps it in whole.
 
+use crate::clients::AccessControl;
 use crate::config::{Config, ConfigError};
+use crate::limits::LimitsConfig;
 use crate::routes::{Route, RouteTable, Upstream};
 use crate::token::Credential;
 use crate::upstream::UpstreamClient;
@@ -17,10 +19,15 @@ pub struct Snapshot {
     pub credentials: BTreeMap<String, Arc<Credential>>,
     pub client: UpstreamClient,
     pub request_timeout: std::time::Duration,
-    /// Per-route limiters by prefix, for the routes that set limits.
-    pub limits: crate::ratelimit::Limits,
+    /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
+    pub rate_limits: crate::ratelimit::Limits,
     pub shutdown_grace: std::time::Duration,
     pub admin_listen: Option<SocketAddr>,
+    /// `[[clients]]`; empty when access control is off.
+    pub access: AccessControl,
+    /// Listener TLS, rebuilt from the files on every snapshot (so on every reload).
+    pub tls: Option<crate::tls::Listener>,
+    pub limits: LimitsConfig,
 }
 
 /// Headers the proxy owns: a route may not set them, because the proxy sets or strips them.
@@ -70,7 +77,7 @@ impl Snapshot {
             credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
         let mut routes = Vec::with_capacity(config.routes.len());
-        let mut limits = crate::ratelimit::Limits::new();
+        let mut rate_limits = crate::ratelimit::Limits::new();
         let mut seen = BTreeMap::new();
         for (i, rc) in config.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
@@ -154,7 +161,7 @@ impl Snapshot {
             }
             let label = if prefix.is_empty() { "/" } else { &prefix };
             if let Some(l) = crate::ratelimit::RouteLimiter::from_config(&key, label, rc)? {
-                limits.insert(prefix.clone(), Arc::new(l));
+                rate_limits.insert(prefix.clone(), Arc::new(l));
             }
             routes.push(Route {
                 prefix,
@@ -163,20 +170,37 @@ impl Snapshot {
                 credential,
                 send_org_id,
                 headers,
+                max_body_size: rc
+                    .max_body_size
+                    .or(config.server.limits.max_body_size)
+                    .map(|b| b.0),
             });
         }
+        let prefixes: Vec<String> = routes.iter().map(|r| r.prefix.clone()).collect();
+        let access = AccessControl::build(&config.clients, &prefixes)?;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(crate::tls::Listener::build)
+            .transpose()?;
+        check_exposure(config, listen, &access, tls.as_ref())?;
+        warn_about_secret_files(config);
         Ok(Snapshot {
             listen,
             routes: RouteTable::new(routes),
             credentials,
             client,
             request_timeout: config.client.request_timeout,
-            limits,
+            rate_limits,
             shutdown_grace: config.server.shutdown_grace,
             admin_listen: match &config.admin.listen {
                 Some(a) => Some(resolve_addr("admin.listen", a)?),
                 None => None,
             },
+            access,
+            tls,
+            limits: config.server.limits.clone(),
         })
     }
 
@@ -195,6 +219,15 @@ impl Snapshot {
             out.push_str(&format!("admin: {a}\n"));
         }
         out.push_str(&format!("egress: {}\n", self.client.egress.description));
+        out.push_str(&format!(
+            "tls: {}\nclients: {}\n",
+            match &self.tls {
+                None => "off",
+                Some(t) if t.mutual => "on, client certificates required",
+                Some(_) => "on",
+            },
+            self.access.len(),
+        ));
         for (name, c) in &self.credentials {
             out.push_str(&format!(
                 "credential {name}: type={} client_id={} org_id={}",
@@ -241,7 +274,52 @@ impl Snapshot {
     }
 }
 
-fn normalise_prefix(p: &str) -> Result<String, String> {
+/// Safe by default: whoever reaches the listener acts with the organisation's Adobe
+/// privileges, so listening beyond loopback needs someone to check who is calling.
+fn check_exposure(
+    config: &Config,
+    listen: SocketAddr,
+    access: &AccessControl,
+    tls: Option<&crate::tls::Listener>,
+) -> Result<(), ConfigError> {
+    let mutual = tls.is_some_and(|t| t.mutual);
+    if listen.ip().is_loopback() || access.is_enabled() || mutual {
+        return Ok(());
+    }
+    if config.server.allow_unauthenticated {
+        tracing::warn!(
+            %listen,
+            "listening beyond loopback without client authentication (server.allow_unauthenticated = true)"
+        );
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "server.listen",
+        format!(
+            "{listen} is reachable from other hosts, and anyone who reaches it acts with your \
+             organisation's Adobe privileges: configure [[clients]] keys or server.tls.client_ca_file \
+             (mutual TLS), listen on 127.0.0.1, or set server.allow_unauthenticated = true if the \
+             network already restricts who can connect"
+        ),
+    ))
+}
+
+/// Secret files the credentials point at should be private to the proxy's user.
+fn warn_about_secret_files(config: &Config) {
+    for (name, c) in &config.credentials {
+        for (field, path) in [
+            ("access_token_file", &c.access_token_file),
+            ("client_secret_file", &c.client_secret_file),
+            ("private_key_file", &c.private_key_file),
+        ] {
+            if let Some(path) = path {
+                crate::secret_file::warn_if_exposed(&format!("credentials.{name}.{field}"), path);
+            }
+        }
+    }
+}
+
+pub(crate) fn normalise_prefix(p: &str) -> Result<String, String> {
     if !p.starts_with('/') {
         return Err(format!("{p:?} must start with '/'"));
     }

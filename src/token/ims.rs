@@ -74,13 +74,10 @@ pub async fn post_form(
         .body(body)
         .map_err(|e| ImsError::Request(e.to_string()))?;
     let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| ImsError::Transport {
-                url: url.to_string(),
-                reason: crate::upstream::describe_client_error(&e),
-            })?;
+        let resp = client.request(req).await.map_err(|e| ImsError::Transport {
+            url: url.to_string(),
+            reason: crate::upstream::describe_client_error(&e),
+        })?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()

@@ -383,7 +383,10 @@ impl Credential {
 
     /// IMS's error from the last failed call, until a call succeeds.
     pub(crate) fn last_error(&self) -> Option<String> {
-        self.last_failure.load().as_deref().map(|f| f.error.to_string())
+        self.last_failure
+            .load()
+            .as_deref()
+            .map(|f| f.error.to_string())
     }
 
     fn usable_bearer(&self) -> Option<HeaderValue> {

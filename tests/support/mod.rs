@@ -4,9 +4,11 @@
 
 pub mod child;
 pub mod client;
-pub mod ims;
 pub mod connect_proxy;
+pub mod ims;
+pub mod logs;
 pub mod proxy;
+pub mod raw;
 pub mod tls;
 pub mod upstream;
 

@@ -11,6 +11,30 @@ pub struct TestPki {
     pub key_der: Vec<u8>,
     /// The CA written to a file, for `client.ca_file`.
     pub ca_file: tempfile::NamedTempFile,
+    ca_key: KeyPair,
+    ca_params: CertificateParams,
+}
+
+/// A certificate and key in PEM, for a listener (`server.tls`) or a client (mTLS).
+pub struct Identity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Identity {
+    /// Writes the pair into `dir` as `<name>.crt` / `<name>.key` (key mode 0600).
+    pub fn write(&self, dir: &std::path::Path, name: &str) -> (String, String) {
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, &self.cert_pem).expect("write cert");
+        std::fs::write(&key, &self.key_pem).expect("write key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        (cert.display().to_string(), key.display().to_string())
+    }
 }
 
 impl TestPki {
@@ -21,7 +45,7 @@ impl TestPki {
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "ims-proxy test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+        let ca = ca_params.clone().self_signed(&ca_key).expect("ca cert");
 
         let leaf_key = KeyPair::generate().expect("leaf key");
         let leaf_params =
@@ -38,7 +62,62 @@ impl TestPki {
             cert_chain: vec![leaf.der().clone(), ca.der().clone()],
             key_der: leaf_key.serialize_der(),
             ca_file,
+            ca_key,
+            ca_params,
         }
+    }
+
+    fn issue(&self, names: Vec<String>, cn: &str) -> Identity {
+        let ca = self
+            .ca_params
+            .clone()
+            .self_signed(&self.ca_key)
+            .expect("ca cert");
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &ca, &self.ca_key).expect("cert");
+        Identity {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A server certificate for 127.0.0.1 and localhost, signed by this CA, named `cn`.
+    pub fn server_identity(&self, cn: &str) -> Identity {
+        self.issue(vec!["localhost".into(), "127.0.0.1".into()], cn)
+    }
+
+    /// A client certificate signed by this CA.
+    pub fn client_identity(&self, cn: &str) -> Identity {
+        self.issue(vec![format!("{cn}.clients.test")], cn)
+    }
+
+    /// A rustls client config trusting this CA, presenting `identity` when given.
+    pub fn client_config(&self, identity: Option<&Identity>) -> rustls::ClientConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            roots.add(c.expect("ca pem")).expect("ca root");
+        }
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
+        let mut cfg = match identity {
+            None => b.with_no_client_auth(),
+            Some(id) => {
+                let certs: Vec<_> = rustls_pemfile::certs(&mut id.cert_pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .expect("cert pem");
+                let key = rustls_pemfile::private_key(&mut id.key_pem.as_bytes())
+                    .expect("key pem")
+                    .expect("a key");
+                b.with_client_auth_cert(certs, key).expect("client auth")
+            }
+        };
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        cfg
     }
 
     pub fn ca_path(&self) -> String {

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# ims-proxy benchmark: the upstream directly, through nginx, and through ims-proxy, in one run
+# on one machine, with the same load generator. Writes bench/RESULTS.md.
+#
+# usage: bench/run.sh            full run (about 6 minutes)
+#        QUICK=1 bench/run.sh    one short run per point, to check the harness
+# knobs: DURATION (s per point, default 10), RUNS (default 3, median reported), CONNS
+#        ("1 16 256"), STREAM_BYTES (default 2 GiB).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-"1 16 256"}
+STREAM_BYTES=${STREAM_BYTES:-2147483648}
+if [ "${QUICK:-0}" = 1 ]; then DURATION=3; RUNS=1; STREAM_BYTES=268435456; fi
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  echo "installing wrk and nginx from Debian's packages" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "building (release)" >&2
+cargo build --release --quiet
+(cd bench && cargo build --release --quiet)
+PROXY="$ROOT/target/release/ims-proxy"
+BIN="$ROOT/bench/target/release"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+
+# Two cores: the proxy under test (nginx or ims-proxy, one worker each) gets core 0; the load
+# generator and the upstream share core 1. On bigger machines the same split applies.
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
+# exec: every caller runs pin in a subshell (`&` or `$(...)`), and $! must be the program itself.
+pin() { local cpu=$1; shift; if need taskset; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi; }
+
+UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103
+TOKEN=bench-token-0123456789; KEY=bench-client-id
+
+wait_port() { for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done; echo "nothing listens on $1" >&2; return 1; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+for port in 19101 19102 19103 19104; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
+done
+pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
+wait_port "$UP"
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+user root;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $WORK/nginx/access.log;
+  upstream adobe { server $UP; keepalive 256; }
+  server {
+    listen $NGX;
+    location /campaign/ {
+      proxy_pass http://adobe;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $TOKEN";
+      proxy_set_header x-api-key "$KEY";
+      proxy_request_buffering off;
+      proxy_buffering off;
+      client_max_body_size 0;
+    }
+  }
+}
+NGX
+pin "$PROXY_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+wait_port "$NGX"
+
+cat > "$WORK/proxy.toml" <<TOML
+[server]
+listen = "$IMSP"
+[credentials.bench]
+type = "static"
+access_token = "$TOKEN"
+client_id = "$KEY"
+[[routes]]
+prefix = "/campaign"
+upstream = "http://$UP/campaign"
+credential = "bench"
+TOML
+TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy.toml" 2>"$WORK/proxy.log" & IMS_PID=$!; PIDS+=($IMS_PID)
+wait_port "$IMSP"
+sleep 1
+IDLE_RSS=$(rss_kib "$IMS_PID")
+
+RESULTS="$WORK/results.jsonl"
+: > "$RESULTS"
+PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
+for c in $CONNS; do
+  for target in direct nginx ims-proxy; do
+    case $target in direct) addr=$UP;; nginx) addr=$NGX;; ims-proxy) addr=$IMSP;; esac
+    for run in $(seq 1 "$RUNS"); do
+      # Every target gets the same request, auth headers included (the proxies replace them).
+      line=$(pin "$LOAD_CPU" wrk -t1 -c"$c" -d"${DURATION}s" --latency -s bench/report.lua \
+        -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$addr$PATH_Q" | tail -n 1)
+      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"wrk\":$line}" >> "$RESULTS"
+      echo "$target c=$c run=$run $line" >&2
+    done
+  done
+done
+
+# RSS with 1,000 open keep-alive connections.
+pin "$LOAD_CPU" "$BIN/bench-conns" "$IMSP" "$PATH_Q" 1000 4 > "$WORK/conns.out" & CPID=$!
+CONN_RSS=0
+while kill -0 "$CPID" 2>/dev/null; do r=$(rss_kib "$IMS_PID"); [ "$r" -gt "$CONN_RSS" ] && CONN_RSS=$r; sleep 0.1; done
+CONN_OPEN=$(cat "$WORK/conns.out")
+sleep 1
+
+# Streamed upload and download, RSS sampled throughout.
+stream() { # direction addr -> seconds
+  if [ "$1" = up ]; then
+    head -c "$STREAM_BYTES" /dev/zero | curl -sS -o /dev/null -w '%{time_total}' -T - \
+      -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$2/campaign/sink"
+  else
+    curl -sS -o /dev/null -w '%{time_total}' \
+      -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$2/campaign/source?bytes=$STREAM_BYTES"
+  fi
+}
+declare -A STREAM
+for dir in up down; do
+  BEFORE=$(rss_kib "$IMS_PID"); PEAK=$BEFORE
+  ( pin "$LOAD_CPU" bash -c "$(declare -f stream); TOKEN=$TOKEN KEY=$KEY STREAM_BYTES=$STREAM_BYTES stream $dir $IMSP" > "$WORK/stream.$dir" ) & SPID=$!
+  while kill -0 "$SPID" 2>/dev/null; do r=$(rss_kib "$IMS_PID"); [ "$r" -gt "$PEAK" ] && PEAK=$r; sleep 0.05; done
+  STREAM[$dir.proxy]=$(cat "$WORK/stream.$dir"); STREAM[$dir.rss]=$((PEAK - BEFORE))
+  STREAM[$dir.direct]=$(TOKEN=$TOKEN KEY=$KEY stream "$dir" "$UP")
+done
+
+# Start-up to listening (no IMS call: static credential), median of 5.
+cp "$WORK/proxy.toml" "$WORK/startup.toml"; sed -i 's/19103/19104/' "$WORK/startup.toml"
+STARTUP=$(for i in 1 2 3 4 5; do "$BIN/bench-startup" 127.0.0.1:19104 -- "$PROXY" --config "$WORK/startup.toml"; done | sort -n | sed -n 3p)
+
+python3 - "$RESULTS" <<PY > bench/RESULTS.md
+import json, statistics, sys, subprocess, datetime, platform
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(target, c, key):
+    v = [r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c]
+    return statistics.median(v) if v else float("nan")
+def tot(target, c, key):
+    return sum(r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c)
+conns = [int(c) for c in "$CONNS".split()]
+def ver(cmd):
+    try: return subprocess.run(cmd, capture_output=True, text=True, shell=True).stdout.strip() or subprocess.run(cmd, capture_output=True, text=True, shell=True).stderr.strip()
+    except Exception: return "?"
+cpu = ver("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+print("# ims-proxy benchmark results\n")
+print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu}), {ver('uname -r')}")
+print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('rustc --version')}")
+print(f"- method: wrk -t1, {$DURATION} s per point, median of {$RUNS} runs; proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, ims-proxy TOKIO_WORKER_THREADS=1), wrk and the upstream on core $LOAD_CPU; keep-alive to the upstream in both proxies; both write an access log.")
+print(f"- reproduce: \`bench/run.sh\`\n")
+print("| target | conns | req/s | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for c in conns:
+    for t in ["direct", "nginx", "ims-proxy"]:
+        print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
+print("\n## Ratios (same run)\n")
+print("| conns | ims-proxy / nginx req/s | ims-proxy / direct req/s | added p50 µs (ims-proxy − direct) | added p99 µs | nginx added p50 µs | nginx added p99 µs |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for c in conns:
+    print(f"| {c} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('direct',c,'rps'):.2f} | {med('ims-proxy',c,'p50')-med('direct',c,'p50'):.0f} | {med('ims-proxy',c,'p99')-med('direct',c,'p99'):.0f} | {med('nginx',c,'p50')-med('direct',c,'p50'):.0f} | {med('nginx',c,'p99')-med('direct',c,'p99'):.0f} |")
+gb = $STREAM_BYTES / 1e9
+up_p, up_d, dn_p, dn_d = float("${STREAM[up.proxy]}"), float("${STREAM[up.direct]}"), float("${STREAM[down.proxy]}"), float("${STREAM[down.direct]}")
+print("\n## Memory, streaming, start-up\n")
+print("| measure | ims-proxy | note |")
+print("|---|---:|---|")
+print(f"| RSS idle | {$IDLE_RSS/1024:.1f} MiB | after start-up, no traffic yet |")
+print(f"| RSS peak with 1,000 open keep-alive connections | {$CONN_RSS/1024:.1f} MiB | bench-conns: $CONN_OPEN |")
+print(f"| {gb:.2f} GB streamed upload | {gb/up_p:.2f} GB/s, RSS +{${STREAM[up.rss]}/1024:.1f} MiB | direct: {gb/up_d:.2f} GB/s |")
+print(f"| {gb:.2f} GB streamed download | {gb/dn_p:.2f} GB/s, RSS +{${STREAM[down.rss]}/1024:.1f} MiB | direct: {gb/dn_d:.2f} GB/s |")
+print(f"| start-up to listening | $STARTUP ms | median of 5, static credential |")
+PY
+cat bench/RESULTS.md

@@ -1,0 +1,105 @@
+//! The benchmark's upstream: answers 200 with a small JSON body when the Bearer token and
+//! x-api-key it expects arrived (401 otherwise, so a broken proxy shows up as non-2xx), and
+//! offers `/sink` (consume a body, report its size) and `/source?bytes=N` (stream N bytes)
+//! for the streaming measurements.
+//!
+//! usage: bench-upstream ADDR EXPECTED_TOKEN_PREFIX EXPECTED_API_KEY
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::sync::Arc;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+const CHUNK: usize = 64 * 1024;
+
+fn full(b: &'static [u8]) -> Body {
+    Full::new(Bytes::from_static(b)).map_err(|e| match e {}).boxed()
+}
+
+async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Response<Body> {
+    let auth_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(expect.0.as_str()));
+    let key_ok = req.headers().get("x-api-key").is_some_and(|v| v.as_bytes() == expect.1.as_bytes());
+    if !auth_ok || !key_ok {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("content-type", "application/json")
+            .body(full(br#"{"error_code":"401013","message":"Oauth token is not valid"}"#))
+            .unwrap_or_default();
+    }
+    // The proxies forward /campaign/... unchanged, so match on the last segment.
+    match req.uri().path().rsplit('/').next().unwrap_or("") {
+        "sink" => {
+            let mut body = req.into_body();
+            let mut n: u64 = 0;
+            while let Some(Ok(f)) = body.frame().await {
+                if let Some(d) = f.data_ref() {
+                    n += d.len() as u64;
+                }
+            }
+            Response::new(Full::new(Bytes::from(format!("{{\"bytes\":{n}}}"))).map_err(|e| match e {}).boxed())
+        }
+        "source" => {
+            let total: u64 = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("bytes="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let s = stream::unfold(total, move |left| {
+                let chunk = chunk.clone();
+                async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let n = left.min(CHUNK as u64) as usize;
+                    Some((Ok::<_, std::io::Error>(Frame::data(chunk.slice(..n))), left - n as u64))
+                }
+            });
+            Response::builder()
+                .header("content-length", total.to_string())
+                .body(BodyExt::boxed(StreamBody::new(s)))
+                .unwrap_or_default()
+        }
+        _ => Response::builder()
+            .header("content-type", "application/json")
+            .body(full(br#"{"content":[{"PKey":"@abc","email":"a@example.com"}],"count":{"value":1}}"#))
+            .unwrap_or_default(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: bench-upstream ADDR EXPECTED_TOKEN_PREFIX EXPECTED_API_KEY");
+        std::process::exit(2);
+    }
+    let expect = Arc::new((format!("Bearer {}", args[2]), args[3].clone()));
+    let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let expect = expect.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let expect = expect.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(req, expect).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

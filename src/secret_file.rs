@@ -1,0 +1,55 @@
+//! Files that hold secrets should be readable by their owner alone. One that group or others
+//! can read still works (refusing would break deployments that mount secrets with 0644), but
+//! it earns a warning naming the file and the config key, never the content.
+
+use std::path::Path;
+
+/// Warns when `path` is readable by group or others. Returns whether it warned.
+pub fn warn_if_exposed(key: &str, path: &Path) -> bool {
+    match exposed_mode(path) {
+        Some(mode) => {
+            tracing::warn!(
+                key,
+                file = %path.display(),
+                mode = format!("{mode:04o}"),
+                "secret file {} is readable by group or others (mode {mode:04o}); \
+                 restrict it with chmod 600",
+                path.display()
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(unix)]
+fn exposed_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    // Follow symlinks: Kubernetes secret volumes are symlinks to the real files.
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn exposed_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn only_group_or_world_readable_files_are_reported() {
+        let dir = std::env::temp_dir().join(format!("ims-proxy-mode-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let f = dir.join("secret");
+        std::fs::write(&f, "x").unwrap_or_default();
+        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true)] {
+            let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode));
+            assert_eq!(exposed_mode(&f).is_some(), exposed, "mode {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,212 @@
+//! Malformed and ambiguous requests: refused with 400 before anything reaches the upstream,
+//! and where the framing is in doubt, the connection is closed.
+
+mod support;
+
+use std::time::Duration;
+use support::raw::raw_send;
+use support::*;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn proxy_for(up: &FakeUpstream) -> ims_proxy::Running {
+    start_proxy(&static_route("/api", "", &up.url())).await
+}
+
+/// Sends `raw`, expects a 400 and the connection closed by the proxy, and nothing upstream.
+async fn refused_and_closed(raw: &[u8]) -> String {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let reply = raw_send(p.addr, raw, DEADLINE).await;
+    assert_eq!(reply.status(), Some(400), "{}", reply.text);
+    assert!(
+        reply.closed,
+        "the connection must be closed: {}",
+        reply.text
+    );
+    assert_eq!(up.count(), 0, "nothing may be forwarded");
+    assert_eq!(
+        up.connections(),
+        0,
+        "the upstream must not even be contacted"
+    );
+    reply.text
+}
+
+#[tokio::test]
+async fn content_length_and_transfer_encoding_together_are_refused() {
+    let text = refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        text.contains("Content-Length and Transfer-Encoding"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn transfer_encoding_before_content_length_is_refused_too() {
+    refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_equal_content_lengths_are_refused() {
+    let text = refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+    )
+    .await;
+    assert!(text.contains("more than one Content-Length"), "{text}");
+}
+
+#[tokio::test]
+async fn duplicate_differing_content_lengths_are_refused() {
+    refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transfer_encoding_other_than_chunked_is_refused() {
+    refused_and_closed(b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: gzip\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn obs_fold_header_continuations_are_refused() {
+    refused_and_closed(b"GET /api/x HTTP/1.1\r\nHost: p\r\nX-Folded: a\r\n b\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn an_invalid_chunk_size_is_refused_before_anything_is_forwarded() {
+    refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_chunk_size_that_overflows_is_refused() {
+    refused_and_closed(
+        b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_carriage_return_inside_a_header_value_is_refused() {
+    refused_and_closed(b"GET /api/x HTTP/1.1\r\nHost: p\r\nX-Evil: a\rb\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn a_line_feed_inside_a_header_value_is_refused() {
+    refused_and_closed(b"GET /api/x HTTP/1.1\r\nHost: p\r\nX-Evil: a\nb\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn a_nul_inside_a_header_value_is_refused() {
+    refused_and_closed(b"GET /api/x HTTP/1.1\r\nHost: p\r\nX-Evil: a\0b\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn raw_non_utf8_bytes_in_the_path_are_refused() {
+    refused_and_closed(b"GET /api/\xff\xfe HTTP/1.1\r\nHost: p\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn a_path_that_percent_decodes_to_invalid_utf8_is_refused() {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let reply = raw_send(
+        p.addr,
+        b"GET /api/a%FFb HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(reply.status(), Some(400), "{}", reply.text);
+    assert!(
+        reply.text.contains("\"error_code\":\"bad_request\""),
+        "{}",
+        reply.text
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_path_that_percent_decodes_to_a_control_character_is_refused() {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let reply = raw_send(
+        p.addr,
+        b"GET /api/a%0d%0aInjected:%201 HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(reply.status(), Some(400), "{}", reply.text);
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn an_absurd_method_is_refused() {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let method = "X".repeat(2000);
+    let raw = format!("{method} /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n");
+    let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
+    assert_eq!(reply.status(), Some(400), "{}", reply.text);
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn an_unusual_method_is_refused() {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let reply = raw_send(
+        p.addr,
+        b"PROPFIND /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(reply.status(), Some(400), "{}", reply.text);
+    assert!(reply.text.contains("PROPFIND"), "{}", reply.text);
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn trace_is_refused_so_credentials_are_never_echoed() {
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let reply = raw_send(
+        p.addr,
+        b"TRACE /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(reply.status(), Some(405), "{}", reply.text);
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_well_framed_request_after_a_chunked_one_on_the_same_connection_is_served() {
+    // The framing watcher must follow ordinary keep-alive traffic without false alarms.
+    let up = FakeUpstream::start().await;
+    let p = proxy_for(&up).await;
+    let raw = b"POST /api/one HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n\
+POST /api/two HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabc\
+GET /api/three HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n";
+    let reply = raw_send(p.addr, raw, DEADLINE).await;
+    assert_eq!(
+        reply.text.matches("HTTP/1.1 200").count(),
+        3,
+        "{}",
+        reply.text
+    );
+    let targets: Vec<String> = up.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/one", "/two", "/three"]);
+    let bodies: Vec<_> = up.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies[0], "hello");
+    assert_eq!(bodies[1], "abc");
+}

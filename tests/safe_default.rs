@@ -1,0 +1,147 @@
+//! Safe by default: beyond loopback, someone must be checking who calls; and secret files
+//! readable by others are named in a warning.
+
+use std::process::Command;
+
+const BASE: &str = r#"
+[credentials.cred]
+type = "static"
+access_token_file = "TOKEN_FILE"
+client_id = "cid"
+
+[[routes]]
+prefix = "/api"
+upstream = "http://127.0.0.1:1"
+credential = "cred"
+"#;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn check(server: &str, extra: &str, token_mode: u32) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "file-token-value-123").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(token_mode)).expect("chmod");
+    let toml = format!(
+        "[server]\n{server}\n{}\n{extra}",
+        BASE.replace("TOKEN_FILE", &token.display().to_string())
+    );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, toml).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["--log-format", "text", "check", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn listening_beyond_loopback_without_authentication_is_a_config_error() {
+    let r = check("listen = \"0.0.0.0:8080\"", "", 0o600);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("error: server.listen: 0.0.0.0:8080 is reachable from other hosts"),
+        "{line}"
+    );
+    assert!(
+        line.contains("server.allow_unauthenticated = true"),
+        "{line}"
+    );
+}
+
+#[test]
+fn listening_on_loopback_needs_no_authentication() {
+    for listen in [
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "localhost:8080",
+        "127.8.9.10:8080",
+    ] {
+        let r = check(&format!("listen = \"{listen}\""), "", 0o600);
+        assert_eq!(r.code, 0, "{listen}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn allow_unauthenticated_lets_the_operator_choose_an_open_listener() {
+    let r = check(
+        "listen = \"0.0.0.0:8080\"\nallow_unauthenticated = true",
+        "",
+        0o600,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn client_keys_make_a_non_loopback_listener_acceptable() {
+    let extra = "[[clients]]\nname = \"job\"\nkey = \"0123456789abcdef0123456789\"\n";
+    let r = check("listen = \"0.0.0.0:8080\"", extra, 0o600);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("clients: 1"), "{}", r.stdout);
+}
+
+#[test]
+fn a_secret_file_readable_by_others_produces_a_warning_naming_it() {
+    let r = check("listen = \"127.0.0.1:8080\"", "", 0o644);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("readable by group or others"))
+        .unwrap_or_else(|| panic!("no warning in {}", r.stderr));
+    assert!(warning.contains("/token"), "{warning}");
+    assert!(
+        warning.contains("credentials.cred.access_token_file"),
+        "{warning}"
+    );
+    assert!(!r.stderr.contains("file-token-value-123"));
+}
+
+#[test]
+fn a_private_secret_file_produces_no_warning() {
+    let r = check("listen = \"127.0.0.1:8080\"", "", 0o600);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("readable by group or others"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_client_key_file_readable_by_group_produces_a_warning_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("client.key");
+    std::fs::write(&key, "0123456789abcdef0123456789").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let extra = format!(
+        "[[clients]]\nname = \"job\"\nkey_file = \"{}\"\n",
+        key.display()
+    );
+    let r = check("listen = \"127.0.0.1:8080\"", &extra, 0o600);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("readable by group or others") && l.contains("client.key")),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,0 +1,140 @@
+//! No secret in any log line (at trace level), error response or `check` output. Scenarios run
+//! with everything captured; then every capture is scanned for every secret. Extend SECRETS
+//! and the scenarios when a credential type adds its own (IMS-issued tokens, client secrets).
+
+mod support;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use support::logs::{capture_trace, scan};
+use support::*;
+
+const TOKEN: &str = "static-token-abc";
+const CLIENT_KEY: &str = "client-key-never-logged-0123";
+const WRONG_KEY: &str = "wrong-key-also-never-logged-987";
+const RESTRICTED_KEY: &str = "restricted-key-never-logged-456";
+
+fn secrets() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("static access token", TOKEN),
+        ("client key", CLIENT_KEY),
+        ("presented wrong key", WRONG_KEY),
+        ("restricted client key", RESTRICTED_KEY),
+    ]
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_trace_logs_or_error_responses() {
+    let logs = capture_trace();
+    let up = FakeUpstream::start().await;
+    let toml = format!(
+        "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\"\n\n\
+         [[clients]]\nname = \"restricted\"\nkey = \"{RESTRICTED_KEY}\"\nroutes = [\"/down\"]\n\n\
+         [[routes]]\nprefix = \"/down\"\nupstream = \"http://127.0.0.1:1\"\ncredential = \"cred\"\n\
+         max_body_size = 4\n{}",
+        static_route("/api", "", &up.url())
+    );
+    let p = start_proxy(&toml).await;
+    let mut answers = String::new();
+    let call = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static [u8]| {
+        let mut b = Request::builder().method(method).uri(proxy_url(&p, path));
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(Full::new(Bytes::from_static(body)))
+            .expect("request")
+    };
+    let bearer = format!("Bearer {CLIENT_KEY}");
+    let scenarios = vec![
+        call("GET", "/api/ok", &[("x-proxy-key", CLIENT_KEY)], b""),
+        call("POST", "/api/ok", &[("authorization", &bearer)], b"{}"),
+        call("GET", "/api/ok", &[("x-proxy-key", WRONG_KEY)], b""),
+        call(
+            "GET",
+            "/api/ok",
+            &[("authorization", "Bearer wrong-key-also-never-logged-987")],
+            b"",
+        ),
+        call("GET", "/api/ok", &[], b""),
+        call("GET", "/down/x", &[("x-proxy-key", CLIENT_KEY)], b""),
+        call(
+            "POST",
+            "/down/x",
+            &[("x-proxy-key", CLIENT_KEY)],
+            b"too large",
+        ),
+        call("GET", "/nowhere", &[("x-proxy-key", CLIENT_KEY)], b""),
+        call("GET", "/api/ok", &[("x-proxy-key", RESTRICTED_KEY)], b""),
+    ];
+    let mut statuses = Vec::new();
+    for req in scenarios {
+        let got = send(&h1_client(), req).await;
+        statuses.push(got.status.as_u16());
+        answers.push_str(&format!(
+            "{:?}\n{}\n",
+            got.headers,
+            String::from_utf8_lossy(&got.body)
+        ));
+    }
+    assert_eq!(statuses, [200, 200, 401, 401, 401, 502, 413, 404, 403]);
+    let text = logs.text();
+    assert!(
+        text.contains("\"client\":\"scanner\""),
+        "the capture must hold the access log"
+    );
+    // The upstream got the token: the scan would find a leak if one happened.
+    assert_eq!(
+        up.requests()[0].headers["authorization"],
+        "Bearer static-token-abc"
+    );
+    assert_eq!(
+        scan(&text, &secrets()),
+        Vec::<&str>::new(),
+        "secret in the logs"
+    );
+    assert_eq!(
+        scan(&answers, &secrets()),
+        Vec::<&str>::new(),
+        "secret in a response"
+    );
+}
+
+#[test]
+fn check_at_trace_level_shows_no_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\"\n{}",
+            static_route("/api", "", "http://127.0.0.1:1")
+        ),
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("config ok"), "{all}");
+    assert_eq!(scan(&all, &secrets()), Vec::<&str>::new(), "{all}");
+}
+
+#[test]
+fn the_scanner_finds_a_secret_plain_or_base64_encoded() {
+    let s = [("token", "static-token-abc")];
+    assert_eq!(
+        scan("Authorization: Bearer static-token-abc", &s),
+        ["token"]
+    );
+    assert_eq!(scan("basic c3RhdGljLXRva2VuLWFiYw==", &s), ["token"]);
+    assert!(scan("nothing here", &s).is_empty());
+}

@@ -1,0 +1,110 @@
+//! Capturing everything the proxy logs, at trace level, to scan it for secrets.
+//!
+//! The capture is the calling thread's default subscriber, so it sees everything a
+//! `#[tokio::test]` (current-thread runtime) runs: the proxy, the fake upstream, and whatever
+//! they spawn onto that runtime. Extend [`scan`]'s callers with every secret a scenario
+//! creates (static tokens, client keys, IMS-issued tokens, client secrets).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+pub struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+pub struct LogCapture {
+    start: usize,
+}
+
+static GLOBAL: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+
+/// Captures every event and span at trace level, in text and JSON both (fields are rendered
+/// differently in each), from now on. The subscriber is the process-wide default, installed
+/// once: thread-local defaults miss events when tests run in parallel (tracing caches callsite
+/// interest globally). So the capture also holds what other tests in the same binary log,
+/// which only widens a secret scan; assertions that look for a line must look for their own.
+pub fn capture_trace() -> LogCapture {
+    let buffer = GLOBAL.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(buffer.clone()),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(buffer.clone()),
+            );
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in a test binary that captures logs");
+        buffer
+    });
+    LogCapture {
+        start: buffer.0.lock().expect("log buffer").len(),
+    }
+}
+
+impl LogCapture {
+    /// Everything logged since this capture started.
+    pub fn text(&self) -> String {
+        let buf = GLOBAL
+            .get()
+            .expect("capture installed")
+            .0
+            .lock()
+            .expect("log buffer");
+        String::from_utf8_lossy(&buf[self.start.min(buf.len())..]).into_owned()
+    }
+}
+
+/// Every `(what, secret)` found in `haystack`, under the names given; empty when clean.
+/// A secret is also looked for base64-encoded, the way Basic auth or a JWT segment carries it.
+pub fn scan<'a>(haystack: &str, secrets: &[(&'a str, &str)]) -> Vec<&'a str> {
+    use base64_like::encode;
+    secrets
+        .iter()
+        .filter(|(_, s)| !s.is_empty() && (haystack.contains(s) || haystack.contains(&encode(s))))
+        .map(|(what, _)| *what)
+        .collect()
+}
+
+mod base64_like {
+    /// Standard base64 without padding: enough to spot an encoded secret.
+    pub fn encode(s: &str) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
