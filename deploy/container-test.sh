@@ -8,7 +8,7 @@
 #   sudo deploy/container-test.sh        # root: it starts its own dockerd when none answers
 #
 # Needs docker.io (installed with apt-get when missing). Not part of .ci/run: the static
-# release build alone takes minutes on a 2-core machine (docs/deploying.md).
+# release build alone takes minutes on a 2-core machine (README, "Deploying").
 # A private dockerd (own socket, data root and exec root under a temporary directory,
 # --storage-driver=vfs --iptables=false --bridge=none) is started when DOCKER_HOST is unset
 # and stopped again at the end; set DOCKER_HOST to use a daemon you run yourself.
