@@ -229,9 +229,11 @@ impl Config {
             ));
         }
         Self::from_figment(
-            Figment::new()
-                .merge(Toml::file_exact(path))
-                .merge(Env::prefixed("IMS_PROXY_").split("__")),
+            Figment::new().merge(Toml::file_exact(path)).merge(
+                Env::prefixed("IMS_PROXY_")
+                    .filter(|key| !is_service_link(key.as_str()))
+                    .split("__"),
+            ),
         )
     }
 
@@ -243,6 +245,22 @@ impl Config {
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         figment.extract().map_err(figment_error)
     }
+}
+
+/// Kubernetes gives every pod `IMS_PROXY_PORT`, `IMS_PROXY_SERVICE_HOST` and the like when a
+/// Service is named `ims-proxy`; Docker links do the same. They are not settings: a variable
+/// whose name has no `__` and is not a top-level section is one of those, and is ignored.
+/// Anything with `__` still goes through, so a misspelt section remains an error.
+fn is_service_link(key: &str) -> bool {
+    const SECTIONS: [&str; 6] = [
+        "server",
+        "admin",
+        "client",
+        "credentials",
+        "routes",
+        "clients",
+    ];
+    !key.contains("__") && !SECTIONS.iter().any(|s| key.eq_ignore_ascii_case(s))
 }
 
 /// Turns figment's error into `key.path[1].field: reason`.

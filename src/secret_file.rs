@@ -26,8 +26,15 @@ pub fn warn_if_exposed(key: &str, path: &Path) -> bool {
 fn exposed_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     // Follow symlinks: Kubernetes secret volumes are symlinks to the real files.
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
-    (mode & 0o044 != 0).then_some(mode)
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.permissions().mode() & 0o7777;
+    // Group-readable is fine when the group is our own: Kubernetes mounts secrets 0440 with
+    // the pod's fsGroup, which is the process's group, so only we can read them.
+    // SAFETY: getegid has no preconditions and cannot fail.
+    let own_group = meta.gid() == unsafe { libc::getegid() };
+    let group_exposed = mode & 0o040 != 0 && !own_group;
+    (mode & 0o004 != 0 || group_exposed).then_some(mode)
 }
 
 #[cfg(not(unix))]
@@ -46,9 +53,22 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let f = dir.join("secret");
         std::fs::write(&f, "x").unwrap_or_default();
-        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true)] {
+        // The file belongs to our own group: group-readable is still private to us.
+        for (mode, exposed) in [
+            (0o600, false),
+            (0o400, false),
+            (0o640, false),
+            (0o604, true),
+        ] {
             let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode));
             assert_eq!(exposed_mode(&f).is_some(), exposed, "mode {mode:o}");
+        }
+        // Another group (only root can hand a file to one): group-readable is exposed.
+        // SAFETY: getegid has no preconditions.
+        let other = unsafe { libc::getegid() }.wrapping_add(1);
+        if std::os::unix::fs::chown(&f, None, Some(other)).is_ok() {
+            let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640));
+            assert!(exposed_mode(&f).is_some(), "0640 for a foreign group");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -164,3 +164,39 @@ fn environment_variables_override_the_file() {
     );
     assert!(stdout.contains("listen: 127.0.0.1:9999"), "{stdout}");
 }
+
+#[test]
+fn kubernetes_service_link_variables_are_not_settings() {
+    // A Service named ims-proxy puts these into every pod of its namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("IMS_PROXY_PORT", "tcp://10.0.0.7:8080")
+        .env("IMS_PROXY_PORT_8080_TCP_ADDR", "10.0.0.7")
+        .env("IMS_PROXY_SERVICE_HOST", "10.0.0.7")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_misspelt_section_in_an_environment_variable_is_still_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("IMS_PROXY_SERVR__LISTEN", "0.0.0.0:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("servr"));
+}
