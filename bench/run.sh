@@ -2,8 +2,11 @@
 # ims-proxy benchmark: the upstream directly, through nginx, and through ims-proxy, in one run
 # on one machine, with the same load generator. Writes bench/RESULTS.md.
 #
-# usage: bench/run.sh            full run (about 6 minutes)
+# usage: bench/run.sh            full run (about 8 minutes)
 #        QUICK=1 bench/run.sh    one short run per point, to check the harness
+#        SOAK=1 bench/run.sh     soak only: SOAK_SECONDS (default 600) of steady load through an
+#                                oauth credential with 30 s tokens while IMS fails every other
+#                                minute; counts non-2xx and compares RSS at start and end
 # knobs: DURATION (s per point, default 10), RUNS (default 3, median reported), CONNS
 #        ("1 16 256"), STREAM_BYTES (default 2 GiB).
 set -euo pipefail
@@ -41,13 +44,14 @@ if [ "$NCPU" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0
 # exec: every caller runs pin in a subshell (`&` or `$(...)`), and $! must be the program itself.
 pin() { local cpu=$1; shift; if need taskset; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi; }
 
-UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103
+UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103; OAUTHP=127.0.0.1:19105
+SANDBOX=127.0.0.1:19106; UP_ANY=127.0.0.1:19107
 TOKEN=bench-token-0123456789; KEY=bench-client-id
 
 wait_port() { for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done; echo "nothing listens on $1" >&2; return 1; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-for port in 19101 19102 19103 19104; do
+for port in 19101 19102 19103 19104 19105 19106 19107; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
 done
 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
@@ -99,12 +103,65 @@ wait_port "$IMSP"
 sleep 1
 IDLE_RSS=$(rss_kib "$IMS_PID")
 
+PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
+
+# The oauth target: tokens from the sandbox's IMS, short-lived so refreshes happen during
+# every run (SOAK: 30 s tokens and an IMS that fails every other minute).
+if [ "${SOAK:-0}" = 1 ]; then LIFETIME=30s; FAIL=(--fail status --fail-every 60s); else LIFETIME=4s; FAIL=(); fi
+pin "$LOAD_CPU" "$PROXY" sandbox --listen "$SANDBOX" --credentials-dir "$WORK/sandbox" \
+  --token-lifetime "$LIFETIME" "${FAIL[@]}" > "$WORK/sandbox.out" 2>"$WORK/sandbox.log" & PIDS+=($!)
+wait_port "$SANDBOX"
+field() { awk -v k="$1:" '$1 == k {print $2}' "$WORK/sandbox.out"; }
+SB_ID=$(field client_id); SB_SECRET=$(field client_secret); SB_ORG=$(field org_id); SB_SCOPES=$(field scopes)
+pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_ANY" - "$SB_ID" & PIDS+=($!)
+wait_port "$UP_ANY"
+SCOPES_TOML=$(echo "$SB_SCOPES" | awk -F, '{for(i=1;i<=NF;i++) printf "%s\"%s\"", (i>1?", ":""), $i}')
+cat > "$WORK/oauth.toml" <<TOML
+[server]
+listen = "$OAUTHP"
+[credentials.bench]
+type = "oauth"
+client_id = "$SB_ID"
+client_secret = "$SB_SECRET"
+org_id = "$SB_ORG"
+scopes = [$SCOPES_TOML]
+ims_url = "http://$SANDBOX"
+[[routes]]
+prefix = "/campaign"
+upstream = "http://$UP_ANY/campaign"
+credential = "bench"
+TOML
+TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/oauth.toml" 2>"$WORK/oauth.log" & OAUTH_PID=$!; PIDS+=($OAUTH_PID)
+wait_port "$OAUTHP"
+for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$OAUTHP/campaign/x" 2>/dev/null && break; sleep 0.05; done
+
+if [ "${SOAK:-0}" = 1 ]; then
+  SOAK_SECONDS=${SOAK_SECONDS:-600}
+  RSS0=$(rss_kib "$OAUTH_PID")
+  line=$(pin "$LOAD_CPU" wrk -t1 -c16 -d"${SOAK_SECONDS}s" --latency -s bench/report.lua "http://$OAUTHP$PATH_Q" | tail -n 1)
+  RSS1=$(rss_kib "$OAUTH_PID")
+  REFRESH_OK=$(grep -c 'obtained an access token' "$WORK/oauth.log" || true)
+  REFRESH_ERR=$(grep -c 'could not obtain an access token' "$WORK/oauth.log" || true)
+  {
+    echo "# ims-proxy soak results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M') UTC; $(nproc) cores; $("$PROXY" --version)"
+    echo "- $SOAK_SECONDS s of wrk -t1 -c16 through an oauth credential with 30 s tokens; the sandbox IMS answers 500 every other minute"
+    echo
+    echo "| measure | value |"
+    echo "|---|---:|"
+    echo "| wrk summary | \`$line\` |"
+    echo "| token fetches ok / failed | $REFRESH_OK / $REFRESH_ERR |"
+    echo "| RSS start / end | $((RSS0/1024)) MiB / $((RSS1/1024)) MiB |"
+  } | tee bench/SOAK.md
+  exit 0
+fi
+
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
-PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
 for c in $CONNS; do
-  for target in direct nginx ims-proxy; do
-    case $target in direct) addr=$UP;; nginx) addr=$NGX;; ims-proxy) addr=$IMSP;; esac
+  for target in direct nginx ims-proxy ims-proxy-oauth; do
+    case $target in direct) addr=$UP;; nginx) addr=$NGX;; ims-proxy) addr=$IMSP;; ims-proxy-oauth) addr=$OAUTHP;; esac
     for run in $(seq 1 "$RUNS"); do
       # Every target gets the same request, auth headers included (the proxies replace them).
       line=$(pin "$LOAD_CPU" wrk -t1 -c"$c" -d"${DURATION}s" --latency -s bench/report.lua \
@@ -145,9 +202,11 @@ done
 cp "$WORK/proxy.toml" "$WORK/startup.toml"; sed -i 's/19103/19104/' "$WORK/startup.toml"
 STARTUP=$(for i in 1 2 3 4 5; do "$BIN/bench-startup" 127.0.0.1:19104 -- "$PROXY" --config "$WORK/startup.toml"; done | sort -n | sed -n 3p)
 
+REFRESHES=$(grep -c 'obtained an access token' "$WORK/oauth.log" || true)
 python3 - "$RESULTS" <<PY > bench/RESULTS.md
 import json, statistics, sys, subprocess, datetime, platform
 rows = [json.loads(l) for l in open(sys.argv[1])]
+REFRESHES = "$REFRESHES"
 def med(target, c, key):
     v = [r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c]
     return statistics.median(v) if v else float("nan")
@@ -161,18 +220,19 @@ cpu = ver("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 print("# ims-proxy benchmark results\n")
 print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu}), {ver('uname -r')}")
 print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('rustc --version')}")
+print(f"- ims-proxy-oauth: an oauth credential whose tokens (from the sandbox's IMS, 4 s lifetime) are refreshed about every 3 s during each run: {REFRESHES} refreshes in all")
 print(f"- method: wrk -t1, {$DURATION} s per point, median of {$RUNS} runs; proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, ims-proxy TOKIO_WORKER_THREADS=1), wrk and the upstream on core $LOAD_CPU; keep-alive to the upstream in both proxies; both write an access log.")
 print(f"- reproduce: \`bench/run.sh\`\n")
 print("| target | conns | req/s | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for c in conns:
-    for t in ["direct", "nginx", "ims-proxy"]:
+    for t in ["direct", "nginx", "ims-proxy", "ims-proxy-oauth"]:
         print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
 print("\n## Ratios (same run)\n")
-print("| conns | ims-proxy / nginx req/s | ims-proxy / direct req/s | added p50 µs (ims-proxy − direct) | added p99 µs | nginx added p50 µs | nginx added p99 µs |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+print("| conns | ims-proxy / nginx req/s | ims-proxy / direct req/s | oauth / static req/s | added p50 µs (ims-proxy − direct) | added p99 µs | nginx added p50 µs | nginx added p99 µs | oauth max µs / static p99.9 µs |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in conns:
-    print(f"| {c} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('direct',c,'rps'):.2f} | {med('ims-proxy',c,'p50')-med('direct',c,'p50'):.0f} | {med('ims-proxy',c,'p99')-med('direct',c,'p99'):.0f} | {med('nginx',c,'p50')-med('direct',c,'p50'):.0f} | {med('nginx',c,'p99')-med('direct',c,'p99'):.0f} |")
+    print(f"| {c} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('direct',c,'rps'):.2f} | {med('ims-proxy-oauth',c,'rps')/med('ims-proxy',c,'rps'):.2f} | {med('ims-proxy',c,'p50')-med('direct',c,'p50'):.0f} | {med('ims-proxy',c,'p99')-med('direct',c,'p99'):.0f} | {med('nginx',c,'p50')-med('direct',c,'p50'):.0f} | {med('nginx',c,'p99')-med('direct',c,'p99'):.0f} | {med('ims-proxy-oauth',c,'max'):.0f} / {med('ims-proxy',c,'p999'):.0f} |")
 gb = $STREAM_BYTES / 1e9
 up_p, up_d, dn_p, dn_d = float("${STREAM[up.proxy]}"), float("${STREAM[up.direct]}"), float("${STREAM[down.proxy]}"), float("${STREAM[down.direct]}")
 print("\n## Memory, streaming, start-up\n")

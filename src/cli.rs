@@ -280,14 +280,19 @@ fn run(path: &std::path::Path, watch: bool) -> ExitCode {
     }
 }
 
+/// One worker thread (`TOKIO_WORKER_THREADS=1`, a sidecar pinned to a core) runs on Tokio's
+/// single-threaded scheduler, which skips the work-stealing machinery it would not use.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+    let single = std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|v| v.trim() == "1");
+    let mut builder = if single {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 async fn shutdown_signal() {

@@ -3,7 +3,8 @@
 //! offers `/sink` (consume a body, report its size) and `/source?bytes=N` (stream N bytes)
 //! for the streaming measurements.
 //!
-//! usage: bench-upstream ADDR EXPECTED_TOKEN_PREFIX EXPECTED_API_KEY
+//! usage: bench-upstream ADDR EXPECTED_TOKEN EXPECTED_API_KEY   (EXPECTED_TOKEN `-`: any
+//! bearer token, for credentials whose tokens IMS issues during the run)
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -28,7 +29,13 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(expect.0.as_str()));
+        .is_some_and(|v| {
+            if expect.0 == "Bearer -" {
+                v.len() > 7 && v.starts_with("Bearer ")
+            } else {
+                v == expect.0
+            }
+        });
     let key_ok = req.headers().get("x-api-key").is_some_and(|v| v.as_bytes() == expect.1.as_bytes());
     if !auth_ok || !key_ok {
         return Response::builder()
