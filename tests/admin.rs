@@ -187,3 +187,76 @@ async fn without_an_admin_section_there_is_no_admin_listener() {
     let p = start_proxy(&static_route("/api", "", &up.url())).await;
     assert_eq!(p.admin_addr, None);
 }
+
+#[tokio::test]
+async fn readyz_reports_an_ims_credentials_token_expiry_once_it_has_one() {
+    let ims = support::ims::Ims::start().await;
+    let up = FakeUpstream::start().await;
+    let toml = format!(
+        "{ADMIN}{}{}",
+        ims.oauth_credential("cred", ""),
+        support::ims::route(&up.url(), Some("cloud-manager"))
+    );
+    let p = start_proxy(&toml).await;
+    let url = admin_url(&p, "/readyz");
+    let mut last = None;
+    for _ in 0..500 {
+        let got = get(&url).await;
+        if got.status == 200 {
+            last = Some(got);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let got = last.expect("ready once the first token arrived");
+    let cred = &got.json()["credentials"]["cred"];
+    assert_eq!(cred["state"], "ok");
+    let secs = cred["expires_in_seconds"].as_u64().expect("an expiry");
+    assert!(secs > 80_000 && secs < 86_400, "{secs}");
+    let metrics = get(&admin_url(&p, "/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ims_proxy_token_expiry_seconds{credential=\"cred\"}")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ims_proxy_token_refreshes_total{")
+                && l.contains("credential=\"cred\"")
+                && l.contains("result=\"ok\"")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_with_imss_error_while_a_credential_cannot_get_a_token() {
+    let ims = support::ims::Ims::start().await;
+    let up = FakeUpstream::start().await;
+    let toml = format!(
+        "{ADMIN}{}{}",
+        ims.oauth_credential("cred", "")
+            .replace(support::ims::OAUTH_SECRET, "wrong-secret"),
+        support::ims::route(&up.url(), Some("cloud-manager"))
+    );
+    let p = start_proxy(&toml).await;
+    let url = admin_url(&p, "/readyz");
+    let mut failing = None;
+    for _ in 0..500 {
+        let got = get(&url).await;
+        if got.json()["credentials"]["cred"]["state"] == "failing" {
+            failing = Some(got);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let got = failing.expect("the credential is reported failing");
+    assert_eq!(got.status, 503);
+    assert_eq!(got.json()["status"], "not_ready");
+    let err = got.json()["credentials"]["cred"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(!got.body.windows(12).any(|w| w == b"wrong-secret"));
+}
