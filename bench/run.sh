@@ -107,7 +107,7 @@ PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
 
 # The oauth target: tokens from the sandbox's IMS, short-lived so refreshes happen during
 # every run (SOAK: 30 s tokens and an IMS that fails every other minute).
-if [ "${SOAK:-0}" = 1 ]; then LIFETIME=30s; FAIL=(--fail status --fail-every 60s); else LIFETIME=4s; FAIL=(); fi
+if [ "${SOAK:-0}" = 1 ]; then LIFETIME=30s; FAIL=(--fail 500 --fail-every 60s); else LIFETIME=4s; FAIL=(); fi
 pin "$LOAD_CPU" "$PROXY" sandbox --listen "$SANDBOX" --credentials-dir "$WORK/sandbox" \
   --token-lifetime "$LIFETIME" "${FAIL[@]}" > "$WORK/sandbox.out" 2>"$WORK/sandbox.log" & PIDS+=($!)
 wait_port "$SANDBOX"
