@@ -6,7 +6,9 @@
 #        QUICK=1 bench/run.sh    one short run per point, to check the harness
 #        SOAK=1 bench/run.sh     soak only: SOAK_SECONDS (default 600) of steady load through an
 #                                oauth credential with 30 s tokens while IMS fails every other
-#                                minute; counts non-2xx and compares RSS at start and end
+#                                SOAK_FAIL_EVERY (default 60s); SOAK_REFRESH_AT (default 0.8) sets
+#                                the credential's refresh_at. Counts non-2xx, compares RSS at start
+#                                and end, appends to bench/SOAK.md
 # knobs: DURATION (s per point, default 10), RUNS (default 3, median reported), CONNS
 #        ("1 16 256"), STREAM_BYTES (default 2 GiB).
 set -euo pipefail
@@ -107,7 +109,13 @@ PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
 
 # The oauth target: tokens from the sandbox's IMS, short-lived so refreshes happen during
 # every run (SOAK: 30 s tokens and an IMS that fails every other minute).
-if [ "${SOAK:-0}" = 1 ]; then LIFETIME=30s; FAIL=(--fail 500 --fail-every 60s); else LIFETIME=4s; FAIL=(); fi
+if [ "${SOAK:-0}" = 1 ]; then
+  LIFETIME=30s; FAIL=(--fail 500 --fail-every "${SOAK_FAIL_EVERY:-60s}"); REFRESH_AT=${SOAK_REFRESH_AT:-0.8}
+  # Millions of access-log lines would only fill the disk; token events stay on.
+  PROXY_LOG="warn,ims_proxy::token=info"
+else
+  LIFETIME=4s; FAIL=(); REFRESH_AT=0.8; PROXY_LOG=info
+fi
 pin "$LOAD_CPU" "$PROXY" sandbox --listen "$SANDBOX" --credentials-dir "$WORK/sandbox" \
   --token-lifetime "$LIFETIME" "${FAIL[@]}" > "$WORK/sandbox.out" 2>"$WORK/sandbox.log" & PIDS+=($!)
 wait_port "$SANDBOX"
@@ -126,12 +134,13 @@ client_secret = "$SB_SECRET"
 org_id = "$SB_ORG"
 scopes = [$SCOPES_TOML]
 ims_url = "http://$SANDBOX"
+refresh_at = $REFRESH_AT
 [[routes]]
 prefix = "/campaign"
 upstream = "http://$UP_ANY/campaign"
 credential = "bench"
 TOML
-TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/oauth.toml" 2>"$WORK/oauth.log" & OAUTH_PID=$!; PIDS+=($OAUTH_PID)
+RUST_LOG=$PROXY_LOG TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/oauth.toml" 2>"$WORK/oauth.log" & OAUTH_PID=$!; PIDS+=($OAUTH_PID)
 wait_port "$OAUTHP"
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$OAUTHP/campaign/x" 2>/dev/null && break; sleep 0.05; done
 
@@ -142,18 +151,19 @@ if [ "${SOAK:-0}" = 1 ]; then
   RSS1=$(rss_kib "$OAUTH_PID")
   REFRESH_OK=$(grep -c 'obtained an access token' "$WORK/oauth.log" || true)
   REFRESH_ERR=$(grep -c 'could not obtain an access token' "$WORK/oauth.log" || true)
+  [ -f bench/SOAK.md ] || printf '# ims-proxy soak results\n' > bench/SOAK.md
   {
-    echo "# ims-proxy soak results"
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M') UTC; $(nproc) cores; $("$PROXY" --version)"
-    echo "- $SOAK_SECONDS s of wrk -t1 -c16 through an oauth credential with 30 s tokens; the sandbox IMS answers 500 every other minute"
+    echo "## $(date -u '+%Y-%m-%d %H:%M') UTC: IMS fails every other ${SOAK_FAIL_EVERY:-60s}, refresh_at $REFRESH_AT"
+    echo
+    echo "- $(nproc) cores; $("$PROXY" --version); $SOAK_SECONDS s of wrk -t1 -c16 through an oauth credential with 30 s tokens from the sandbox's IMS, which answers 500 during every other ${SOAK_FAIL_EVERY:-60s}"
     echo
     echo "| measure | value |"
     echo "|---|---:|"
     echo "| wrk summary | \`$line\` |"
     echo "| token fetches ok / failed | $REFRESH_OK / $REFRESH_ERR |"
     echo "| RSS start / end | $((RSS0/1024)) MiB / $((RSS1/1024)) MiB |"
-  } | tee bench/SOAK.md
+  } | tee -a bench/SOAK.md
   exit 0
 fi
 

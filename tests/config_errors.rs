@@ -200,3 +200,22 @@ fn a_misspelt_section_in_an_environment_variable_is_still_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("servr"));
 }
+
+#[test]
+fn the_shipped_example_config_passes_check() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml.example");
+    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for prefix in ["/campaign", "/aam", "/cloudmanager", "/privacy"] {
+        assert!(stdout.contains(&format!("route {prefix} -> ")), "{stdout}");
+    }
+    assert!(!stdout.contains("REPLACE_WITH_CLIENT_SECRET"), "{stdout}");
+}
