@@ -207,7 +207,7 @@ async fn check_online(s: &crate::snapshot::Snapshot, deadline: std::time::Durati
             Err(e) => Err(e.to_string()),
             Ok(uri) => match tokio::time::timeout(deadline, s.client.probe(uri)).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(error_chain(&*e)),
+                Ok(Err(e)) => Err(crate::error::error_chain(&*e)),
                 Err(_) => Err(format!("no connection within {deadline:?}")),
             },
         };
@@ -241,17 +241,6 @@ async fn check_online(s: &crate::snapshot::Snapshot, deadline: std::time::Durati
         println!("online check FAILED: {failures} problem(s)");
     }
     failures == 0
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 fn run(path: &std::path::Path, watch: bool) -> ExitCode {

@@ -188,7 +188,7 @@ impl Service<Uri> for EgressConnector {
                         .into()
                     })?
                     .map_err(|e| -> BoxError {
-                        format!("proxy {}: {}", proxy.uri(), chain(&e)).into()
+                        format!("proxy {}: {}", proxy.uri(), crate::error::error_chain(&e)).into()
                     })?;
                 Ok(EgressStream { io, proxied: false })
             } else {
@@ -197,17 +197,6 @@ impl Service<Uri> for EgressConnector {
             }
         })
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 /// A TCP connection that knows whether it goes to a forwarding proxy, so the client sends

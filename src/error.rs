@@ -132,3 +132,16 @@ pub fn error_response(
     }
     resp
 }
+
+/// An error and its causes on one line (`connect failed: connection refused`): the useful part
+/// of a client or TLS error is usually a few sources down.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -112,13 +112,5 @@ fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ConfigError> {
 
 /// The legacy client's errors wrap the useful cause (refused, DNS, TLS) a few levels down.
 pub fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
+    crate::error::error_chain(e)
 }

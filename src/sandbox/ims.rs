@@ -531,58 +531,28 @@ impl FakeIms {
 
     /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown` resolves.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        tokio::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                a = listener.accept() => match a {
-                    Ok((s, _)) => s,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return,
-            };
+        super::serve::serve(listener, shutdown, move |req| {
             let ims = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let ims = ims.clone();
-                    async move { Ok::<_, std::convert::Infallible>(ims.handle(req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            async move { ims.handle(req).await }
+        })
+        .await
     }
 
     /// Binds `addr` (e.g. `127.0.0.1:0`) and serves in the background until the returned
     /// handle is dropped.
     pub async fn start(&self, addr: SocketAddr) -> std::io::Result<LocalIms> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(self.clone().serve(listener, async {
-            let _ = rx.await;
-        }));
-        Ok(LocalIms { addr, _stop: tx })
+        let ims = self.clone();
+        super::serve::Serving::start(addr, move |req| {
+            let ims = ims.clone();
+            async move { ims.handle(req).await }
+        })
+        .await
     }
 }
 
-/// A fake IMS serving in the background; dropping it stops accepting connections.
-#[derive(Debug)]
-pub struct LocalIms {
-    pub addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl LocalIms {
-    /// The `ims_url` to configure: `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
+/// A fake IMS serving in the background; dropping it stops accepting connections. `url()` is
+/// the `ims_url` to configure.
+pub type LocalIms = super::serve::Serving;
 
 struct RegisteredRef {
     reg: ClientRegistration,

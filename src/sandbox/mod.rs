@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod identity;
 pub mod ims;
 pub mod privacy;
+pub mod serve;
 
 use bytes::Bytes;
 use http::Request;
@@ -123,56 +124,24 @@ impl Sandbox {
 
     /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown` resolves.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        tokio::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                a = listener.accept() => match a {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off rather than spin.
-                        tracing::warn!(error = %e, "sandbox accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return,
-            };
+        serve::serve(listener, shutdown, move |req| {
             let sandbox = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let sandbox = sandbox.clone();
-                    async move { Ok::<_, std::convert::Infallible>(sandbox.handle(req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            async move { sandbox.handle(req).await }
+        })
+        .await
     }
 
     /// Binds `addr` and serves in the background until the returned handle is dropped.
     pub async fn start(&self, addr: SocketAddr) -> std::io::Result<LocalSandbox> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(self.clone().serve(listener, async {
-            let _ = rx.await;
-        }));
-        Ok(LocalSandbox { addr, _stop: tx })
+        let sandbox = self.clone();
+        serve::Serving::start(addr, move |req| {
+            let sandbox = sandbox.clone();
+            async move { sandbox.handle(req).await }
+        })
+        .await
     }
 }
 
-/// A sandbox serving in the background; dropping it stops accepting connections.
-#[derive(Debug)]
-pub struct LocalSandbox {
-    pub addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl LocalSandbox {
-    /// The base URL: `http://127.0.0.1:PORT`, IMS and APIs alike.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
+/// A sandbox serving in the background; dropping it stops accepting connections. `url()` is
+/// the base URL, IMS and APIs alike.
+pub type LocalSandbox = serve::Serving;
