@@ -41,6 +41,19 @@ fn run(args: &[&str], toml: &str) -> (i32, String, String) {
     )
 }
 
+/// `check` on the GOOD config with extra environment variables.
+fn check_good_with_env(envs: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
 fn assert_config_error(toml: &str, expected: &str) {
     for args in [&["check"][..], &["run"][..]] {
         let (code, _out, err) = run(args, toml);
@@ -142,16 +155,10 @@ fn a_missing_config_file_is_an_error() {
 
 #[test]
 fn environment_variables_override_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, GOOD).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .env("IMS_PROXY_CREDENTIALS__CAMPAIGN__CLIENT_ID", "from-env")
-        .env("IMS_PROXY_SERVER__LISTEN", "127.0.0.1:9999")
-        .output()
-        .unwrap();
+    let out = check_good_with_env(&[
+        ("IMS_PROXY_CREDENTIALS__CAMPAIGN__CLIENT_ID", "from-env"),
+        ("IMS_PROXY_SERVER__LISTEN", "127.0.0.1:9999"),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -168,17 +175,11 @@ fn environment_variables_override_the_file() {
 #[test]
 fn kubernetes_service_link_variables_are_not_settings() {
     // A Service named ims-proxy puts these into every pod of its namespace.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, GOOD).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .env("IMS_PROXY_PORT", "tcp://10.0.0.7:8080")
-        .env("IMS_PROXY_PORT_8080_TCP_ADDR", "10.0.0.7")
-        .env("IMS_PROXY_SERVICE_HOST", "10.0.0.7")
-        .output()
-        .unwrap();
+    let out = check_good_with_env(&[
+        ("IMS_PROXY_PORT", "tcp://10.0.0.7:8080"),
+        ("IMS_PROXY_PORT_8080_TCP_ADDR", "10.0.0.7"),
+        ("IMS_PROXY_SERVICE_HOST", "10.0.0.7"),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -188,15 +189,7 @@ fn kubernetes_service_link_variables_are_not_settings() {
 
 #[test]
 fn a_misspelt_section_in_an_environment_variable_is_still_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, GOOD).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .env("IMS_PROXY_SERVR__LISTEN", "0.0.0.0:1")
-        .output()
-        .unwrap();
+    let out = check_good_with_env(&[("IMS_PROXY_SERVR__LISTEN", "0.0.0.0:1")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("servr"));
 }
