@@ -326,7 +326,7 @@ fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::Wo
         .with_ansi(!json && std::io::stderr().is_terminal())
         .with_writer(writer);
     if json {
-        let _ = builder.json().flatten_event(true).try_init();
+        let _ = builder.event_format(crate::logfmt::JsonLines).try_init();
     } else {
         let _ = builder.try_init();
     }

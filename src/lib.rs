@@ -29,6 +29,7 @@ pub mod forward;
 pub mod framing;
 pub mod inbound;
 pub mod limits;
+pub mod logfmt;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;

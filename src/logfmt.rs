@@ -1,0 +1,170 @@
+//! The JSON log line, written by hand. tracing-subscriber's JSON formatter goes through serde
+//! and a generic date formatter for every event; with one access-log event per request it
+//! measured about 15% of the proxy's throughput. This writes the same flat shape
+//! (`{"timestamp","level",<fields>,"target"}`) directly into the line buffer.
+
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One JSON object per line, fields flattened, no spans (the proxy records none).
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::with_capacity(384);
+        line.push_str("{\"timestamp\":\"");
+        push_timestamp(&mut line, SystemTime::now());
+        line.push_str("\",\"level\":\"");
+        line.push_str(event.metadata().level().as_str());
+        line.push('"');
+        event.record(&mut Fields { line: &mut line });
+        line.push_str(",\"target\":");
+        push_str(&mut line, event.metadata().target());
+        line.push_str("}\n");
+        writer.write_str(&line)
+    }
+}
+
+struct Fields<'a> {
+    line: &'a mut String,
+}
+
+impl Fields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.line.push(',');
+        push_str(self.line, field.name());
+        self.line.push(':');
+    }
+}
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        push_str(self.line, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.line, "{value}");
+        } else {
+            self.line.push_str("null");
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        self.line.push_str(if value { "true" } else { "false" });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.key(field);
+        push_str(self.line, &format!("{value:?}"));
+    }
+}
+
+/// A JSON string literal.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// RFC 3339 in UTC with microseconds, as `2026-11-24T19:41:53.988742Z`.
+fn push_timestamp(out: &mut String, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let sod = secs % 86_400;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        since.subsec_micros()
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_635_713_988_742);
+        let mut s = String::new();
+        push_timestamp(&mut s, t);
+        assert_eq!(s, "2026-11-25T19:41:53.988742Z");
+        let mut s = String::new();
+        push_timestamp(&mut s, UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day
+        assert_eq!(s, "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let mut s = String::new();
+        push_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let parsed: String = serde_json::from_str(&s).unwrap_or_default();
+        assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+}
