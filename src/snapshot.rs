@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub credentials: BTreeMap<String, Arc<Credential>>,
     pub client: UpstreamClient,
+    /// What `client` was built from (the `[client]` table and the CA file's bytes): a reload
+    /// that changes neither keeps `client` and its warm connection pool.
+    client_source: (crate::config::ClientConfig, Option<Vec<u8>>),
     pub request_timeout: std::time::Duration,
     /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
     pub rate_limits: crate::ratelimit::Limits,
@@ -59,7 +62,18 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
         let listen = resolve_listen(&config.server.listen)?;
-        let client = UpstreamClient::new(&config.client)?;
+        let client_source = (
+            config.client.clone(),
+            config
+                .client
+                .ca_file
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok()),
+        );
+        let client = match previous {
+            Some(p) if p.client_source == client_source => p.client.clone(),
+            _ => UpstreamClient::new(&config.client)?,
+        };
         let mut presets: BTreeMap<&str, Vec<crate::adobe::Api>> = BTreeMap::new();
         for rc in &config.routes {
             if let Some(api) = rc.api {
@@ -191,6 +205,7 @@ impl Snapshot {
             routes: RouteTable::new(routes),
             credentials,
             client,
+            client_source,
             request_timeout: config.client.request_timeout,
             rate_limits,
             shutdown_grace: config.server.shutdown_grace,

@@ -1,0 +1,50 @@
+//! What a new snapshot keeps from the one it replaces: the warm upstream connection pool, as
+//! long as the `[client]` settings did not change.
+
+mod support;
+
+use ims_proxy::config::Config;
+use ims_proxy::snapshot::Snapshot;
+use std::sync::Arc;
+use support::*;
+
+/// Builds a snapshot from `toml` on top of the running one and swaps it in, as a reload does.
+fn swap_in(p: &ims_proxy::Running, toml: &str) {
+    let mut config = Config::from_toml(toml).expect("config");
+    config.server.listen = "127.0.0.1:0".into();
+    let current = p.state().snapshot.load_full();
+    let next = Snapshot::build_with(&config, Some(&current)).expect("snapshot");
+    p.state().snapshot.store(Arc::new(next));
+}
+
+#[tokio::test]
+async fn a_reload_that_leaves_client_settings_alone_keeps_upstream_connections() {
+    let up = FakeUpstream::start().await;
+    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
+
+    swap_in(
+        &p,
+        &static_route("/api", r#"headers = { "X-Reloaded" = "yes" }"#, &up.url()),
+    );
+    assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
+
+    let r = up.requests();
+    assert_eq!(r[1].headers["x-reloaded"], "yes", "the new snapshot serves");
+    assert_eq!(up.connections(), 1, "the pooled connection was reused");
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_client_settings_starts_a_new_pool() {
+    let up = FakeUpstream::start().await;
+    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
+
+    let changed = format!(
+        "[client]\nrequest_timeout = \"30s\"\n{}",
+        static_route("/api", "", &up.url())
+    );
+    swap_in(&p, &changed);
+    assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
+    assert_eq!(up.connections(), 2);
+}
