@@ -50,6 +50,13 @@ pub enum Command {
         /// The credential, as in `[credentials.NAME]`.
         name: String,
     },
+    /// Ask the running proxy's admin port (`admin.listen`) for /readyz, or /healthz with
+    /// --live; exit 0 on 200, 1 otherwise: a health check for images without a shell or curl.
+    Health {
+        /// Check liveness (/healthz) rather than readiness (/readyz).
+        #[arg(long)]
+        live: bool,
+    },
     /// Serve a local stand-in for Adobe IMS and the four APIs, for development and tests;
     /// print its credentials (`key: value` lines) and write them with a ready proxy.toml.
     Sandbox(crate::sandbox::command::SandboxArgs),
@@ -65,6 +72,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run { watch } => run(&cli.config, watch),
         Command::Check { online } => check(&cli.config, online),
         Command::Token { name } => token(&cli.config, &name),
+        Command::Health { live } => health(&cli.config, live),
         Command::Sandbox(args) => {
             serve_until_signal(crate::sandbox::command::run(args, shutdown_signal()))
         }
@@ -271,6 +279,77 @@ fn run(path: &std::path::Path, watch: bool) -> ExitCode {
 
 /// One worker thread (`TOKIO_WORKER_THREADS=1`, a sidecar pinned to a core) runs on Tokio's
 /// single-threaded scheduler, which skips the work-stealing machinery it would not use.
+fn health(path: &std::path::Path, live: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(listen) = config.admin.listen.as_deref() else {
+        eprintln!("error: admin.listen: required for `health` (it asks the admin port)");
+        return ExitCode::from(2);
+    };
+    let mut addr = match std::net::ToSocketAddrs::to_socket_addrs(listen)
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => {
+            eprintln!("error: admin.listen: {listen:?} is not host:port");
+            return ExitCode::from(2);
+        }
+    };
+    // A wildcard listener is reached on loopback from inside the same host or container.
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let url = format!("http://{addr}{}", if live { "/healthz" } else { "/readyz" });
+    let result = rt.block_on(async {
+        use http_body_util::BodyExt;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(5), client.get(uri))
+            .await
+            .map_err(|_| "no answer within 5 s".to_string())?
+            .map_err(|e| crate::error::error_chain(&e))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>((status, body))
+    });
+    match result {
+        Ok((status, body)) => {
+            println!(
+                "{} {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body).trim()
+            );
+            if status == http::StatusCode::OK {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     let single = std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|v| v.trim() == "1");
     let mut builder = if single {
