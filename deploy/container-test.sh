@@ -144,6 +144,9 @@ done
 if [ "$status" != 200 ]; then docker logs "$container" >&2; log "/healthz: $status"; exit 1; fi
 ready=$(get "http://127.0.0.1:$admin_port/readyz" | sed -n 1p)
 [ "$ready" = 200 ] || { docker logs "$container" >&2; log "/readyz: $ready"; exit 1; }
+# The image's HEALTHCHECK command, run inside the container as Docker would.
+docker exec "$container" /usr/local/bin/ims-proxy health --config /etc/ims-proxy/proxy.toml >/dev/null \
+    || { docker logs "$container" >&2; log "the HEALTHCHECK command failed"; exit 1; }
 
 out=$(get "http://127.0.0.1:$proxy_port/up/echo?x=1")
 python3 - "$out" <<'EOF' || { docker logs "$container" >&2; exit 1; }
@@ -166,5 +169,5 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
 [ "$code" = 0 ] || { docker logs "$container" >&2; log "exit status after SIGTERM: $code"; exit 1; }
 
 log "ok: FROM scratch image ($(docker image inspect -f '{{.Size}}' "$IMAGE") bytes), uid 65532," \
-    "read-only, no capabilities, no shell; /healthz and /readyz 200; proxied GET via" \
+    "read-only, no capabilities, no shell; /healthz and /readyz 200, HEALTHCHECK command ok; proxied GET via" \
     "localhost got the bearer token; SIGTERM exit 0"
