@@ -13,6 +13,7 @@ async fn metrics_text(p: &ims_proxy::Running) -> String {
     String::from_utf8_lossy(&get(&url).await.body).into_owned()
 }
 
+/// Also the core's rule that upstream 4xx/5xx answers reach the client unchanged.
 #[tokio::test]
 async fn an_upstream_429_and_its_retry_after_pass_through_untouched() {
     let up = FakeUpstream::responding(|_| {
