@@ -1,187 +1,49 @@
 //! ims-proxy: an authenticating reverse proxy for Adobe's server-to-server APIs.
 //!
-//! A request travels: [`server`] (listener, h1 + h2) → [`proxy`] (refusals, routing via
-//! [`routes`], rewriting via [`forward`], the token from [`token`]) → [`upstream`] (pooled
-//! rustls client) → Adobe. [`config`] reads `proxy.toml`; [`snapshot`] turns it into the
-//! immutable state requests read; [`adobe`] holds the four APIs' facts; [`error`] maps the
-//! proxy's own failures to HTTP, once.
+//! The way of a request, folder by folder:
 //!
-//! Beside the request path: [`admin`] (health, readiness, metrics on a port of its own),
-//! [`metrics`] (the Prometheus series), [`access`] (the access log line, once per request),
-//! [`reload`] (SIGHUP and `--watch`), [`ratelimit`] (per-route shaping) and [`egress`]
-//! (corporate proxies for outbound traffic). Hardening: [`clients`] (who may call), [`tls`]
-//! (listener TLS and mTLS), [`limits`] (sizes, timeouts, connection counts), [`inbound`] and
-//! [`framing`] (malformed or ambiguous requests), [`secret_file`].
+//! ```text
+//! caller ─> server ─> pipeline ──────────────────────────────────────────────────> Adobe
+//!           (accept,   admit ─> caller ─> target ─> prime ─> rewrite ─> exchange ─> respond
+//!            TLS,      (framing, (keys)   (route,   (body    (token,    (outbound,  (errors as
+//!            h1 + h2,   method,           shaping)  limit)   headers)   401 replay) Adobe JSON,
+//!            limits)    head)                                                       access log)
+//! ```
 //!
-//! Beside the proxy: [`sandbox`] (a local Adobe: IMS and the four APIs, for `ims-proxy
-//! sandbox`, tests and [`demo`], which runs the sandbox and the proxy together).
+//! Imports flow one way, each layer using only those below it (a test checks this):
+//!
+//! - [`cli`] parses commands and prints; [`app`] wires listeners, refreshers, reload, shutdown.
+//! - [`server`] accepts connections and serves HTTP on them; [`pipeline`] is the request path,
+//!   one stage per file over one per-request context.
+//! - [`state`] is what requests read: the [`Snapshot`] built from the config (routes, callers,
+//!   shaping, listener TLS), swapped whole on reload.
+//! - [`token`] gets, caches and refreshes each credential's IMS token, beside the request path.
+//! - [`outbound`] is the one pooled HTTP client for upstreams and IMS; [`body`] wraps bodies
+//!   (observing, limiting, keeping for a replay).
+//! - [`config`] holds the serde types of `proxy.toml` and `ConfigError`, nothing else.
+//! - [`base`] and [`adobe`] import nothing of ours; [`metrics`] and [`logfmt`] are leaves.
+//! - [`sandbox`] is a local Adobe (IMS and four APIs) for the `sandbox` and `demo` commands and
+//!   the tests; it knows only [`base`] and [`adobe`].
+//!
+//! Words with one meaning: a *caller* calls the proxy (`[[clients]]`); *outbound* is the
+//! proxy's own HTTP client (`[client]`); an *upstream* is the Adobe API a route sends to.
 
-pub mod access;
-pub mod admin;
 pub mod adobe;
+pub(crate) mod app;
+pub(crate) mod base;
+pub(crate) mod body;
 pub mod cli;
-pub mod clients;
 pub mod config;
-pub mod demo;
-pub mod egress;
-pub mod error;
-pub mod forward;
-pub mod framing;
-pub mod inbound;
-pub mod limits;
-pub mod logfmt;
+pub(crate) mod logfmt;
 pub mod metrics;
-pub mod proxy;
-pub mod ratelimit;
-pub mod reload;
-pub mod replay;
-pub mod routes;
+pub(crate) mod outbound;
+pub(crate) mod pipeline;
 pub mod sandbox;
-pub mod secret;
-pub mod secret_file;
-pub mod server;
-pub mod snapshot;
-pub mod tls;
-pub mod token;
-pub mod upstream;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod token;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// A proxy started in this process: where it listens, and how to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    /// The admin listener's address, when `[admin] listen` is set.
-    pub admin_addr: Option<SocketAddr>,
-    state: Arc<proxy::State>,
-    draining: Arc<AtomicBool>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    admin: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
-}
-
-impl Running {
-    /// The shared state requests read; a reload swaps its snapshot.
-    pub fn state(&self) -> &Arc<proxy::State> {
-        &self.state
-    }
-
-    /// Stops accepting, lets requests in flight finish, and waits for that. The admin
-    /// listener stays up meanwhile, with `/readyz` answering 503.
-    pub async fn stop(mut self) {
-        self.draining.store(true, Ordering::Relaxed);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.task).await;
-        if let Some((tx, task)) = self.admin.take() {
-            let _ = tx.send(());
-            let _ = task.await;
-        }
-    }
-}
-
-/// Builds the snapshot, binds the listeners and serves in the background. Errors are the
-/// config's (exit 2) or the bind's.
-pub async fn start(config: &config::Config) -> Result<Running, StartError> {
-    let snapshot = snapshot::Snapshot::build(config)?;
-    snapshot.start_refreshers();
-    let admin_listen = snapshot.admin_listen;
-    let state = proxy::State::new(snapshot);
-    let server = server::Server::bind(state.clone())
-        .await
-        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
-    let addr = server
-        .local_addr()
-        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
-    let draining = Arc::new(AtomicBool::new(false));
-    let (admin, admin_addr) = match admin_listen {
-        None => (None, None),
-        Some(listen) => {
-            let bind_err = |e| StartError::AdminBind(listen.to_string(), e);
-            let admin = admin::Admin::bind(listen, state.clone(), draining.clone())
-                .await
-                .map_err(bind_err)?;
-            let admin_addr = admin.local_addr().map_err(bind_err)?;
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(admin.serve(async {
-                let _ = rx.await;
-            }));
-            (Some((tx, task)), Some(admin_addr))
-        }
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = rx.await;
-    }));
-    Ok(Running {
-        addr,
-        admin_addr,
-        state,
-        draining,
-        shutdown: Some(tx),
-        task,
-        admin,
-    })
-}
-
-/// What `run` does beyond serving.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// The file the configuration came from, re-read on SIGHUP.
-    pub config_path: Option<PathBuf>,
-    /// Also reload when that file (or a file it names) changes.
-    pub watch: bool,
-}
-
-/// Runs the proxy until `shutdown` resolves.
-pub async fn run(
-    config: &config::Config,
-    options: RunOptions,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    let running = start(config).await?;
-    // Tests and supervisors find the ports from these lines, so they name them plainly.
-    tracing::info!(addr = %running.addr, "listening");
-    if let Some(a) = running.admin_addr {
-        tracing::info!(addr = %a, "admin listening");
-    }
-    let mut background = Vec::new();
-    if let Some(path) = options.config_path {
-        let reloader = reload::Reloader::new(path, running.state().clone());
-        #[cfg(unix)]
-        match reloader.spawn_sighup() {
-            Ok(t) => background.push(t),
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is off"),
-        }
-        if options.watch {
-            background.push(reloader.spawn_watch(config));
-        }
-    }
-    shutdown.await;
-    // Not ready from the moment shutdown is announced, so no probe sees "ready" after it.
-    running.draining.store(true, Ordering::Relaxed);
-    tracing::info!("shutting down");
-    for t in &background {
-        t.abort();
-    }
-    running.stop().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("server.listen: cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
-    #[error("admin.listen: cannot listen on {0}: {1}")]
-    AdminBind(String, std::io::Error),
-}
+pub use app::{run, start, RunOptions, Running, StartError};
+pub use base::secret::Secret;
+pub use state::{Route, Shared, Snapshot};
+pub use token::{Credential, CredentialState, CredentialStatus};

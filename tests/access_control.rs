@@ -203,7 +203,7 @@ key = "0123456789abcdef0123"
 routes = ["/privcy"]
 "#;
     let config = ims_proxy::config::Config::from_toml(toml).expect("parses");
-    let err = ims_proxy::snapshot::Snapshot::build(&config).expect_err("must fail");
+    let err = ims_proxy::Snapshot::build(&config, None).expect_err("must fail");
     assert_eq!(err.key, "clients[0].routes[0]");
 }
 
@@ -211,7 +211,7 @@ routes = ["/privcy"]
 fn a_short_client_key_is_a_config_error() {
     let toml = "[[clients]]\nname = \"a\"\nkey = \"short\"\n";
     let config = ims_proxy::config::Config::from_toml(toml).expect("parses");
-    let err = ims_proxy::snapshot::Snapshot::build(&config).expect_err("must fail");
+    let err = ims_proxy::Snapshot::build(&config, None).expect_err("must fail");
     assert_eq!(err.key, "clients[0].key");
     assert!(!err.to_string().contains("short"), "{err}");
 }

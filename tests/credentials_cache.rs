@@ -8,7 +8,7 @@ use http::Request;
 use http_body_util::Full;
 use ims_proxy::config::Config;
 use ims_proxy::sandbox::ims::Failure;
-use ims_proxy::snapshot::Snapshot;
+use ims_proxy::Snapshot;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,19 +173,19 @@ fn config(ims: &Ims, extra: &str) -> Config {
 #[tokio::test]
 async fn a_rebuilt_snapshot_keeps_an_unchanged_credential_and_its_token() {
     let ims = Ims::start().await;
-    let first = Snapshot::build(&config(&ims, "")).unwrap();
+    let first = Snapshot::build(&config(&ims, ""), None).unwrap();
     assert_eq!(ims.calls(), 0, "building a snapshot calls no IMS");
     first.start_refreshers();
-    first.credentials["cred"].bearer().await.expect("token");
+    first.credentials["cred"].current().await.expect("token");
     let calls = ims.calls();
-    let second = Snapshot::build_with(&config(&ims, ""), Some(&first)).unwrap();
+    let second = Snapshot::build(&config(&ims, ""), Some(&first)).unwrap();
     assert!(Arc::ptr_eq(
         &first.credentials["cred"],
         &second.credentials["cred"]
     ));
-    second.credentials["cred"].bearer().await.expect("token");
+    second.credentials["cred"].current().await.expect("token");
     assert_eq!(ims.calls(), calls, "no IMS call for the kept credential");
-    let third = Snapshot::build_with(&config(&ims, "refresh_at = 0.5"), Some(&second)).unwrap();
+    let third = Snapshot::build(&config(&ims, "refresh_at = 0.5"), Some(&second)).unwrap();
     assert!(!Arc::ptr_eq(
         &second.credentials["cred"],
         &third.credentials["cred"]
@@ -197,7 +197,7 @@ async fn a_dropped_credential_stops_refreshing() {
     let ims = Ims::start().await;
     ims.fake
         .update_knobs(|k| k.token_lifetime = Some(Duration::from_secs(1)));
-    let snapshot = Snapshot::build(&config(&ims, "refresh_at = 0.2")).unwrap();
+    let snapshot = Snapshot::build(&config(&ims, "refresh_at = 0.2"), None).unwrap();
     snapshot.start_refreshers();
     assert!(eventually(Duration::from_secs(10), || ims.calls() >= 3).await);
     drop(snapshot);

@@ -4,7 +4,7 @@
 mod support;
 
 use ims_proxy::config::Config;
-use ims_proxy::snapshot::Snapshot;
+use ims_proxy::Snapshot;
 use support::ims::*;
 use support::*;
 
@@ -178,7 +178,7 @@ async fn an_oauth_scope_the_client_lacks_gives_invalid_scope() {
 
 fn build_error(toml: &str) -> String {
     let config = Config::from_toml(toml).expect("parses");
-    Snapshot::build(&config)
+    Snapshot::build(&config, None)
         .expect_err("config error")
         .to_string()
 }

@@ -122,6 +122,6 @@ async fn unsupported_proxy_schemes_are_config_errors() {
         &static_route("/a", "", "https://x"),
     ))
     .unwrap();
-    let err = ims_proxy::snapshot::Snapshot::build(&cfg).unwrap_err();
+    let err = ims_proxy::Snapshot::build(&cfg, None).unwrap_err();
     assert_eq!(err.key, "client.proxy");
 }

@@ -168,22 +168,15 @@ async fn presented_cert(pki: &TestPki, addr: std::net::SocketAddr) -> Vec<u8> {
 #[tokio::test]
 async fn a_new_snapshot_brings_new_certificates_to_new_connections() {
     let s = Setup::new().await;
-    let first = ims_proxy::snapshot::Snapshot::build(&s.config("server-a", false)).expect("a");
-    let state = ims_proxy::proxy::State::new(first);
-    let server = ims_proxy::server::Server::bind(state.clone())
+    let p = ims_proxy::start(&s.config("server-a", false))
         .await
-        .expect("bind");
-    let addr = server.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = rx.await;
-    }));
+        .expect("start");
+    let addr = p.addr;
     let before = presented_cert(&s.pki, addr).await;
     // What a reload does: build a snapshot from the config (re-reading the files) and swap it.
-    let second = ims_proxy::snapshot::Snapshot::build(&s.config("server-b", false)).expect("b");
-    state.snapshot.store(Arc::new(second));
+    let second = ims_proxy::Snapshot::build(&s.config("server-b", false), None).expect("b");
+    p.shared().snapshot.store(Arc::new(second));
     let after = presented_cert(&s.pki, addr).await;
     assert_ne!(before, after, "the renewed certificate must be served");
-    let _ = tx.send(());
-    let _ = task.await;
+    p.stop().await;
 }

@@ -2,7 +2,7 @@
 //! or stays under the route's base path, however the upstream might decode and normalise it.
 
 use ims_proxy::config::Config;
-use ims_proxy::snapshot::Snapshot;
+use ims_proxy::Snapshot;
 use proptest::prelude::*;
 
 fn snapshot() -> Snapshot {
@@ -17,7 +17,7 @@ prefix = "/api"
 upstream = "http://127.0.0.1:1/base/dir"
 credential = "cred"
 "#;
-    Snapshot::build(&Config::from_toml(toml).expect("config")).expect("snapshot")
+    Snapshot::build(&Config::from_toml(toml).expect("config"), None).expect("snapshot")
 }
 
 /// What an upstream that percent-decodes, treats `\` as `/` and resolves dot-segments (RFC 3986

@@ -108,7 +108,7 @@ api = "privacy"
 credential = "c"
 "#;
     let config = ims_proxy::config::Config::from_toml(toml).unwrap();
-    let s = ims_proxy::snapshot::Snapshot::build(&config).unwrap();
+    let s = ims_proxy::Snapshot::build(&config, None).unwrap();
     let d = s.describe();
     for line in [
         "route /campaign -> https://mc.adobe.io/acme/campaign ",

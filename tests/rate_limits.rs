@@ -148,7 +148,7 @@ async fn invalid_limits_are_config_errors_naming_the_key() {
     ] {
         let cfg =
             ims_proxy::config::Config::from_toml(&static_route("/a", extra, "http://x")).unwrap();
-        let err = ims_proxy::snapshot::Snapshot::build(&cfg).unwrap_err();
+        let err = ims_proxy::Snapshot::build(&cfg, None).unwrap_err();
         assert_eq!(err.key, key);
     }
 }

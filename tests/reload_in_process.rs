@@ -4,7 +4,7 @@
 mod support;
 
 use ims_proxy::config::Config;
-use ims_proxy::snapshot::Snapshot;
+use ims_proxy::Snapshot;
 use std::sync::Arc;
 use support::*;
 
@@ -12,9 +12,9 @@ use support::*;
 fn swap_in(p: &ims_proxy::Running, toml: &str) {
     let mut config = Config::from_toml(toml).expect("config");
     config.server.listen = "127.0.0.1:0".into();
-    let current = p.state().snapshot.load_full();
-    let next = Snapshot::build_with(&config, Some(&current)).expect("snapshot");
-    p.state().snapshot.store(Arc::new(next));
+    let current = p.shared().snapshot.load_full();
+    let next = Snapshot::build(&config, Some(&current)).expect("snapshot");
+    p.shared().snapshot.store(Arc::new(next));
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ impl Campaign {
     pub async fn handle<B>(&self, ims: &FakeIms, req: Request<B>) -> Option<Reply>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         let path = req.uri().path().to_string();
         let mut parts = path.trim_start_matches('/').splitn(3, '/');
@@ -65,7 +65,7 @@ impl Campaign {
                 )
             }
             (&Method::GET, "profileAndServices/profile/_count") => {
-                let n = super::lock(&self.profiles).len();
+                let n = gateway::lock(&self.profiles).len();
                 json(200, &serde_json::json!({"count": n}))
             }
             (&Method::POST, "profileAndServices/profile") => {
@@ -91,7 +91,7 @@ impl Campaign {
     }
 
     fn with_hrefs(&self, href_base: &str) -> Vec<serde_json::Value> {
-        let mut out = super::lock(&self.profiles).clone();
+        let mut out = gateway::lock(&self.profiles).clone();
         for p in &mut out {
             let href = format!("{href_base}/{}", p["PKey"].as_str().unwrap_or_default());
             p["href"] = href.into();
@@ -115,7 +115,7 @@ impl Campaign {
                 }
             }
         }
-        super::lock(&self.profiles).push(p.clone());
+        gateway::lock(&self.profiles).push(p.clone());
         p["href"] = format!("{href_base}/{}", p["PKey"].as_str().unwrap_or_default()).into();
         json(201, &p)
     }

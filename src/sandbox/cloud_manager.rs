@@ -170,7 +170,7 @@ impl CloudManager {
             .map(|(_, n, k)| (*n, *k))
             .unwrap_or(("", ""));
         let base = format!("/api/program/{PROGRAM}/pipeline/{id}");
-        let busy = super::lock(&self.executions)
+        let busy = gateway::lock(&self.executions)
             .iter()
             .any(|e| e.pipeline == id && e.status() == "RUNNING");
         serde_json::json!({
@@ -252,7 +252,7 @@ impl CloudManager {
     }
 
     fn current(&self, pipeline: &str) -> Reply {
-        let execs = super::lock(&self.executions);
+        let execs = gateway::lock(&self.executions);
         match execs.iter().rev().find(|e| e.pipeline == pipeline) {
             Some(e) => typed(200, HAL, &Self::execution_json(e)),
             None => problem(404, "Not Found", "the pipeline has no execution"),
@@ -260,7 +260,7 @@ impl CloudManager {
     }
 
     fn start(&self, pipeline: &'static str, client_id: &str) -> Reply {
-        let mut execs = super::lock(&self.executions);
+        let mut execs = gateway::lock(&self.executions);
         if execs
             .iter()
             .any(|e| e.pipeline == pipeline && e.status() == "RUNNING")
@@ -286,7 +286,7 @@ impl CloudManager {
     }
 
     fn executions(&self, pipeline: &str) -> Reply {
-        let execs = super::lock(&self.executions);
+        let execs = gateway::lock(&self.executions);
         let list: Vec<_> = execs
             .iter()
             .rev()
@@ -305,7 +305,7 @@ impl CloudManager {
     }
 
     fn execution(&self, pipeline: &str, id: &str) -> Reply {
-        let execs = super::lock(&self.executions);
+        let execs = gateway::lock(&self.executions);
         match execs
             .iter()
             .find(|e| e.pipeline == pipeline && e.id.to_string() == id)

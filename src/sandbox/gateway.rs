@@ -141,7 +141,7 @@ pub fn uuid() -> String {
 pub async fn read_json<B>(body: B) -> Result<serde_json::Value, String>
 where
     B: http_body::Body<Data = Bytes>,
-    B::Error: Into<crate::upstream::BoxError>,
+    B::Error: Into<crate::base::error::BoxError>,
 {
     let bytes = Limited::new(body, MAX_BODY)
         .collect()
@@ -165,6 +165,12 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The APIs' in-memory data. A panic elsewhere while holding the lock leaves plain data
+/// behind; keep serving.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

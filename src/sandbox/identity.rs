@@ -5,7 +5,7 @@
 
 use super::ims::ClientRegistration;
 use crate::adobe::Api;
-use crate::secret::Secret;
+use crate::base::secret::Secret;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 //! libraries use is not accepted; only `application/x-www-form-urlencoded` and query
 //! parameters are.
 
-use crate::secret::Secret;
+use crate::base::secret::Secret;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -225,7 +225,7 @@ impl FakeIms {
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         self.inner.calls.fetch_add(1, Ordering::SeqCst);
         let knobs = self.knobs();
@@ -270,7 +270,7 @@ impl FakeIms {
     ) -> Result<serde_json::Value, ImsReject>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         let path = req.uri().path().trim_end_matches('/').to_string();
         let flow = match path.as_str() {

@@ -5,12 +5,11 @@
 //! Paths as on Adobe's hosts, so that only the base URL changes: `/ims/...` (IMS),
 //! `/{tenant}/campaign/...` ([`campaign`]), `/v1/segments|traits` ([`audience_manager`]),
 //! `/api/...` ([`cloud_manager`]), `/data/core/privacy/jobs` ([`privacy`]). [`identity`] is the
-//! generated integration; [`command`] runs the `sandbox` subcommand.
+//! generated integration. `cli` runs it as the `sandbox` and `demo` subcommands.
 
 pub mod audience_manager;
 pub mod campaign;
 pub mod cloud_manager;
-pub mod command;
 pub mod gateway;
 pub mod identity;
 pub mod ims;
@@ -23,13 +22,8 @@ use http_body_util::Full;
 use identity::Identity;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::net::TcpListener;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 struct Apis {
     campaign: campaign::Campaign,
@@ -82,7 +76,7 @@ impl Sandbox {
     pub async fn handle<B>(&self, req: Request<B>) -> http::Response<Full<Bytes>>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
@@ -95,7 +89,7 @@ impl Sandbox {
     async fn dispatch<B>(&self, req: Request<B>) -> http::Response<Full<Bytes>>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         let path = req.uri().path().to_string();
         if path.starts_with("/ims/") {

@@ -66,7 +66,7 @@ impl Privacy {
     pub async fn handle<B>(&self, ims: &FakeIms, req: Request<B>) -> Option<Reply>
     where
         B: http_body::Body<Data = Bytes>,
-        B::Error: Into<crate::upstream::BoxError>,
+        B::Error: Into<crate::base::error::BoxError>,
     {
         let path = req.uri().path().trim_end_matches('/').to_string();
         let rest = path.strip_prefix("/data/core/privacy/jobs")?;
@@ -90,7 +90,7 @@ impl Privacy {
                 Err(why) => gateway::gateway(400, "400", &why),
             },
             (Method::GET, id) => {
-                let jobs = super::lock(&self.jobs);
+                let jobs = gateway::lock(&self.jobs);
                 match jobs.iter().find(|j| j.id == id) {
                     Some(j) => json(200, &j.json()),
                     None => gateway::gateway(404, "404", &format!("job {id} not found")),
@@ -109,7 +109,7 @@ impl Privacy {
         }
         let num = |k: &str, d: usize| query.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
         let (page, size) = (num("page", 1).max(1), num("size", 100).clamp(1, 1000));
-        let jobs = super::lock(&self.jobs);
+        let jobs = gateway::lock(&self.jobs);
         let matching: Vec<&Job> = jobs
             .iter()
             .filter(|j| &j.regulation == regulation)
@@ -187,7 +187,7 @@ impl Privacy {
             })
             .collect();
         let n = created.len();
-        super::lock(&self.jobs).extend(created);
+        gateway::lock(&self.jobs).extend(created);
         json(
             200,
             &serde_json::json!({"jobs": answer, "requestStatus": 1, "totalRecords": n}),

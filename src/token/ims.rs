@@ -2,8 +2,9 @@
 //! back. Both flows answer `{"access_token","token_type","expires_in"}` on success and
 //! `{"error","error_description"}` on failure; only the unit of `expires_in` differs.
 
-use crate::secret::Secret;
-use crate::upstream::{BoxError, UpstreamClient};
+use crate::base::error::{error_chain, BoxError};
+use crate::base::secret::Secret;
+use crate::outbound::Outbound;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
@@ -55,7 +56,7 @@ pub struct Issued {
 
 /// POSTs `form` (already URL-encoded; it holds secrets) to `url` and reads the answer.
 pub async fn post_form(
-    client: &UpstreamClient,
+    client: &Outbound,
     timeout: Duration,
     url: &str,
     form: Secret,
@@ -76,7 +77,7 @@ pub async fn post_form(
     let exchange = async {
         let resp = client.request(req).await.map_err(|e| ImsError::Transport {
             url: url.to_string(),
-            reason: crate::upstream::describe_client_error(&e),
+            reason: error_chain(&e),
         })?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)

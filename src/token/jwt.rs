@@ -1,8 +1,8 @@
 //! Service Account (JWT) credentials, retired by Adobe but still in use: a short-lived JWT
 //! signed RS256 with the credential's private key is exchanged at `/ims/exchange/jwt`.
 
+use crate::base::secret::Secret;
 use crate::config::ConfigError;
-use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

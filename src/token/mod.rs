@@ -1,25 +1,27 @@
 //! Access tokens, one [`Credential`] per `[credentials.NAME]`, each with its own cache.
 //!
-//! A request reads the current token through an `ArcSwap`: no lock, no await, no IMS call
-//! while the token is valid. A background refresher ([`refresh`]) replaces it when
+//! A request reads the current token ([`Credential::current`]) through an `ArcSwap`: no lock,
+//! no await, no IMS call while the token is valid. A background refresher ([`refresh`]) replaces it when
 //! `refresh_at` of its lifetime has passed. Only a cold or expired cache makes requests wait,
 //! and then they all share one IMS call (the `fetching` mutex is the single flight).
 
-pub mod ims;
-pub mod jwt;
-pub mod oauth;
+mod ims;
+mod jwt;
+mod oauth;
 mod refresh;
+mod status;
+
+pub use status::{CredentialState, CredentialStatus};
 
 use crate::adobe::Api;
-use crate::config::{ClientConfig, ConfigError, CredentialConfig, CredentialKind};
-use crate::secret::Secret;
-use crate::upstream::UpstreamClient;
+use crate::base::secret::{read_secret_file, Secret};
+use crate::config::{ConfigError, CredentialConfig, CredentialKind, OutboundConfig};
+use crate::outbound::Outbound;
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use ims::{ExpiresUnit, ImsError, Issued};
 use jwt::{JwtSource, SigningKey};
 use oauth::OAuthSource;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,9 +39,6 @@ const FORCED_REFRESH_COOLDOWN: Duration = Duration::from_secs(5);
 /// A token stops being sent this long before IMS says it expires (capped at 30 s, and at a
 /// twentieth of its lifetime for short-lived tokens), so it cannot expire on the way.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-
-pub mod status;
-pub use status::{CredentialState, CredentialStatus};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
@@ -82,7 +81,7 @@ struct Spec {
     config: CredentialConfig,
     metascopes: Vec<String>,
     scopes: Vec<String>,
-    client: ClientConfig,
+    outbound: OutboundConfig,
     material: Vec<Secret>,
 }
 
@@ -110,7 +109,7 @@ pub struct Credential {
     pub replay_body_limit: u64,
     spec: Spec,
     flow: Flow,
-    client: UpstreamClient,
+    outbound: Outbound,
     timeout: Duration,
     refresh_at: f64,
     current: ArcSwapOption<Token>,
@@ -138,8 +137,8 @@ impl Credential {
         name: &str,
         cfg: &CredentialConfig,
         presets: &[Api],
-        client: &UpstreamClient,
-        client_cfg: &ClientConfig,
+        outbound: &Outbound,
+        outbound_cfg: &OutboundConfig,
     ) -> Result<Credential, ConfigError> {
         let key = format!("credentials.{name}");
         let client_id = required(&key, "client_id", cfg.client_id.as_deref(), cfg.kind)?;
@@ -240,12 +239,12 @@ impl Credential {
                 config: cfg.clone(),
                 metascopes,
                 scopes,
-                client: client_cfg.clone(),
+                outbound: outbound_cfg.clone(),
                 material,
             },
             flow,
-            client: client.clone(),
-            timeout: client_cfg.request_timeout,
+            outbound: outbound.clone(),
+            timeout: outbound_cfg.request_timeout,
             refresh_at,
             current: ArcSwapOption::new(current),
             last_failure: ArcSwapOption::empty(),
@@ -284,9 +283,9 @@ impl Credential {
         }
     }
 
-    /// The `Authorization` header value. Lock-free while a valid token is cached; otherwise
-    /// waits on the one shared IMS call.
-    pub async fn bearer(&self) -> Result<HeaderValue, TokenError> {
+    /// The `Authorization` header value to send now. Lock-free while a valid token is cached;
+    /// otherwise waits on the one shared IMS call.
+    pub async fn current(&self) -> Result<HeaderValue, TokenError> {
         if let Some(b) = self.usable_bearer() {
             return Ok(b);
         }
@@ -337,8 +336,8 @@ impl Credential {
         self.fetch_and_store().await
     }
 
-    /// A token fresh from IMS, not cached: for `ims-proxy token`.
-    pub async fn fetch_token(&self) -> Result<Secret, TokenError> {
+    /// A token fresh from IMS, neither read from nor stored in the cache: for `ims-proxy token`.
+    pub async fn fetch(&self) -> Result<Secret, TokenError> {
         match &self.flow {
             Flow::Static => self
                 .spec
@@ -357,7 +356,7 @@ impl Credential {
             return;
         }
         self.warn_if_retired();
-        refresh::spawn(self);
+        refresh::spawn(Arc::downgrade(self), self.stop.clone());
     }
 
     /// Adobe's Service Account (JWT) credentials are at end of life.
@@ -372,8 +371,32 @@ impl Credential {
         }
     }
 
+    /// Answers from the token cache: `ok` while a usable token is held, `failing` when the
+    /// last IMS call failed and none is, `refreshing` while the first fetch is under way.
+    pub fn status(&self) -> CredentialStatus {
+        let now = Instant::now();
+        let last_error = self.last_error();
+        match self.usable_until(now) {
+            Some(until) => CredentialStatus {
+                state: CredentialState::Ok,
+                expires_in_seconds: until.map(|u| u.saturating_duration_since(now).as_secs()),
+                last_error,
+            },
+            None if last_error.is_some() => CredentialStatus {
+                state: CredentialState::Failing,
+                expires_in_seconds: None,
+                last_error,
+            },
+            None => CredentialStatus {
+                state: CredentialState::Refreshing,
+                expires_in_seconds: None,
+                last_error: None,
+            },
+        }
+    }
+
     /// `Some(expiry)` while a usable token is held (`Some(None)`: it never expires).
-    pub(crate) fn usable_until(&self, now: Instant) -> Option<Option<Instant>> {
+    fn usable_until(&self, now: Instant) -> Option<Option<Instant>> {
         let guard = self.current.load();
         guard
             .as_deref()
@@ -382,7 +405,7 @@ impl Credential {
     }
 
     /// IMS's error from the last failed call, until a call succeeds.
-    pub(crate) fn last_error(&self) -> Option<String> {
+    fn last_error(&self) -> Option<String> {
         self.last_failure
             .load()
             .as_deref()
@@ -458,7 +481,7 @@ impl Credential {
         };
         let form = form.map_err(|e| TokenError::Ims(ImsError::Request(e)))?;
         tracing::debug!(credential = %self.name, %url, "requesting an access token from IMS");
-        let issued = ims::post_form(&self.client, self.timeout, &url, form, unit).await?;
+        let issued = ims::post_form(&self.outbound, self.timeout, &url, form, unit).await?;
         Ok(issued)
     }
 
@@ -478,6 +501,21 @@ impl Credential {
             usable_until: Some(now + (lifetime - margin)),
             refresh_after: Some(now + lifetime.mul_f64(self.refresh_at)),
         })
+    }
+}
+
+impl refresh::Refresh for Credential {
+    fn until_refresh(&self, now: Instant) -> Duration {
+        Credential::until_refresh(self, now)
+    }
+
+    async fn refresh_if_due(&self) -> bool {
+        let _flight = self.fetching.lock().await;
+        // A request (or a forced refresh) may have fetched while the refresher slept.
+        if !self.refresh_due(Instant::now()) {
+            return true;
+        }
+        self.fetch_and_store().await.is_ok()
     }
 }
 
@@ -536,7 +574,8 @@ fn client_secret(key: &str, cfg: &CredentialConfig) -> Result<Secret, ConfigErro
             "give either client_secret or client_secret_file, not both",
         )),
         (Some(s), None) if !s.is_empty() => Ok(Secret::new(s.expose().trim())),
-        (None, Some(path)) => read_secret_file(&format!("{key}.client_secret_file"), path),
+        (None, Some(path)) => read_secret_file(path)
+            .map_err(|r| ConfigError::new(format!("{key}.client_secret_file"), r)),
         _ => Err(ConfigError::new(
             format!("{key}.client_secret"),
             format!(
@@ -566,24 +605,11 @@ fn static_token(key: &str, cfg: &CredentialConfig) -> Result<Secret, ConfigError
             "give either access_token or access_token_file, not both",
         )),
         (Some(t), None) if !t.is_empty() => Ok(Secret::new(t.expose().trim())),
-        (None, Some(path)) => read_secret_file(&format!("{key}.access_token_file"), path),
+        (None, Some(path)) => read_secret_file(path)
+            .map_err(|r| ConfigError::new(format!("{key}.access_token_file"), r)),
         _ => Err(ConfigError::new(
             format!("{key}.access_token"),
             "required for type = \"static\" (or access_token_file)",
         )),
     }
-}
-
-/// Reads a secret from a file, trimmed. The error names the file, never its content.
-pub fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ConfigError::new(
-            key,
-            format!("{} is empty", path.display()),
-        ));
-    }
-    Ok(Secret::new(text))
 }

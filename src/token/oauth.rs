@@ -1,7 +1,7 @@
 //! OAuth Server-to-Server credentials, what Adobe issues today: the client credentials grant
 //! at `/ims/token/v3`.
 
-use crate::secret::Secret;
+use crate::base::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct OAuthSource {

@@ -2,17 +2,27 @@
 //! and retrying with jittered exponential backoff when IMS fails. It holds only a `Weak`
 //! between attempts, and the credential's `Drop` wakes it, so a credential dropped by a
 //! reload takes its refresher with it.
+//!
+//! The loop knows only [`Refresh`], so the credential's cache stays private to it.
 
-use super::Credential;
+use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(120);
 
-pub(super) fn spawn(cred: &Arc<Credential>) {
-    let weak: Weak<Credential> = Arc::downgrade(cred);
-    let stop = cred.stop.clone();
+/// What the refresher asks of a credential.
+pub(super) trait Refresh: Send + Sync + 'static {
+    /// How long the refresher may sleep after a successful refresh.
+    fn until_refresh(&self, now: Instant) -> Duration;
+    /// Fetches a token unless one fetched meanwhile makes it unnecessary (the single flight
+    /// is the credential's); `false` when the fetch failed.
+    fn refresh_if_due(&self) -> impl Future<Output = bool> + Send;
+}
+
+pub(super) fn spawn<C: Refresh>(weak: Weak<C>, stop: Arc<Notify>) {
     tokio::spawn(async move {
         let mut failures: u32 = 0;
         loop {
@@ -31,15 +41,10 @@ pub(super) fn spawn(cred: &Arc<Credential>) {
                 }
             }
             let Some(c) = weak.upgrade() else { return };
-            let _flight = c.fetching.lock().await;
-            // A request (or a forced refresh) may have fetched while we slept.
-            if !c.refresh_due(Instant::now()) {
+            if c.refresh_if_due().await {
                 failures = 0;
-                continue;
-            }
-            match c.fetch_and_store().await {
-                Ok(_) => failures = 0,
-                Err(_) => failures = failures.saturating_add(1),
+            } else {
+                failures = failures.saturating_add(1);
             }
         }
     });

@@ -1,8 +1,5 @@
-//! What `/readyz` and `check --online` ask of a credential: its state, and a way to fetch a
-//! token now. For static credentials both are trivial; the refreshing credentials (jwt,
-//! oauth) answer from their token cache and IMS.
+//! What `/readyz` and `check` report of a credential: its state, from its token cache.
 
-use super::{Credential, TokenError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,37 +27,5 @@ pub struct CredentialStatus {
 impl CredentialStatus {
     pub fn is_ok(&self) -> bool {
         self.state == CredentialState::Ok
-    }
-}
-
-impl Credential {
-    /// Answers from the token cache: `ok` while a usable token is held, `failing` when the
-    /// last IMS call failed and none is, `refreshing` while the first fetch is under way.
-    pub fn status(&self) -> CredentialStatus {
-        let now = std::time::Instant::now();
-        let last_error = self.last_error();
-        match self.usable_until(now) {
-            Some(until) => CredentialStatus {
-                state: CredentialState::Ok,
-                expires_in_seconds: until.map(|u| u.saturating_duration_since(now).as_secs()),
-                last_error,
-            },
-            None if last_error.is_some() => CredentialStatus {
-                state: CredentialState::Failing,
-                expires_in_seconds: None,
-                last_error,
-            },
-            None => CredentialStatus {
-                state: CredentialState::Refreshing,
-                expires_in_seconds: None,
-                last_error: None,
-            },
-        }
-    }
-
-    /// Obtains a usable token now (from IMS when none is cached), for `check --online`;
-    /// the error carries IMS's own `error` and `error_description`.
-    pub async fn fetch_fresh(&self) -> Result<(), TokenError> {
-        self.bearer().await.map(|_| ())
     }
 }

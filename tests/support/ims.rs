@@ -4,7 +4,7 @@
 
 use super::upstream::{full, FakeUpstream};
 use ims_proxy::sandbox::ims::{ClientRegistration, FakeIms, LocalIms};
-use ims_proxy::secret::Secret;
+use ims_proxy::Secret;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use std::path::PathBuf;

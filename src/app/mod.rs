@@ -1,0 +1,148 @@
+//! Wiring: build the snapshot, bind the listeners, start the refreshers, reload on SIGHUP or
+//! file change, and shut down gracefully.
+
+mod reload;
+
+use crate::config::{Config, ConfigError};
+use crate::server::{Admin, Server};
+use crate::state::{Shared, Snapshot};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A proxy started in this process: where it listens, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The admin listener's address, when `[admin] listen` is set.
+    pub admin_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    draining: Arc<AtomicBool>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    admin: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Running {
+    /// The shared state requests read; a reload swaps its snapshot.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for that. The admin
+    /// listener stays up meanwhile, with `/readyz` answering 503.
+    pub async fn stop(mut self) {
+        self.draining.store(true, Ordering::Relaxed);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+        if let Some((tx, task)) = self.admin.take() {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// Builds the snapshot, binds the listeners and serves in the background. Errors are the
+/// config's (exit 2) or the bind's.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let snapshot = Snapshot::build(config, None)?;
+    snapshot.start_refreshers();
+    let admin_listen = snapshot.admin_listen;
+    let shared = Shared::new(snapshot);
+    let server = Server::bind(shared.clone())
+        .await
+        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
+    let draining = Arc::new(AtomicBool::new(false));
+    let (admin, admin_addr) = match admin_listen {
+        None => (None, None),
+        Some(listen) => {
+            let bind_err = |e| StartError::AdminBind(listen.to_string(), e);
+            let admin = Admin::bind(listen, shared.clone(), draining.clone())
+                .await
+                .map_err(bind_err)?;
+            let admin_addr = admin.local_addr().map_err(bind_err)?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(admin.serve(async {
+                let _ = rx.await;
+            }));
+            (Some((tx, task)), Some(admin_addr))
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        admin_addr,
+        shared,
+        draining,
+        shutdown: Some(tx),
+        task,
+        admin,
+    })
+}
+
+/// What `run` does beyond serving.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The file the configuration came from, re-read on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// Also reload when that file (or a file it names) changes.
+    pub watch: bool,
+}
+
+/// Runs the proxy until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let running = start(config).await?;
+    // Tests and supervisors find the ports from these lines, so they name them plainly.
+    tracing::info!(addr = %running.addr, "listening");
+    if let Some(a) = running.admin_addr {
+        tracing::info!(addr = %a, "admin listening");
+    }
+    let mut background = Vec::new();
+    if let Some(path) = options.config_path {
+        let reloader = reload::Reloader::new(path, running.shared().clone());
+        #[cfg(unix)]
+        match reloader.spawn_sighup() {
+            Ok(t) => background.push(t),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is off"),
+        }
+        if options.watch {
+            background.push(reloader.spawn_watch(config));
+        }
+    }
+    shutdown.await;
+    // Not ready from the moment shutdown is announced, so no probe sees "ready" after it.
+    running.draining.store(true, Ordering::Relaxed);
+    tracing::info!("shutting down");
+    for t in &background {
+        t.abort();
+    }
+    running.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("server.listen: cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("admin.listen: cannot listen on {0}: {1}")]
+    AdminBind(String, std::io::Error),
+}

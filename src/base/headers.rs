@@ -1,0 +1,51 @@
+//! Header names the proxy sets, strips or reads, named once.
+
+use http::header::{self, HeaderName};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The upstream's own request id, when it differs from the one the caller is given.
+pub const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const X_GW_IMS_ORG_ID: HeaderName = HeaderName::from_static("x-gw-ims-org-id");
+/// Where a caller presents its `[[clients]]` key.
+pub const X_PROXY_KEY: HeaderName = HeaderName::from_static("x-proxy-key");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy-authentication pair.
+pub static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// What a caller may not choose for itself: the proxy supplies the identity.
+pub static CALLER_CREDENTIALS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    X_API_KEY,
+    X_GW_IMS_ORG_ID,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+];
+
+/// Headers the proxy owns: a route may not set them, because the proxy sets or strips them.
+pub const RESERVED: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-gw-ims-org-id",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "proxy-authorization",
+    "cookie",
+    "keep-alive",
+    "te",
+    "upgrade",
+];

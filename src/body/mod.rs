@@ -1,0 +1,14 @@
+//! Request and response bodies as the proxy wraps them. One wrapper, [`Observed`], does every
+//! job that needs to see frames go by or hold something until a body ends (the access log, byte
+//! counts, the body limit, the copy kept for a 401 replay, a connection's in-flight mark); each
+//! job is an [`Observer`]. [`Primed`] gives back a first frame read ahead of time.
+
+mod limited;
+mod observed;
+mod primed;
+mod replay;
+
+pub use limited::{BodyError, BodyFailure, Limit};
+pub use observed::{ByteCount, Observed, Observer};
+pub use primed::{read_first_frame, Primed};
+pub use replay::{keep, KeptBody};

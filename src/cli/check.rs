@@ -1,0 +1,109 @@
+//! `ims-proxy check [--online]`: validate the configuration without listening, print what it
+//! resolves to (secrets redacted), and with `--online` try every credential and upstream.
+
+use super::setup::{load, runtime};
+use crate::state::{Route, Snapshot};
+use std::process::ExitCode;
+
+pub fn check(path: &std::path::Path, online: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    // Building the snapshot validates everything `run` would, without listening.
+    match rt.block_on(async { Snapshot::build(&config, None) }) {
+        Ok(s) => {
+            print!("{}", s.describe());
+            println!("config ok");
+            if online && !rt.block_on(check_online(&s, config.outbound.request_timeout)) {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Fetches a token for every credential and opens a connection to every route's upstream,
+/// printing one line for each; true if all of them work.
+async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
+    use std::collections::BTreeMap;
+    let mut failures = 0usize;
+    let mut credential_ok = BTreeMap::new();
+    for (name, cred) in &s.credentials {
+        let result = match tokio::time::timeout(deadline, cred.current()).await {
+            Ok(r) => r.map(drop).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {deadline:?}")),
+        };
+        match result {
+            Ok(()) => {
+                let status = cred.status();
+                let expiry = match status.expires_in_seconds {
+                    Some(secs) => format!("token expires in {secs} s"),
+                    None => "token does not expire".into(),
+                };
+                println!("credential {name}: ok ({}, {expiry})", cred.kind);
+                credential_ok.insert(name.as_str(), true);
+            }
+            Err(e) => {
+                println!("credential {name}: FAILED: {e}");
+                credential_ok.insert(name.as_str(), false);
+                failures += 1;
+            }
+        }
+    }
+    let mut routes: Vec<&Route> = s.routes.iter().collect();
+    routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    for r in routes {
+        let prefix = r.label();
+        let uri = http::Uri::builder()
+            .scheme(r.upstream.scheme.clone())
+            .authority(r.upstream.authority.clone())
+            .path_and_query("/")
+            .build();
+        let reach = match uri {
+            Err(e) => Err(e.to_string()),
+            Ok(uri) => match tokio::time::timeout(deadline, s.outbound.probe(uri)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(crate::base::error::error_chain(&*e)),
+                Err(_) => Err(format!("no connection within {deadline:?}")),
+            },
+        };
+        let cred = r.credential.name.as_str();
+        let cred_ok = credential_ok.get(cred).copied().unwrap_or(false);
+        match (&reach, cred_ok) {
+            (Ok(()), true) => println!(
+                "route {prefix} -> {}: ok (credential {cred}, upstream reachable)",
+                r.upstream
+            ),
+            _ => {
+                failures += 1;
+                let mut why = Vec::new();
+                if !cred_ok {
+                    why.push(format!("credential {cred} failed"));
+                }
+                if let Err(e) = &reach {
+                    why.push(format!("upstream unreachable: {e}"));
+                }
+                println!(
+                    "route {prefix} -> {}: FAILED: {}",
+                    r.upstream,
+                    why.join("; ")
+                );
+            }
+        }
+    }
+    if failures == 0 {
+        println!("online check ok");
+    } else {
+        println!("online check FAILED: {failures} problem(s)");
+    }
+    failures == 0
+}

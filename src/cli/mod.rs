@@ -1,0 +1,127 @@
+//! The command line: `run` (the default), `check`, `token`, `health`, `sandbox`, `demo`:
+//! parsing arguments, printing, exit statuses. What the commands do lives below `cli`.
+//!
+//! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
+
+mod check;
+mod demo;
+mod health;
+mod logging;
+mod sandbox;
+mod setup;
+mod token;
+
+pub use logging::LogFormat;
+
+use clap::{Parser, Subcommand};
+use setup::{load, runtime, shutdown_signal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ims-proxy",
+    version,
+    about = "Authenticating reverse proxy for Adobe's server-to-server APIs"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); IMS_PROXY_* environment variables override it.
+    #[arg(long, short, global = true, default_value = "proxy.toml")]
+    pub config: PathBuf,
+    /// Log format on stderr: text on a terminal, JSON otherwise, unless given.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default). SIGHUP reloads the configuration.
+    Run {
+        /// Also reload when the config file, or a secret or CA file it names, changes.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Validate the configuration and print the resolved routes, secrets redacted.
+    Check {
+        /// Also fetch a token for every credential and connect to every route's upstream
+        /// (through the egress proxy, if any); exit 1 if anything fails.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Print a fresh access token for credential NAME on stdout (the token alone).
+    Token {
+        /// The credential, as in `[credentials.NAME]`.
+        name: String,
+    },
+    /// Ask the running proxy's admin port (`admin.listen`) for /readyz, or /healthz with
+    /// --live; exit 0 on 200, 1 otherwise: a health check for images without a shell or curl.
+    Health {
+        /// Check liveness (/healthz) rather than readiness (/readyz).
+        #[arg(long)]
+        live: bool,
+    },
+    /// Serve a local stand-in for Adobe IMS and the four APIs, for development and tests;
+    /// print its credentials (`key: value` lines) and write them with a ready proxy.toml.
+    Sandbox(sandbox::SandboxArgs),
+    /// Start the sandbox and the proxy together and print `curl` commands to try.
+    Demo(demo::DemoArgs),
+}
+
+/// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
+pub fn main(cli: Cli) -> ExitCode {
+    // Held until the end of main: dropping it flushes the log lines still queued.
+    let _log_guard = logging::init(cli.log_format);
+    match cli.command.unwrap_or(Command::Run { watch: false }) {
+        Command::Run { watch } => run(&cli.config, watch),
+        Command::Check { online } => check::check(&cli.config, online),
+        Command::Token { name } => token::token(&cli.config, &name),
+        Command::Health { live } => health::health(&cli.config, live),
+        Command::Sandbox(args) => serve_until_signal(sandbox::run(args, shutdown_signal())),
+        Command::Demo(args) => serve_until_signal(demo::run(args, shutdown_signal())),
+    }
+}
+
+/// Runs `sandbox` or `demo` on a fresh runtime; their errors are runtime failures (exit 1).
+fn serve_until_signal(
+    f: impl std::future::Future<Output = Result<(), sandbox::CommandError>>,
+) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path, watch: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let options = crate::app::RunOptions {
+        config_path: Some(path.to_path_buf()),
+        watch,
+    };
+    match rt.block_on(crate::app::run(&config, options, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(crate::app::StartError::Config(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `[client]`: how the proxy reaches upstreams and IMS (the outbound side). The TOML keeps its
+//! historical name; in the code it is "outbound", because "client" names nobody else here.
+
+use crate::base::secret::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Extra trust anchors (PEM), added to the built-in webpki roots.
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Deadline for the upstream's response headers; bodies stream without a deadline.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Egress proxy for IMS and upstream traffic (`http://[user:pass@]host:port`); overrides
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`. A `Secret` because it may carry a password.
+    pub proxy: Option<Secret>,
+    /// Hosts reached directly, curl's `NO_PROXY` syntax; overrides `NO_PROXY`.
+    pub no_proxy: Option<String>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            ca_file: None,
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+            pool_idle_timeout: default_pool_idle_timeout(),
+            proxy: None,
+            no_proxy: None,
+        }
+    }
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(90)
+}

@@ -1,0 +1,73 @@
+//! The access log line and the request metrics, emitted once, when the response body has been
+//! sent (or abandoned): only then are the bytes and the total duration known. The record rides
+//! in the response body as an [`Observer`], so it also holds what must live exactly as long as
+//! the response: the route's concurrency permit.
+
+use super::ctx::Ctx;
+use crate::base::error::BoxError;
+use crate::body::Observer;
+use bytes::Bytes;
+use http_body::Frame;
+use std::sync::atomic::Ordering;
+
+pub struct AccessLog {
+    ctx: Ctx,
+    status: u16,
+    /// Whose fault a failed request was ("caller", "upstream", "ims").
+    fault: Option<&'static str>,
+    bytes_out: u64,
+}
+
+impl AccessLog {
+    pub fn new(ctx: Ctx, status: u16, fault: Option<&'static str>) -> Self {
+        AccessLog {
+            ctx,
+            status,
+            fault,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl Observer for AccessLog {
+    #[inline]
+    fn on_frame(&mut self, frame: &Frame<Bytes>) -> Result<(), BoxError> {
+        if let Some(d) = frame.data_ref() {
+            self.bytes_out += d.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, completed: bool) {
+        let ctx = &self.ctx;
+        let duration = ctx.started.elapsed();
+        let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);
+        let route = ctx.route.as_deref().unwrap_or("-");
+        tracing::info!(
+            target: "ims_proxy::access",
+            request_id = ctx.request_id.to_str().unwrap_or(""),
+            client = ctx.caller.as_deref().unwrap_or("-"),
+            method = ctx.method.as_str(),
+            path = ctx.path.as_str(),
+            route,
+            credential = ctx.credential.as_deref().unwrap_or("-"),
+            status = self.status,
+            fault = self.fault.unwrap_or("-"),
+            bytes_in,
+            bytes_out = self.bytes_out,
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+            completed,
+            "request"
+        );
+        crate::metrics::request(&crate::metrics::RequestRecord {
+            route,
+            method: &ctx.method,
+            status: self.status,
+            duration,
+            upstream: ctx.upstream_time,
+            bytes_in,
+            bytes_out: self.bytes_out,
+        });
+    }
+}

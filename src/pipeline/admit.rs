@@ -1,0 +1,207 @@
+//! Stage 1, admit: checks on what a caller sent, made before anything else looks at it:
+//! request framing that two HTTP parsers could read differently (request smuggling), methods
+//! the proxy has no business forwarding, heads over the limits, and paths an upstream could
+//! decode into something else. Every refusal here is the caller's fault.
+//!
+//! hyper's parser already refuses most malformed heads (obs-fold, bare CR, NUL or other control
+//! bytes in a header, non-ASCII request targets, invalid chunk sizes, differing duplicate
+//! `Content-Length`s). What it accepts but a careful proxy should not is refused here.
+
+use crate::config::LimitsConfig;
+use http::{header, HeaderMap, Method, Request, Version};
+
+/// Put in a request's extensions by the listener when the raw bytes of its head had ambiguous
+/// framing that hyper has already resolved; the reason why.
+#[derive(Debug, Clone, Copy)]
+pub struct Ambiguous(pub &'static str);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// Ambiguous framing: the connection must close, because what follows on it cannot be
+    /// trusted to be the start of the next request.
+    #[error("{0}")]
+    Framing(String),
+    #[error("CONNECT is refused: ims-proxy is a reverse proxy, not a tunnel")]
+    Connect,
+    #[error("TRACE is refused: it would echo credentials back")]
+    Trace,
+    #[error("method {0} is not supported by ims-proxy")]
+    Method(String),
+    #[error("request target is {len} bytes long; the limit is {limit}")]
+    UriTooLong { len: usize, limit: u64 },
+    #[error("request headers take {len} bytes; the limit is {limit}")]
+    HeadersTooLarge { len: usize, limit: u64 },
+    #[error("request has {count} header fields; the limit is {limit}")]
+    TooManyHeaders { count: usize, limit: usize },
+    #[error("{0}")]
+    Path(&'static str),
+}
+
+/// Admits the request or says why not.
+pub fn check<B>(limits: &LimitsConfig, req: &Request<B>) -> Result<(), AdmitError> {
+    if let Some(ambiguous) = req.extensions().get::<Ambiguous>() {
+        return Err(AdmitError::Framing(ambiguous.0.into()));
+    }
+    check_framing(req.version(), req.headers())?;
+    if req.method() == Method::CONNECT {
+        return Err(AdmitError::Connect);
+    }
+    if req.method() == Method::TRACE {
+        return Err(AdmitError::Trace);
+    }
+    check_method(req.method())?;
+    check_head(limits, req.uri(), req.headers())?;
+    check_path(req.uri().path())
+}
+
+/// Checks what the request head declares against the limits.
+fn check_head(
+    limits: &LimitsConfig,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(), AdmitError> {
+    let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len as u64 > limits.max_uri_length.0 {
+        return Err(AdmitError::UriTooLong {
+            len: target_len,
+            limit: limits.max_uri_length.0,
+        });
+    }
+    if headers.len() > limits.max_headers {
+        return Err(AdmitError::TooManyHeaders {
+            count: headers.len(),
+            limit: limits.max_headers,
+        });
+    }
+    // Name, ": ", value and CRLF, as on an HTTP/1.1 wire, whatever the protocol.
+    let len: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if len as u64 > limits.max_header_size.0 {
+        return Err(AdmitError::HeadersTooLarge {
+            len,
+            limit: limits.max_header_size.0,
+        });
+    }
+    Ok(())
+}
+
+/// The methods a REST API through this proxy needs. CONNECT and TRACE have their own 405.
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+pub fn check_method(method: &Method) -> Result<(), AdmitError> {
+    if METHODS.contains(method) {
+        return Ok(());
+    }
+    let shown: String = method.as_str().chars().take(32).collect();
+    Err(AdmitError::Method(format!("{shown:?}")))
+}
+
+/// HTTP/1 framing that RFC 9112 allows a server to accept but that is the raw material of
+/// request smuggling when the next hop reads it differently.
+pub fn check_framing(version: Version, headers: &HeaderMap) -> Result<(), AdmitError> {
+    if version >= Version::HTTP_2 {
+        // h2 frames bodies itself; hyper refuses connection-specific headers there.
+        return Ok(());
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = lengths.next();
+    if lengths.next().is_some() {
+        return Err(AdmitError::Framing(
+            "more than one Content-Length header".into(),
+        ));
+    }
+    if let Some(v) = first {
+        let b = v.as_bytes();
+        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+            return Err(AdmitError::Framing(
+                "Content-Length must be a single decimal number".into(),
+            ));
+        }
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if first.is_some() {
+            return Err(AdmitError::Framing(
+                "both Content-Length and Transfer-Encoding are present".into(),
+            ));
+        }
+        let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+        let only_chunked = match (codings.next(), codings.next()) {
+            (Some(v), None) => v.as_bytes().eq_ignore_ascii_case(b"chunked"),
+            _ => false,
+        };
+        if !only_chunked {
+            return Err(AdmitError::Framing(
+                "Transfer-Encoding must be exactly \"chunked\"".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The path must be valid UTF-8 with no control characters once percent-decoded: Adobe's
+/// APIs use UTF-8 paths, and an upstream that decodes `%00` or `%0A` could be steered by them.
+/// The query is left alone; it is data, not a location.
+pub fn check_path(path: &str) -> Result<(), AdmitError> {
+    if !path.contains('%') {
+        // http::Uri admits only visible ASCII in a path, so nothing more can be wrong.
+        return Ok(());
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    let text = std::str::from_utf8(&decoded)
+        .map_err(|_| AdmitError::Path("the path is not valid UTF-8 once percent-decoded"))?;
+    if text.chars().any(char::is_control) {
+        return Err(AdmitError::Path(
+            "the path contains control characters once percent-decoded",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn conflicting_or_repeated_framing_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        assert!(check_framing(Version::HTTP_11, &h).is_ok());
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        assert!(check_framing(Version::HTTP_11, &h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5, 5"));
+        assert!(check_framing(Version::HTTP_11, &h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip, chunked"),
+        );
+        assert!(check_framing(Version::HTTP_11, &h).is_err());
+    }
+
+    #[test]
+    fn paths_must_decode_to_utf8_without_control_characters() {
+        assert!(check_path("/a/b%20c/%C3%A9").is_ok());
+        assert!(check_path("/a/%FF").is_err());
+        assert!(check_path("/a/%00").is_err());
+        assert!(check_path("/a/%0d%0aX-Injected:%201").is_err());
+    }
+
+    #[test]
+    fn only_rest_methods_pass() {
+        assert!(check_method(&Method::PATCH).is_ok());
+        let weird = Method::from_bytes(b"FOOBARBAZ").unwrap_or(Method::TRACE);
+        assert!(check_method(&weird).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! The per-request context the stages fill in as the request travels: who called, which
+//! route, how long the upstream took. The access log line is made from it at the end.
+
+use crate::base::headers::X_REQUEST_ID;
+use crate::body::BodyFailure;
+use crate::state::Permit;
+use http::{HeaderMap, HeaderValue, Method, Request, Version};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Facts about the connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnMeta {
+    pub peer: SocketAddr,
+    pub proto: &'static str,
+}
+
+pub struct Ctx {
+    pub started: Instant,
+    pub request_id: HeaderValue,
+    pub conn: ConnMeta,
+    pub method: Method,
+    pub version: Version,
+    pub path: String,
+    /// The `[[clients]]` name the request authenticated as.
+    pub caller: Option<Arc<str>>,
+    /// The route's label ([`crate::state::Route::label`]).
+    pub route: Option<String>,
+    pub credential: Option<String>,
+    /// Time spent waiting for upstream response heads, replay included.
+    pub upstream_time: Option<Duration>,
+    pub bytes_in: Arc<AtomicU64>,
+    /// Where the caller's body records why it failed, if it does.
+    pub body_failure: BodyFailure,
+    /// The route's concurrency permit, held until the response body ends.
+    pub permit: Option<Permit>,
+}
+
+impl Ctx {
+    pub fn new<B>(req: &Request<B>, conn: ConnMeta) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            request_id: request_id(req.headers()),
+            conn,
+            method: req.method().clone(),
+            version: req.version(),
+            path: req.uri().path().to_string(),
+            caller: None,
+            route: None,
+            credential: None,
+            upstream_time: None,
+            bytes_in: Arc::default(),
+            body_failure: BodyFailure::default(),
+            permit: None,
+        }
+    }
+}
+
+/// The caller's `x-request-id` when it is a sane token, or a new random one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let n: u128 = rand::random();
+    let s = format!("{n:032x}");
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("unknown"))
+}

@@ -1,0 +1,153 @@
+//! Stage 6, exchange: send the request upstream under the request timeout (for the response
+//! head; bodies stream without a deadline), and when an IMS-managed token is rejected with 401,
+//! send it once more with a new token if its body was small enough to keep.
+
+use super::ctx::Ctx;
+use super::prime::CallerBody;
+use super::target::Target;
+use crate::base::error::{cause_ref, error_chain, BoxError};
+use crate::body::{keep, BodyError, KeptBody};
+use crate::outbound::RequestBody;
+use crate::state::Snapshot;
+use crate::token::Credential;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The upstream's fault (or the network's): no response head.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The exchange failed because the caller's body did: the caller's fault, not the upstream's.
+    #[error(transparent)]
+    CallerBody(BodyError),
+}
+
+/// What a replay needs: the head as sent, and the body kept while it streamed.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    kept: KeptBody,
+}
+
+pub async fn send(
+    snap: &Snapshot,
+    req: Request<CallerBody>,
+    target: &Target<'_>,
+    ctx: &mut Ctx,
+) -> Result<Response<Incoming>, ExchangeError> {
+    let credential = &target.route.credential;
+    let (parts, body) = req.into_parts();
+    let stale = parts.headers.get(http::header::AUTHORIZATION).cloned();
+    let (body, replay) = match replay_limit(credential, &parts.headers) {
+        Some(limit) => {
+            let (tee, kept) = keep(body, limit);
+            let replay = Replay {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+                kept,
+            };
+            (box_body(tee), Some(replay))
+        }
+        None => (box_body(body), None),
+    };
+    let resp = match once(snap, Request::from_parts(parts, body), ctx).await {
+        Err(ExchangeError::Unreachable(detail)) => {
+            return Err(match ctx.body_failure.get() {
+                Some(b) => ExchangeError::CallerBody(b),
+                None => ExchangeError::Unreachable(detail),
+            })
+        }
+        other => other?,
+    };
+    let (true, Some(stale)) = (
+        resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed(),
+        stale,
+    ) else {
+        return Ok(resp);
+    };
+    let Some((r, body)) = replay.and_then(|r| {
+        let body = r.kept.replayable()?;
+        Some((r, body))
+    }) else {
+        refresh_in_background(credential, stale);
+        return Ok(resp);
+    };
+    let Ok(fresh) = credential.refresh_after_401(&stale).await else {
+        return Ok(resp);
+    };
+    tracing::info!(credential = %credential.name, "replaying once with a new token after an upstream 401");
+    crate::metrics::upstream_401_replay(&credential.name);
+    let mut headers = r.headers;
+    headers.insert(http::header::AUTHORIZATION, fresh);
+    let mut again = Request::new(box_body(Full::new(body)));
+    *again.method_mut() = r.method;
+    *again.uri_mut() = r.uri;
+    *again.headers_mut() = headers;
+    drop(resp);
+    once(snap, again, ctx).await
+}
+
+/// Too large to replay: the 401 passes through, but the next request should not meet the
+/// same stale token.
+fn refresh_in_background(credential: &std::sync::Arc<Credential>, stale: http::HeaderValue) {
+    let credential = credential.clone();
+    tokio::spawn(async move {
+        let _ = credential.refresh_after_401(&stale).await;
+    });
+}
+
+/// How much of the request body to keep for a replay after a 401, or `None` when the body is
+/// known to be too large or the token cannot be refreshed anyway.
+fn replay_limit(credential: &Credential, headers: &HeaderMap) -> Option<usize> {
+    if !credential.is_managed() {
+        return None;
+    }
+    let limit = usize::try_from(credential.replay_body_limit).unwrap_or(usize::MAX);
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > credential.replay_body_limit => None,
+        _ => Some(limit),
+    }
+}
+
+/// One upstream exchange, bounded by the request timeout for the response head.
+async fn once(
+    snap: &Snapshot,
+    req: Request<RequestBody>,
+    ctx: &mut Ctx,
+) -> Result<Response<Incoming>, ExchangeError> {
+    let sent = Instant::now();
+    let result = tokio::time::timeout(snap.request_timeout, snap.outbound.request(req)).await;
+    ctx.upstream_time = Some(ctx.upstream_time.unwrap_or_default() + sent.elapsed());
+    match result {
+        Err(_) => Err(ExchangeError::Timeout(snap.request_timeout)),
+        Ok(Err(e)) => Err(match cause_ref::<BodyError>(&e) {
+            Some(b) => ExchangeError::CallerBody(b.clone()),
+            None => ExchangeError::Unreachable(error_chain(&e)),
+        }),
+        // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
+        // response for the caller's own connection.
+        Ok(Ok(mut resp)) => {
+            *resp.version_mut() = http::Version::HTTP_11;
+            Ok(resp)
+        }
+    }
+}
+
+fn box_body<B>(body: B) -> RequestBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}

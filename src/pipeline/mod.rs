@@ -1,0 +1,41 @@
+//! The request path: named stages over one per-request [`Ctx`], in order. Each stage has its
+//! own file and its own error type, and the type says whose fault a refusal is; [`respond`]
+//! turns any of them into the answer, once.
+
+mod access_log;
+mod admit;
+mod ctx;
+mod exchange;
+mod prime;
+mod respond;
+mod rewrite;
+mod target;
+
+pub use admit::Ambiguous;
+pub use ctx::ConnMeta;
+pub use respond::ResponseBody;
+
+use crate::state::Shared;
+use ctx::Ctx;
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+pub async fn handle(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    conn: ConnMeta,
+) -> Response<ResponseBody> {
+    let snap = shared.snapshot.load_full();
+    let mut ctx = Ctx::new(&req, conn);
+    let result = async {
+        admit::check(&snap.limits, &req)?; // framing, method, head size, path
+        let caller = snap.callers.authenticate(req.headers_mut())?; // before routing: a stranger learns nothing
+        let target = target::resolve(&snap, &req, caller, &mut ctx).await?; // route, authorization, size, shaping
+        let req = prime::body(req, &target, &snap.limits, &ctx).await?; // limit armed, first frame read
+        let req = rewrite::request(req, &target, &ctx).await?; // token, identity headers, strip
+        let resp = exchange::send(&snap, req, &target, &mut ctx).await?; // timeout, one 401 replay
+        Ok::<_, respond::ProxyError>(rewrite::response(resp, &target, &ctx)) // Location, ids
+    }
+    .await;
+    respond::finish(result, ctx)
+}

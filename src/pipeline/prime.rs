@@ -1,0 +1,34 @@
+//! Stage 4, prime the body: arm the route's body limit and the byte count, and read the first
+//! frame before anything is sent upstream, so a body broken from its first byte is refused
+//! with nothing forwarded. Later breakage aborts the upstream request mid-body, which an
+//! upstream must treat as an incomplete request.
+
+use super::ctx::Ctx;
+use super::target::Target;
+use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Primed};
+use crate::config::LimitsConfig;
+use http::Request;
+use hyper::body::Incoming;
+
+/// The caller's body as it is forwarded.
+pub type CallerBody = Primed<Observed<Incoming, (Limit, ByteCount)>>;
+
+pub async fn body(
+    req: Request<Incoming>,
+    target: &Target<'_>,
+    limits: &LimitsConfig,
+    ctx: &Ctx,
+) -> Result<Request<CallerBody>, BodyError> {
+    let (parts, body) = req.into_parts();
+    let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
+    let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
+    let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))
+        .await
+        .map_err(|_| BodyError::Timeout(limits.header_read_timeout))?;
+    let body = first.map_err(|e| {
+        ctx.body_failure
+            .get()
+            .unwrap_or_else(|| BodyError::Broken(e.to_string()))
+    })?;
+    Ok(Request::from_parts(parts, body))
+}

@@ -1,0 +1,207 @@
+//! The last stage, respond: every refusal and failure becomes an HTTP answer here and nowhere
+//! else, and the access log is attached to whatever goes back. The body of a proxy-made error
+//! speaks the dialect of Adobe's API gateway (`{"error_code","message"}`) so Adobe's SDKs
+//! surface it, and `Content-Type` is exactly `application/json` because those SDKs ignore
+//! bodies otherwise.
+
+use super::access_log::AccessLog;
+use super::admit::AdmitError;
+use super::ctx::Ctx;
+use super::exchange::ExchangeError;
+use super::rewrite::TokenUnavailable;
+use super::target::TargetError;
+use crate::base::headers::X_REQUEST_ID;
+use crate::body::{BodyError, Observed};
+use crate::state::AccessError;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// What every response body is: the upstream's, or one the proxy made, with its access log.
+pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>, AccessLog>;
+
+/// Any stage's error. Which stage's it is says whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
+    #[error(transparent)]
+    Caller(#[from] AccessError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Token(#[from] TokenUnavailable),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+/// Whose fault a failed request is, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// What the caller sent (or how much of it).
+    Caller,
+    /// The upstream, or the network to it.
+    Upstream,
+    /// IMS, or the credential IMS was asked about.
+    Ims,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Caller => "caller",
+            Fault::Upstream => "upstream",
+            Fault::Ims => "ims",
+        }
+    }
+}
+
+impl ProxyError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            ProxyError::Admit(_)
+            | ProxyError::Caller(_)
+            | ProxyError::Target(_)
+            | ProxyError::Body(_)
+            | ProxyError::Exchange(ExchangeError::CallerBody(_)) => Fault::Caller,
+            ProxyError::Token(_) => Fault::Ims,
+            ProxyError::Exchange(_) => Fault::Upstream,
+        }
+    }
+
+    /// The status and the stable, documented `error_code` (clients may branch on it).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ProxyError::Admit(e) => match e {
+                AdmitError::Connect | AdmitError::Trace => {
+                    (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+                }
+                AdmitError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+                AdmitError::HeadersTooLarge { .. } | AdmitError::TooManyHeaders { .. } => (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "headers_too_large",
+                ),
+                AdmitError::Framing(_) | AdmitError::Method(_) | AdmitError::Path(_) => {
+                    (StatusCode::BAD_REQUEST, "bad_request")
+                }
+            },
+            ProxyError::Caller(e) => access(e),
+            ProxyError::Target(e) => match e {
+                TargetError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+                TargetError::Forbidden(e) => access(e),
+                TargetError::DeclaredTooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                }
+                TargetError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                TargetError::AbsoluteForm
+                | TargetError::ClimbsAboveBase
+                | TargetError::Unusable(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            },
+            ProxyError::Body(e) | ProxyError::Exchange(ExchangeError::CallerBody(e)) => body(e),
+            ProxyError::Token(_) => (StatusCode::SERVICE_UNAVAILABLE, "token_unavailable"),
+            ProxyError::Exchange(ExchangeError::Unreachable(_)) => {
+                (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+            }
+            ProxyError::Exchange(ExchangeError::Timeout(_)) => {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+        }
+    }
+
+    /// Whether the caller's connection must close after this answer: its framing, or what is
+    /// left of a body the proxy stopped reading, cannot be trusted.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Admit(AdmitError::Framing(_))
+                | ProxyError::Target(TargetError::DeclaredTooLarge { .. })
+                | ProxyError::Body(_)
+                | ProxyError::Exchange(ExchangeError::CallerBody(_))
+        )
+    }
+
+    pub fn to_response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
+        let (status, code) = self.status_and_code();
+        let mut resp = error_response(status, code, &self.to_string(), request_id);
+        if let ProxyError::Target(TargetError::RateLimited { retry_after, .. }) = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
+        }
+        resp
+    }
+}
+
+fn access(e: &AccessError) -> (StatusCode, &'static str) {
+    match e {
+        AccessError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        AccessError::MissingKey | AccessError::UnknownKey => {
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        }
+    }
+}
+
+fn body(e: &BodyError) -> (StatusCode, &'static str) {
+    match e {
+        BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        BodyError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+    }
+}
+
+/// The response the caller gets, with the access log riding in its body.
+pub fn finish(result: Result<Response<Incoming>, ProxyError>, ctx: Ctx) -> Response<ResponseBody> {
+    let (resp, fault) = match result {
+        Ok(resp) => (resp.map(Either::Left), None),
+        Err(e) => {
+            let mut resp = e.to_response(&ctx.request_id);
+            if e.closes_connection() && ctx.version < Version::HTTP_2 {
+                // hyper closes the connection after a response that says so.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (resp.map(Either::Right), Some(e.fault().as_str()))
+        }
+    };
+    let log = AccessLog::new(ctx, resp.status().as_u16(), fault);
+    resp.map(|body| Observed::new(body, log))
+}
+
+/// Builds a proxy-made error response in Adobe's gateway shape.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &HeaderValue,
+) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "error_code": code,
+        "message": message,
+        "request_id": request_id.to_str().unwrap_or(""),
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(X_REQUEST_ID, request_id.clone());
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"ims-proxy\""),
+        );
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
+    resp
+}

@@ -1,0 +1,221 @@
+//! Stages 5 and 7, rewrite: the request as the upstream gets it (the credential's token and
+//! identity headers in, the caller's credentials and hop-by-hop headers out, `X-Forwarded-*`)
+//! and the response as the caller gets it (hop-by-hop headers out, `Location` kept on the
+//! proxy, request ids).
+
+use super::ctx::Ctx;
+use super::target::Target;
+use crate::base::headers::{
+    CALLER_CREDENTIALS, HOP_BY_HOP, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST,
+    X_FORWARDED_PROTO, X_GW_IMS_ORG_ID, X_REQUEST_ID, X_UPSTREAM_REQUEST_ID,
+};
+use crate::state::Route;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Version};
+
+/// No token to send: IMS's fault (or its configuration's), never the caller's.
+#[derive(Debug, thiserror::Error)]
+#[error("no access token for credential {credential:?}: {reason}")]
+pub struct TokenUnavailable {
+    pub credential: String,
+    pub reason: String,
+}
+
+/// The request as the upstream gets it.
+pub async fn request<B>(
+    req: Request<B>,
+    target: &Target<'_>,
+    ctx: &Ctx,
+) -> Result<Request<B>, TokenUnavailable> {
+    let route = target.route;
+    let bearer = route
+        .credential
+        .current()
+        .await
+        .map_err(|e| TokenUnavailable {
+            credential: route.credential.name.clone(),
+            reason: e.to_string(),
+        })?;
+    let (mut parts, body) = req.into_parts();
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let forwarded = Forwarded {
+        ip: ctx.conn.peer.ip(),
+        proto: ctx.conn.proto,
+        host: host.as_ref(),
+    };
+    rewrite_request_headers(&mut parts.headers, route, bearer, &forwarded);
+    parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    parts.uri = target.uri.clone();
+    // The outbound connection decides h1 or h2 (ALPN); the caller's version does not carry over.
+    parts.version = Version::HTTP_11;
+    Ok(Request::from_parts(parts, body))
+}
+
+/// The response as the caller gets it.
+pub fn response<B>(mut resp: Response<B>, target: &Target<'_>, ctx: &Ctx) -> Response<B> {
+    rewrite_response_headers(resp.headers_mut(), target.route);
+    if let Some(theirs) = resp.headers().get(X_REQUEST_ID) {
+        if theirs != ctx.request_id {
+            let theirs = theirs.clone();
+            resp.headers_mut().insert(X_UPSTREAM_REQUEST_ID, theirs);
+        }
+    }
+    resp.headers_mut()
+        .insert(X_REQUEST_ID, ctx.request_id.clone());
+    resp
+}
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for h in &HOP_BY_HOP {
+        headers.remove(h);
+    }
+}
+
+/// Who and what the caller's connection was, for the `X-Forwarded-*` headers.
+pub struct Forwarded<'a> {
+    pub ip: std::net::IpAddr,
+    pub proto: &'static str,
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// Rewrites a client's request headers into the upstream's, in place.
+fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    route: &Route,
+    bearer: HeaderValue,
+    forwarded: &Forwarded<'_>,
+) {
+    let forwarded_host = forwarded.host.cloned();
+    strip_hop_by_hop(headers);
+    for h in &CALLER_CREDENTIALS {
+        headers.remove(h);
+    }
+    // The client's Host named the proxy; the outbound client sets the upstream's.
+    headers.remove(header::HOST);
+    // hyper answers `Expect: 100-continue` on the inbound side already.
+    headers.remove(header::EXPECT);
+
+    let xff = append_forwarded_for(headers, forwarded.ip);
+    headers.insert(X_FORWARDED_FOR, xff);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
+    if let Some(h) = forwarded_host {
+        headers.insert(X_FORWARDED_HOST, h);
+    }
+
+    for (name, value) in &route.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers.insert(header::AUTHORIZATION, bearer);
+    headers.insert(X_API_KEY, route.credential.api_key.clone());
+    if route.send_org_id {
+        if let Some(org) = &route.credential.org_id {
+            headers.insert(X_GW_IMS_ORG_ID, org.clone());
+        }
+    }
+}
+
+fn append_forwarded_for(headers: &HeaderMap, ip: std::net::IpAddr) -> HeaderValue {
+    let mut prior: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let ip = ip.to_string();
+    prior.push(&ip);
+    HeaderValue::from_str(&prior.join(", ")).unwrap_or_else(|_| {
+        HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"))
+    })
+}
+
+/// Rewrites an upstream response's headers in place: hop-by-hop removed, `Location` kept on
+/// the proxy when it points into this route's upstream.
+fn rewrite_response_headers(headers: &mut HeaderMap, route: &Route) {
+    strip_hop_by_hop(headers);
+    if let Some(loc) = headers.get(header::LOCATION) {
+        if let Some(new) = loc.to_str().ok().and_then(|l| rewrite_location(l, route)) {
+            if let Ok(v) = HeaderValue::from_str(&new) {
+                headers.insert(header::LOCATION, v);
+            }
+        }
+    }
+}
+
+/// Maps a `Location` into the upstream (absolute, or root-relative under the base path) to the
+/// same place under the proxy's prefix. Anything else is left alone.
+pub fn rewrite_location(location: &str, route: &Route) -> Option<String> {
+    let up = &route.upstream;
+    let path = if location.starts_with('/') && !location.starts_with("//") {
+        location
+    } else {
+        let rest = location
+            .strip_prefix(up.scheme.as_str())?
+            .strip_prefix("://")?;
+        let rest = strip_prefix_ignore_case(rest, up.authority.as_str())?;
+        if rest.is_empty() {
+            "/"
+        } else if rest.starts_with(['/', '?']) {
+            rest
+        } else {
+            return None;
+        }
+    };
+    let under = path.strip_prefix(up.base_path.as_str())?;
+    if !(under.is_empty() || under.starts_with(['/', '?', '#'])) {
+        return None;
+    }
+    let mut out = String::with_capacity(route.prefix.len() + under.len() + 1);
+    out.push_str(&route.prefix);
+    if out.is_empty() && !under.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(under);
+    Some(out)
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+    .then(|| &s[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_hop_by_hop_headers_and_those_connection_names() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret-Hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

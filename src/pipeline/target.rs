@@ -1,0 +1,98 @@
+//! Stage 3, target: which route serves the request, whether the caller may use it, whether it
+//! fits the route's size and shaping limits, and the upstream URI it goes to. Every refusal
+//! here is the caller's (or, for shaping, the caller's traffic's) doing.
+
+use super::ctx::Ctx;
+use crate::state::{AccessError, Caller, Route, Snapshot};
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, Request, Version};
+use std::time::Duration;
+
+/// Where the request goes.
+pub struct Target<'s> {
+    pub route: &'s Route,
+    pub uri: Uri,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// A reverse proxy receives origin-form targets; an absolute-form one is a client using
+    /// us as a forward proxy, which would make this an open proxy.
+    #[error("absolute-form request targets are refused: ims-proxy is not a forward proxy")]
+    AbsoluteForm,
+    #[error("no route matches {0}")]
+    NoRoute(String),
+    #[error(transparent)]
+    Forbidden(#[from] AccessError),
+    /// The declared `Content-Length` is over the route's limit: refused before a byte is read.
+    #[error("request body exceeds this route's limit of {limit} bytes")]
+    DeclaredTooLarge { limit: u64 },
+    #[error("route {route} is over its configured rate or concurrency limit; retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        route: String,
+        retry_after: Duration,
+    },
+    #[error("dot-segments may not climb above the route's base path")]
+    ClimbsAboveBase,
+    #[error("request target: {0}")]
+    Unusable(String),
+}
+
+pub async fn resolve<'s, B>(
+    snap: &'s Snapshot,
+    req: &Request<B>,
+    caller: Option<Caller>,
+    ctx: &mut Ctx,
+) -> Result<Target<'s>, TargetError> {
+    if req.version() < Version::HTTP_2 && req.uri().scheme().is_some() {
+        return Err(TargetError::AbsoluteForm);
+    }
+    let path = req.uri().path();
+    let (route, rest) = snap
+        .routes
+        .find(path)
+        .ok_or_else(|| TargetError::NoRoute(path.to_string()))?;
+    ctx.route = Some(route.label().to_string());
+    ctx.credential = Some(route.credential.name.clone());
+    if let Some(who) = caller {
+        ctx.caller = Some(who.name.clone());
+        snap.callers.authorize(&who, &route.prefix)?;
+    }
+    check_declared_length(req.headers(), route.max_body_size)?;
+    if let Some(limiter) = snap.shaping.get(&route.prefix) {
+        let permit = limiter
+            .acquire()
+            .await
+            .map_err(|r| TargetError::RateLimited {
+                route: route.label().to_string(),
+                retry_after: r.retry_after,
+            })?;
+        ctx.permit = Some(permit);
+    }
+    let path_and_query = route
+        .upstream_path_and_query(rest, req.uri().query())
+        .ok_or(TargetError::ClimbsAboveBase)?;
+    let path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(path_and_query))
+        .map_err(|e| TargetError::Unusable(e.to_string()))?;
+    let uri = Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| TargetError::Unusable(e.to_string()))?;
+    Ok(Target { route, uri })
+}
+
+/// Refuses a request whose `Content-Length` already exceeds `limit`.
+fn check_declared_length(headers: &HeaderMap, limit: Option<u64>) -> Result<(), TargetError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(TargetError::DeclaredTooLarge { limit }),
+        _ => Ok(()),
+    }
+}

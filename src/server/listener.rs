@@ -1,0 +1,32 @@
+//! One accept loop for every listener of the proxy (the proxy port and the admin port).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts connections until `shutdown` resolves, handing each to `on_accept`, which must not
+/// await: a flood of connections must not pile up in the loop.
+pub async fn accept_until(
+    listener: &TcpListener,
+    what: &'static str,
+    shutdown: impl Future<Output = ()>,
+    mut on_accept: impl FnMut(TcpStream, SocketAddr),
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        on_accept(stream, peer);
+    }
+}

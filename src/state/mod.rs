@@ -1,0 +1,29 @@
+//! What requests read: the [`Snapshot`] built from the config (routes, credentials, callers,
+//! shaping, listener TLS), swapped whole on reload through [`Shared`].
+
+mod callers;
+mod routes;
+mod shaping;
+mod snapshot;
+mod tls;
+
+pub use callers::{AccessError, Caller};
+pub use routes::Route;
+pub use shaping::Permit;
+pub use snapshot::Snapshot;
+
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Shared by every connection: the current snapshot, swapped whole on reload.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+        })
+    }
+}

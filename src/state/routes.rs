@@ -1,0 +1,305 @@
+//! The route table: longest prefix on whole path segments, and joining the rest of the path
+//! onto the upstream's base path byte for byte (no decoding, no re-encoding), refusing only
+//! dot-segments that would climb above that base.
+
+use crate::adobe::Api;
+use crate::base::headers::RESERVED;
+use crate::config::{normalise_prefix, ConfigError, RouteConfig};
+use crate::token::Credential;
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How a route is named in logs, metrics and errors: its prefix, or "/" for the catch-all.
+pub fn label(prefix: &str) -> &str {
+    if prefix.is_empty() {
+        "/"
+    } else {
+        prefix
+    }
+}
+
+/// Where a route sends requests: `scheme://authority` plus a base path without trailing slash.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// "" or "/a/b".
+    pub base_path: String,
+}
+
+impl Upstream {
+    pub fn parse(url: &str) -> Result<Upstream, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        let scheme = match parsed.scheme() {
+            "http" => Scheme::HTTP,
+            "https" => Scheme::HTTPS,
+            other => return Err(format!("scheme {other:?} is not http or https")),
+        };
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{url:?} has no host"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("credentials in the URL are not allowed".into());
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err("a query or fragment is not allowed in an upstream URL".into());
+        }
+        // Take the authority from the original text so an explicit default port survives.
+        let after_scheme = &url[parsed.scheme().len() + 3..];
+        let auth_end = after_scheme.find('/').unwrap_or(after_scheme.len());
+        let authority: Authority = after_scheme[..auth_end]
+            .parse()
+            .map_err(|e| format!("bad host in {url:?}: {e}"))?;
+        let base_path = parsed.path().trim_end_matches('/').to_string();
+        Ok(Upstream {
+            scheme,
+            authority,
+            base_path,
+        })
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// "/campaign"; "" for a catch-all "/" route.
+    pub prefix: String,
+    pub api: Option<Api>,
+    pub upstream: Upstream,
+    pub credential: Arc<Credential>,
+    pub send_org_id: bool,
+    /// The preset's and the route's static headers, built once.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body limit in bytes; `None` is unlimited.
+    pub max_body_size: Option<u64>,
+}
+
+impl Route {
+    /// Builds `routes[i]` from its config, with the credential it names.
+    pub fn build(
+        i: usize,
+        rc: &RouteConfig,
+        credentials: &BTreeMap<String, Arc<Credential>>,
+        default_max_body: Option<u64>,
+    ) -> Result<Route, ConfigError> {
+        let key = format!("routes[{i}]");
+        let prefix = normalise_prefix(&rc.prefix)
+            .map_err(|r| ConfigError::new(format!("{key}.prefix"), r))?;
+        let credential = credentials.get(&rc.credential).cloned().ok_or_else(|| {
+            let known: Vec<&str> = credentials.keys().map(String::as_str).collect();
+            ConfigError::new(
+                format!("{key}.credential"),
+                format!(
+                    "unknown credential {:?} (known: {})",
+                    rc.credential,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })?;
+        let upstream_url = match (&rc.upstream, rc.api) {
+            (Some(u), _) => u.clone(),
+            (None, Some(api)) => api
+                .default_upstream(rc.tenant.as_deref(), rc.stage)
+                .map_err(|r| ConfigError::new(format!("{key}.tenant"), r))?,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    format!("{key}.upstream"),
+                    "required when the route has no `api` preset",
+                ))
+            }
+        };
+        if rc.api != Some(Api::Campaign) && rc.tenant.is_some() {
+            return Err(ConfigError::new(
+                format!("{key}.tenant"),
+                "only used with api = \"campaign\"",
+            ));
+        }
+        let upstream = Upstream::parse(&upstream_url)
+            .map_err(|r| ConfigError::new(format!("{key}.upstream"), r))?;
+        let send_org_id = match (rc.api, rc.org_id_header) {
+            (_, Some(explicit)) => explicit,
+            (Some(api), None) => api.sends_org_id(),
+            (None, None) => false,
+        };
+        if send_org_id && credential.org_id.is_none() {
+            return Err(ConfigError::new(
+                format!("credentials.{}.org_id", rc.credential),
+                format!("required: route {:?} sends x-gw-ims-org-id", rc.prefix),
+            ));
+        }
+        Ok(Route {
+            prefix,
+            api: rc.api,
+            upstream,
+            credential,
+            send_org_id,
+            headers: static_headers(&key, rc)?,
+            max_body_size: rc.max_body_size.map(|b| b.0).or(default_max_body),
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        label(&self.prefix)
+    }
+
+    /// The upstream path-and-query for `rest` (what followed the prefix, "" or "/...").
+    /// `None` when a dot-segment would climb above the base path.
+    pub fn upstream_path_and_query(&self, rest: &str, query: Option<&str>) -> Option<String> {
+        if climbs_above_base(rest) {
+            return None;
+        }
+        let mut out = String::with_capacity(
+            self.upstream.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1,
+        );
+        out.push_str(&self.upstream.base_path);
+        out.push_str(rest);
+        if out.is_empty() {
+            out.push('/');
+        }
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        Some(out)
+    }
+}
+
+/// The preset's headers the route does not override, then the route's own.
+fn static_headers(
+    key: &str,
+    rc: &RouteConfig,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    let mut headers = Vec::new();
+    let preset = rc.api.map(|a| a.static_headers()).unwrap_or(&[]);
+    for (name, value) in preset {
+        if !rc.headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            headers.push((
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ));
+        }
+    }
+    for (name, value) in &rc.headers {
+        let hkey = format!("{key}.headers.{name}");
+        let hname = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ConfigError::new(&hkey, "not a valid header name"))?;
+        if RESERVED.contains(&hname.as_str()) {
+            return Err(ConfigError::new(
+                &hkey,
+                "set by the proxy itself; a route cannot override it",
+            ));
+        }
+        let hvalue = HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(&hkey, "not a valid header value"))?;
+        headers.push((hname, hvalue));
+    }
+    Ok(headers)
+}
+
+/// True when resolving the dot-segments of `rest` would leave the base path. Percent-encoded
+/// dots and slashes and backslashes count as what they decode to, because some upstreams
+/// decode or normalise them; empty segments count as nothing, because some merge slashes.
+/// Refusing a little too much is safe; forwarding an escape is not.
+pub fn climbs_above_base(rest: &str) -> bool {
+    if !rest.contains('.') && !rest.contains('%') {
+        return false;
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+    let mut depth: i64 = 0;
+    for seg in decoded.split(|b| *b == b'/' || *b == b'\\') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// Longest prefix first, so the first match is the longest.
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    pub fn new(mut routes: Vec<Route>) -> RouteTable {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        RouteTable { routes }
+    }
+
+    /// The route for `path` and the rest of the path after its prefix.
+    pub fn find<'a, 'p>(&'a self, path: &'p str) -> Option<(&'a Route, &'p str)> {
+        self.routes.iter().find_map(|r| {
+            let rest = path.strip_prefix(r.prefix.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((r, rest))
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_inside_the_base_are_fine() {
+        assert!(!climbs_above_base("/a/../b"));
+        assert!(!climbs_above_base("/a/./b/.."));
+        assert!(!climbs_above_base("/v1/x.json"));
+    }
+
+    #[test]
+    fn dot_segments_above_the_base_are_refused_in_any_spelling() {
+        for p in [
+            "/..",
+            "/../x",
+            "/a/../../x",
+            "/%2e%2e/x",
+            "/%2E%2e",
+            "/.%2e/x",
+            "/a%2f..%2f..",
+            "/a\\..\\..",
+            "//../x",
+        ] {
+            assert!(climbs_above_base(p), "{p} must be refused");
+        }
+    }
+
+    #[test]
+    fn upstream_urls_keep_their_base_path_without_trailing_slash() {
+        let u = Upstream::parse("https://mc.adobe.io/acme/campaign/").unwrap();
+        assert_eq!(u.base_path, "/acme/campaign");
+        assert_eq!(u.authority.as_str(), "mc.adobe.io");
+        assert!(Upstream::parse("ftp://x").is_err());
+        assert!(Upstream::parse("https://u:p@x").is_err());
+        assert!(Upstream::parse("not a url").is_err());
+    }
+}

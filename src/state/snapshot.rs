@@ -1,0 +1,292 @@
+//! Everything a request needs, built once from a validated [`Config`]: the route table with its
+//! credentials, the callers, the outbound client, the listener's TLS. A reload builds a new
+//! snapshot and swaps it in whole; [`Snapshot::build`] is the one place that decides what the
+//! new snapshot keeps of the one it replaces.
+
+use super::callers::Callers;
+use super::routes::{label, Route, RouteTable};
+use super::shaping::{RouteLimiter, Shaping};
+use super::tls::ListenerTls;
+use crate::base::secret::warn_if_exposed;
+use crate::config::{
+    normalise_prefix, resolve_addr, Config, ConfigError, CredentialKind, LimitsConfig,
+    OutboundConfig,
+};
+use crate::outbound::Outbound;
+use crate::token::Credential;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub listen: SocketAddr,
+    pub routes: RouteTable,
+    pub credentials: BTreeMap<String, Arc<Credential>>,
+    pub outbound: Outbound,
+    /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
+    outbound_source: (OutboundConfig, Option<Vec<u8>>),
+    pub request_timeout: Duration,
+    /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
+    pub shaping: Shaping,
+    pub shutdown_grace: Duration,
+    pub admin_listen: Option<SocketAddr>,
+    /// `[[clients]]`; empty when access control is off.
+    pub callers: Callers,
+    /// Listener TLS, rebuilt from the files on every snapshot (so on every reload).
+    pub tls: Option<ListenerTls>,
+    pub limits: LimitsConfig,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from `config`. Does no network I/O and spawns nothing (see
+    /// [`Snapshot::start_refreshers`]). With the snapshot it replaces as `previous`, it keeps:
+    /// - the outbound client and its warm pool, when `[client]` and its CA file are unchanged;
+    /// - each credential whose config and files are unchanged, with its cached token and
+    ///   running refresher (no IMS call);
+    /// - each route limiter whose settings are unchanged, with its tokens and requests in
+    ///   flight;
+    /// - the listen addresses, which only a restart can change (with a warning).
+    pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+        let mut listen = resolve_addr("server.listen", &config.server.listen)?;
+        let mut admin_listen = match &config.admin.listen {
+            Some(a) => Some(resolve_addr("admin.listen", a)?),
+            None => None,
+        };
+        let outbound_source = (
+            config.outbound.clone(),
+            config
+                .outbound
+                .ca_file
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok()),
+        );
+        let outbound = match previous {
+            Some(p) if p.outbound_source == outbound_source => p.outbound.clone(),
+            _ => Outbound::new(&config.outbound)?,
+        };
+        let mut presets: BTreeMap<&str, Vec<crate::adobe::Api>> = BTreeMap::new();
+        for rc in &config.routes {
+            if let Some(api) = rc.api {
+                presets.entry(rc.credential.as_str()).or_default().push(api);
+            }
+        }
+        let mut credentials = BTreeMap::new();
+        for (name, cfg) in &config.credentials {
+            let apis = presets.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+            let fresh = Credential::build(name, cfg, apis, &outbound, &config.outbound)?;
+            let kept = previous
+                .and_then(|p| p.credentials.get(name))
+                .filter(|old| old.same_as(&fresh))
+                .cloned();
+            credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut shaping = Shaping::new();
+        let mut seen = BTreeMap::new();
+        let default_max_body = config.server.limits.max_body_size.map(|b| b.0);
+        for (i, rc) in config.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            let prefix = normalise_prefix(&rc.prefix)
+                .map_err(|r| ConfigError::new(format!("{key}.prefix"), r))?;
+            if let Some(j) = seen.insert(prefix.clone(), i) {
+                return Err(ConfigError::new(
+                    format!("{key}.prefix"),
+                    format!("duplicate prefix {:?} (also routes[{j}])", rc.prefix),
+                ));
+            }
+            let route = Route::build(i, rc, &credentials, default_max_body)?;
+            if let Some(l) = RouteLimiter::from_config(&key, label(&prefix), rc)? {
+                let kept = previous
+                    .and_then(|p| p.shaping.get(&prefix))
+                    .filter(|old| old.settings() == l.settings())
+                    .cloned();
+                shaping.insert(prefix, kept.unwrap_or_else(|| Arc::new(l)));
+            }
+            routes.push(route);
+        }
+        let prefixes: Vec<String> = routes.iter().map(|r| r.prefix.clone()).collect();
+        let callers = Callers::build(&config.callers, &prefixes)?;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(ListenerTls::build)
+            .transpose()?;
+        check_exposure(config, listen, &callers, tls.as_ref())?;
+        warn_about_secret_files(config);
+        if let Some(p) = previous {
+            // Listeners are bound once; say so rather than pretend the change took effect.
+            if listen != p.listen {
+                tracing::warn!(
+                    configured = %listen,
+                    serving = %p.listen,
+                    "server.listen changed; it takes effect after a restart"
+                );
+                listen = p.listen;
+            }
+            if admin_listen != p.admin_listen {
+                tracing::warn!("admin.listen changed; it takes effect after a restart");
+                admin_listen = p.admin_listen;
+            }
+        }
+        Ok(Snapshot {
+            listen,
+            routes: RouteTable::new(routes),
+            credentials,
+            outbound,
+            outbound_source,
+            request_timeout: config.outbound.request_timeout,
+            shaping,
+            shutdown_grace: config.server.shutdown_grace,
+            admin_listen,
+            callers,
+            tls,
+            limits: config.server.limits.clone(),
+        })
+    }
+
+    /// Starts the token refreshers (each credential's first fetch happens there, in the
+    /// background, so IMS being down never delays start-up). Needs a Tokio runtime.
+    pub fn start_refreshers(&self) {
+        for c in self.credentials.values() {
+            c.start_refresher();
+        }
+    }
+
+    /// What `check` prints: the resolved routes, with secrets never shown.
+    pub fn describe(&self) -> String {
+        let mut out = format!("listen: {}\n", self.listen);
+        if let Some(a) = self.admin_listen {
+            out.push_str(&format!("admin: {a}\n"));
+        }
+        out.push_str(&format!("egress: {}\n", self.outbound.egress.description));
+        out.push_str(&format!(
+            "tls: {}\nclients: {}\n",
+            match &self.tls {
+                None => "off",
+                Some(t) if t.mutual => "on, client certificates required",
+                Some(_) => "on",
+            },
+            self.callers.len(),
+        ));
+        for (name, c) in &self.credentials {
+            out.push_str(&format!(
+                "credential {name}: type={} client_id={} org_id={}",
+                c.kind,
+                c.api_key.to_str().unwrap_or("?"),
+                c.org_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+            ));
+            if let Some(ims) = c.ims_url() {
+                let what = match c.kind {
+                    CredentialKind::Jwt => "metascopes",
+                    _ => "scopes",
+                };
+                out.push_str(&format!(
+                    " ims_url={ims} {what}={}",
+                    c.requested_scopes().join(",")
+                ));
+            }
+            out.push('\n');
+        }
+        let mut routes: Vec<&Route> = self.routes.iter().collect();
+        routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        for r in routes {
+            let mut headers = vec!["authorization: Bearer [redacted]".to_string()];
+            headers.push("x-api-key".into());
+            if r.send_org_id {
+                headers.push("x-gw-ims-org-id".into());
+            }
+            for (n, _) in &r.headers {
+                headers.push(n.to_string());
+            }
+            out.push_str(&format!(
+                "route {} -> {} (api={}, credential={}, headers: {})\n",
+                r.label(),
+                r.upstream,
+                r.api.map_or("-", |a| a.name()),
+                r.credential.name,
+                headers.join(", "),
+            ));
+        }
+        out
+    }
+}
+
+/// Safe by default: whoever reaches the listener acts with the organisation's Adobe
+/// privileges, so listening beyond loopback needs someone to check who is calling.
+fn check_exposure(
+    config: &Config,
+    listen: SocketAddr,
+    callers: &Callers,
+    tls: Option<&ListenerTls>,
+) -> Result<(), ConfigError> {
+    let mutual = tls.is_some_and(|t| t.mutual);
+    if listen.ip().is_loopback() || callers.is_enabled() || mutual {
+        return Ok(());
+    }
+    if config.server.allow_unauthenticated {
+        tracing::warn!(
+            %listen,
+            "listening beyond loopback without client authentication (server.allow_unauthenticated = true)"
+        );
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "server.listen",
+        format!(
+            "{listen} is reachable from other hosts, and anyone who reaches it acts with your \
+             organisation's Adobe privileges: configure [[clients]] keys or server.tls.client_ca_file \
+             (mutual TLS), listen on 127.0.0.1, or set server.allow_unauthenticated = true if the \
+             network already restricts who can connect"
+        ),
+    ))
+}
+
+/// Secret files the credentials point at should be private to the proxy's user.
+fn warn_about_secret_files(config: &Config) {
+    for (name, c) in &config.credentials {
+        for (field, path) in [
+            ("access_token_file", &c.access_token_file),
+            ("client_secret_file", &c.client_secret_file),
+            ("private_key_file", &c.private_key_file),
+        ] {
+            if let Some(path) = path {
+                warn_if_exposed(&format!("credentials.{name}.{field}"), path);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(per_second_a: f64, per_second_b: f64) -> Config {
+        let route = |prefix: &str, per_second: f64| {
+            format!(
+                "[[routes]]\nprefix = \"{prefix}\"\nupstream = \"http://127.0.0.1:1\"\n\
+                 credential = \"c\"\nrate_limit = {{ per_second = {per_second}, burst = 1 }}\n"
+            )
+        };
+        let toml = format!(
+            "[credentials.c]\ntype = \"static\"\naccess_token = \"t\"\nclient_id = \"id\"\n{}{}",
+            route("/a", per_second_a),
+            route("/b", per_second_b)
+        );
+        Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_keeps_unchanged_limiters_only() {
+        let first = Snapshot::build(&config(1.0, 1.0), None).unwrap_or_else(|e| panic!("{e}"));
+        let second =
+            Snapshot::build(&config(1.0, 5.0), Some(&first)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&first.shaping["/a"], &second.shaping["/a"]));
+        assert!(!Arc::ptr_eq(&first.shaping["/b"], &second.shaping["/b"]));
+    }
+}
