@@ -47,3 +47,8 @@ pub use app::{run, start, RunOptions, Running, StartError};
 pub use base::secret::Secret;
 pub use state::{Route, Shared, Snapshot};
 pub use token::{Credential, CredentialState, CredentialStatus};
+
+/// For `fuzz/` only: the request path's pure parts.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use pipeline::fuzzing;

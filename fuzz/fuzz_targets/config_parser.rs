@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         if text.contains("_file") {
             return;
         }
-        if let Ok(snapshot) = ims_proxy::snapshot::Snapshot::build(&config) {
+        if let Ok(snapshot) = ims_proxy::Snapshot::build(&config, None) {
             let _ = snapshot.describe();
         }
     }

@@ -7,8 +7,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-fn snapshot() -> &'static ims_proxy::snapshot::Snapshot {
-    static S: OnceLock<ims_proxy::snapshot::Snapshot> = OnceLock::new();
+fn snapshot() -> &'static ims_proxy::Snapshot {
+    static S: OnceLock<ims_proxy::Snapshot> = OnceLock::new();
     S.get_or_init(|| {
         let toml = r#"
 [credentials.cred]
@@ -29,7 +29,7 @@ key = "fuzz-client-key-0123456789"
 routes = ["/api"]
 "#;
         let config = ims_proxy::config::Config::from_toml(toml).expect("fixed config");
-        ims_proxy::snapshot::Snapshot::build(&config).expect("fixed snapshot")
+        ims_proxy::Snapshot::build(&config, None).expect("fixed snapshot")
     })
 }
 
@@ -47,22 +47,16 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let snap = snapshot();
-    let _ = ims_proxy::inbound::check_framing(http::Version::HTTP_11, &headers);
-    let _ = snap.limits.check_head(&uri, &headers);
-    let _ = ims_proxy::inbound::check_path(uri.path());
-    let _ = snap.access.authenticate(&mut headers);
+    let mut req = http::Request::new(());
+    *req.uri_mut() = uri.clone();
+    *req.headers_mut() = headers.clone();
+    let _ = ims_proxy::fuzzing::admit(snap, &req);
+    let _ = snap.callers.authenticate(&mut headers);
     let Some((route, rest)) = snap.routes.find(uri.path()) else { return };
     if let Some(p) = route.upstream_path_and_query(rest, uri.query()) {
         assert!(p.starts_with(&route.upstream.base_path), "{p}");
     }
-    let host = headers.get(http::header::HOST).cloned();
-    let client = ims_proxy::forward::ClientInfo {
-        ip: std::net::IpAddr::from([127, 0, 0, 1]),
-        proto: "http",
-        host: host.as_ref(),
-    };
-    let bearer = HeaderValue::from_static("Bearer t");
-    ims_proxy::forward::rewrite_request_headers(&mut headers, route, bearer, &client);
+    ims_proxy::fuzzing::rewrite_request_headers(&mut headers, route);
     assert!(headers.get("x-proxy-key").is_none());
-    let _ = ims_proxy::forward::rewrite_location(&String::from_utf8_lossy(target), route);
+    let _ = ims_proxy::fuzzing::rewrite_location(&String::from_utf8_lossy(target), route);
 });

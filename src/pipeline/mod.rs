@@ -6,6 +6,8 @@ mod access_log;
 mod admit;
 mod ctx;
 mod exchange;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod prime;
 mod respond;
 mod rewrite;

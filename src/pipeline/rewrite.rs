@@ -97,7 +97,7 @@ pub struct Forwarded<'a> {
 }
 
 /// Rewrites a client's request headers into the upstream's, in place.
-fn rewrite_request_headers(
+pub(super) fn rewrite_request_headers(
     headers: &mut HeaderMap,
     route: &Route,
     bearer: HeaderValue,
