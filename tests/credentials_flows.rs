@@ -1,12 +1,19 @@
 //! Each IMS credential type end to end through real sockets (client → ims-proxy → fake API,
 //! with the fake IMS behind it), and the ways a credential can be wrong.
 
-mod support;
-
 use ims_proxy::config::Config;
 use ims_proxy::snapshot::Snapshot;
 use support::ims::*;
 use support::*;
+
+/// `[[routes]]` for `/api` to `upstream` with credential `cred` and an optional preset.
+fn route(upstream: &str, api: Option<&str>) -> String {
+    let route = Route::new("/api").upstream(upstream);
+    match api {
+        Some(a) => route.api(a).toml(),
+        None => route.toml(),
+    }
+}
 
 const CLIENT: &str = "\n[client]\nrequest_timeout = \"5s\"\n";
 

@@ -1,10 +1,14 @@
-//! A fake upstream API on 127.0.0.1 that records exactly what it received.
+//! A fake upstream API on 127.0.0.1 that records exactly what it received, and answers as the
+//! test says: `{"ok":true}` ([`FakeUpstream::start`]), from the recorded request
+//! ([`FakeUpstream::responding`]), from a handler of its own ([`FakeUpstream::with_handler`]),
+//! or not until the test releases it ([`FakeUpstream::held`], [`FakeUpstream::held_midway`]).
 
-use super::tls::TestPki;
+use crate::tls::TestPki;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::{HeaderMap, Method, Request, Response, Version};
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -13,6 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type UpBody = BoxBody<Bytes, BoxError>;
@@ -38,6 +43,8 @@ pub struct FakeUpstream {
     pub tls: bool,
     requests: Arc<Mutex<Vec<Recorded>>>,
     connections: Arc<AtomicUsize>,
+    /// Opens the gate held answers wait on (held upstreams only).
+    gate: Option<watch::Sender<bool>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -87,6 +94,54 @@ impl FakeUpstream {
         Self::spawn(None, Mode::Custom(h)).await
     }
 
+    /// Records each request, then holds its answer (200 `done`) until [`Self::release`]:
+    /// a request in flight for as long as the test needs one (shutdown, queues, timeouts).
+    pub async fn held() -> FakeUpstream {
+        let (tx, rx) = watch::channel(false);
+        let mut up = Self::with_handler(move |_req| {
+            let mut open = rx.clone();
+            async move {
+                let _ = open.wait_for(|o| *o).await;
+                Response::new(full("done"))
+            }
+        })
+        .await;
+        up.gate = Some(tx);
+        up
+    }
+
+    /// Answers 200 at once with a body whose `first` chunk is sent at once and whose `last`
+    /// chunk (and end) waits for [`Self::release`]: a response stream in flight.
+    pub async fn held_midway(first: &'static [u8], last: &'static [u8]) -> FakeUpstream {
+        let (tx, rx) = watch::channel(false);
+        let mut up = Self::with_handler(move |_req| {
+            let mut open = rx.clone();
+            async move {
+                let first = futures_util::stream::once(async move {
+                    Ok::<_, BoxError>(Frame::data(Bytes::from_static(first)))
+                });
+                let last = futures_util::stream::once(async move {
+                    let _ = open.wait_for(|o| *o).await;
+                    Ok::<_, BoxError>(Frame::data(Bytes::from_static(last)))
+                });
+                Response::new(BodyExt::boxed(StreamBody::new(first.chain(last))))
+            }
+        })
+        .await;
+        up.gate = Some(tx);
+        up
+    }
+
+    /// Lets every held answer go, now and from now on.
+    pub fn release(&self) {
+        self.gate
+            .as_ref()
+            .expect("release() is for FakeUpstream::held or held_midway")
+            .send_replace(true);
+    }
+
+    /// Records every request with its whole body and answers 200 `{"ok":true}` over TLS
+    /// (h2 and http/1.1 by ALPN) with `pki`'s server certificate.
     pub async fn start_tls(pki: &TestPki) -> FakeUpstream {
         Self::spawn(Some(pki.server_config()), Mode::Record(ok_json())).await
     }
@@ -169,6 +224,7 @@ impl FakeUpstream {
             tls: is_tls,
             requests,
             connections,
+            gate: None,
             _shutdown: tx,
         }
     }
@@ -182,6 +238,7 @@ impl FakeUpstream {
         )
     }
 
+    /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("lock").clone()
     }
@@ -203,6 +260,7 @@ impl FakeUpstream {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// Requests received so far.
     pub fn count(&self) -> usize {
         self.requests.lock().expect("lock").len()
     }
