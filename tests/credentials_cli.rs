@@ -6,28 +6,27 @@ use std::time::Duration;
 use support::ims::*;
 use support::*;
 
-/// `ims-proxy --config FILE ARGS` with `config` written to a file in the fake IMS's directory.
-async fn run(ims: &Ims, config: ProxyToml, args: &[&str]) -> Output {
+/// `ims-proxy --config FILE ARGS`, the file holding `credential` and route `/api` with the
+/// `api` preset (to an upstream nothing listens on), in the fake IMS's directory.
+async fn run(ims: &Ims, credential: String, api: &str, args: &[&str]) -> Output {
+    let config = ProxyToml::new()
+        .credential(credential)
+        .route(Route::new("/api").upstream("http://127.0.0.1:9").api(api));
     let path = ims.file("proxy.toml", &config.toml());
     Cli::new().config_file(&path).args(args).output().await
-}
-
-/// `credential` and route `/api` with the `api` preset (to an upstream nothing listens on).
-fn with_route(credential: String, api: &str) -> ProxyToml {
-    ProxyToml::new()
-        .credential(credential)
-        .route(Route::new("/api").upstream("http://127.0.0.1:9").api(api))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_a_fresh_token_alone_on_stdout() {
     let ims = Ims::start().await;
-    let config = with_route(ims.jwt_credential("cred", ""), "campaign");
-    let Output {
-        code,
-        stdout,
-        stderr,
-    } = run(&ims, config, &["token", "cred"]).await;
+    let out = run(
+        &ims,
+        ims.jwt_credential("cred", ""),
+        "campaign",
+        &["token", "cred"],
+    )
+    .await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     let info = ims
@@ -47,11 +46,8 @@ async fn token_exits_non_zero_with_the_ims_error() {
     let cred = ims
         .oauth_credential("cred", "")
         .replace(OAUTH_SECRET, "wrong-secret");
-    let Output {
-        code,
-        stdout,
-        stderr,
-    } = run(&ims, with_route(cred, "cloud-manager"), &["token", "cred"]).await;
+    let out = run(&ims, cred, "cloud-manager", &["token", "cred"]).await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty(), "{stdout:?}");
     assert!(
@@ -64,8 +60,14 @@ async fn token_exits_non_zero_with_the_ims_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_for_an_unknown_credential_is_a_config_error() {
     let ims = Ims::start().await;
-    let config = with_route(ims.oauth_credential("cred", ""), "cloud-manager");
-    let Output { code, stderr, .. } = run(&ims, config, &["token", "nope"]).await;
+    let out = run(
+        &ims,
+        ims.oauth_credential("cred", ""),
+        "cloud-manager",
+        &["token", "nope"],
+    )
+    .await;
+    let (code, stderr) = (out.code, &out.stderr);
     assert_eq!(code, Some(2));
     assert!(
         stderr.contains("credentials.nope: no such credential"),
@@ -77,12 +79,8 @@ async fn token_for_an_unknown_credential_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_validates_ims_credentials_without_calling_ims() {
     let ims = Ims::start().await;
-    let config = with_route(ims.jwt_credential("cred", ""), "campaign");
-    let Output {
-        code,
-        stdout,
-        stderr,
-    } = run(&ims, config, &["check"]).await;
+    let out = run(&ims, ims.jwt_credential("cred", ""), "campaign", &["check"]).await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("metascopes=ent_campaign_sdk"), "{stdout}");
     assert!(!stdout.contains(JWT_SECRET) && !stderr.contains(JWT_SECRET));
@@ -93,11 +91,8 @@ async fn check_validates_ims_credentials_without_calling_ims() {
 async fn secrets_and_tokens_never_appear_in_trace_level_logs() {
     let ims = Ims::start().await;
     let (api, _) = token_checking_api(&ims.fake).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The child binds this port itself (its text logs give no address to read back).
+    let port = unused_addr().port();
     let config = ProxyToml::new()
         .section(&format!("[server]\nlisten = \"127.0.0.1:{port}\""))
         .credential(ims.jwt_credential("j", ""))

@@ -254,18 +254,12 @@ async fn a_jwt_credential_without_metascopes_or_preset_is_a_config_error() {
 async fn ims_unreachable_at_start_up_still_starts_and_answers_503_with_the_transport_error() {
     let ims = Ims::start().await;
     let (api, _) = token_checking_api(&ims.fake).await;
-    // A port that was free a moment ago: nothing listens there.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = unused_addr();
     let cred = ims
         .oauth_credential("cred", "")
         .replace(&ims.url(), &format!("http://{dead}"));
     let p = proxy(cred, &api, Some("cloud-manager")).await;
-    let got = get(&proxy_url(&p, "/api/x")).await;
-    assert_eq!(got.status, 503);
-    let msg = got.json()["message"].as_str().unwrap().to_string();
+    let msg = token_unavailable(&get(&proxy_url(&p, "/api/x")).await);
     assert!(msg.contains("IMS unreachable"), "{msg}");
 }
 
@@ -281,9 +275,7 @@ async fn ims_answering_garbage_gives_503_without_echoing_the_body() {
         Some("cloud-manager"),
     )
     .await;
-    let got = get(&proxy_url(&p, "/api/x")).await;
-    assert_eq!(got.status, 503);
-    let msg = got.json()["message"].as_str().unwrap().to_string();
+    let msg = token_unavailable(&get(&proxy_url(&p, "/api/x")).await);
     assert!(
         msg.contains("unreadable body") && !msg.contains("Gateway says hi"),
         "{msg}"

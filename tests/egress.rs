@@ -88,10 +88,7 @@ async fn hosts_in_no_proxy_are_reached_directly() {
 async fn an_unreachable_egress_proxy_is_a_502_naming_the_proxy() {
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = unused_addr();
     let p = via_proxy(
         &format!("http://{closed}"),
         None,

@@ -39,11 +39,7 @@ async fn health_exits_0_when_the_running_proxy_is_ready() {
 
 #[tokio::test]
 async fn health_exits_1_when_nothing_answers_on_the_admin_port() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_addr().port();
     let config = static_proxy(route()).section(&format!("[admin]\nlisten = \"127.0.0.1:{port}\""));
     let out = health(&config, &["--live"]).await;
     assert_eq!(out.code, Some(1), "{}", out.stderr);

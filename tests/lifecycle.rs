@@ -249,10 +249,7 @@ async fn check_online_reports_each_credential_and_route_and_exits_0_when_all_wor
 #[tokio::test]
 async fn check_online_exits_1_naming_the_route_that_fails() {
     let up = FakeUpstream::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = unused_addr();
     let routes = [
         route("/good", &up.url()),
         route("/bad", &format!("http://{closed}")),

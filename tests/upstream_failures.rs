@@ -10,12 +10,7 @@ async fn proxy_to(upstream: String) -> ims_proxy::Running {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502() {
-    // Bind and drop, so the port is (almost certainly) closed.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let p = proxy_to(format!("http://127.0.0.1:{port}")).await;
+    let p = proxy_to(format!("http://{}", unused_addr())).await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.header("content-type"), Some("application/json"));

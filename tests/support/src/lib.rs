@@ -49,9 +49,41 @@ pub use raw::{raw_send, RawConn, RawReply};
 pub use upstream::{full, BoxError, FakeUpstream, Recorded, UpBody};
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Binds 127.0.0.1:0 and serves each accepted connection with `on_conn` on a task of its
+/// own, until the returned sender is dropped: the accept loop of every fake server here.
+pub(crate) async fn listen<F, Fut>(on_conn: F) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                a = listener.accept() => match a { Ok((s, _)) => s, Err(_) => continue },
+                _ = &mut rx => return,
+            };
+            tokio::spawn(on_conn(stream));
+        }
+    });
+    (addr, tx)
+}
+
+/// An address on 127.0.0.1 that nothing listens on: a port that was free a moment ago
+/// (bound, then let go), for "unreachable" cases.
+pub fn unused_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
 
 /// Polls `cond` until it holds or `deadline` passes; for tests on a loaded machine.
 pub async fn eventually<F: FnMut() -> bool>(deadline: Duration, mut cond: F) -> bool {

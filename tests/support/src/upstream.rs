@@ -16,7 +16,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -147,78 +146,70 @@ impl FakeUpstream {
     }
 
     async fn spawn(tls: Option<Arc<rustls::ServerConfig>>, mode: Mode) -> FakeUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let is_tls = tls.is_some();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let reqs = requests.clone();
         let connections: Arc<AtomicUsize> = Arc::default();
         let conns = connections.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                    _ = &mut rx => return,
-                };
-                conns.fetch_add(1, Ordering::SeqCst);
-                let reqs = reqs.clone();
-                let mode = mode.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let reqs = reqs.clone();
-                        let mode = mode.clone();
-                        async move {
-                            let target = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.as_str().to_string())
-                                .unwrap_or_default();
-                            let mut rec = Recorded {
-                                method: req.method().clone(),
-                                target,
-                                version: req.version(),
-                                headers: req.headers().clone(),
-                                body: Bytes::new(),
-                            };
-                            let resp = match mode {
-                                Mode::Record(responder) => {
-                                    rec.body = req
-                                        .into_body()
-                                        .collect()
-                                        .await
-                                        .map(|c| c.to_bytes())
-                                        .unwrap_or_default();
-                                    let resp = responder(&rec);
-                                    reqs.lock().expect("lock").push(rec);
-                                    resp
-                                }
-                                Mode::Custom(handler) => {
-                                    reqs.lock().expect("lock").push(rec);
-                                    handler(req).await
-                                }
-                            };
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    match acceptor {
-                        Some(acc) => {
-                            if let Ok(tls) = acc.accept(stream).await {
-                                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+        let (addr, tx) = crate::listen(move |stream| {
+            conns.fetch_add(1, Ordering::SeqCst);
+            let reqs = reqs.clone();
+            let mode = mode.clone();
+            let acceptor = acceptor.clone();
+            async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let reqs = reqs.clone();
+                    let mode = mode.clone();
+                    async move {
+                        let target = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_default();
+                        let mut rec = Recorded {
+                            method: req.method().clone(),
+                            target,
+                            version: req.version(),
+                            headers: req.headers().clone(),
+                            body: Bytes::new(),
+                        };
+                        let resp = match mode {
+                            Mode::Record(responder) => {
+                                rec.body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|c| c.to_bytes())
+                                    .unwrap_or_default();
+                                let resp = responder(&rec);
+                                reqs.lock().expect("lock").push(rec);
+                                resp
                             }
-                        }
-                        None => {
-                            let _ = builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        }
+                            Mode::Custom(handler) => {
+                                reqs.lock().expect("lock").push(rec);
+                                handler(req).await
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acc) => {
+                        if let Ok(tls) = acc.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
             }
-        });
+        })
+        .await;
         FakeUpstream {
             addr,
             tls: is_tls,
