@@ -21,8 +21,9 @@ pub const PROXY_VARS: &[&str] = &[
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The binary under test. Cargo builds it for integration tests and names it in
-/// `CARGO_BIN_EXE_ims-proxy` (at run time too, from cargo 1.88 on); otherwise it is the
-/// `ims-proxy` beside the `deps/` directory the test binary runs from.
+/// `CARGO_BIN_EXE_ims-proxy`, which recent cargo also sets when it runs them; otherwise (an
+/// older cargo, or a test binary run by hand) it is the `ims-proxy` beside the `deps/`
+/// directory the test binary runs from.
 pub fn bin() -> PathBuf {
     if let Some(p) = std::env::var_os("CARGO_BIN_EXE_ims-proxy") {
         return PathBuf::from(p);
