@@ -1,33 +1,13 @@
 //! `[[clients]]`: who may use the proxy, and for which routes.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use support::*;
 
 const ALL_KEY: &str = "all-routes-key-0123456789abcdef";
 const PRIVACY_KEY: &str = "privacy-only-key-0123456789abcd";
 
 async fn guarded(up: &FakeUpstream) -> ims_proxy::Running {
-    start_proxy(&format!(
+    let clients = format!(
         r#"
-[credentials.cred]
-type = "static"
-access_token = "static-token-abc"
-client_id = "client-123"
-
-[[routes]]
-prefix = "/campaign"
-upstream = "{up}/c"
-credential = "cred"
-
-[[routes]]
-prefix = "/privacy"
-upstream = "{up}/p"
-credential = "cred"
-
 [[clients]]
 name = "batch-job"
 key = "{ALL_KEY}"
@@ -37,10 +17,15 @@ name = "gdpr-tool"
 key_sha256 = "{}"
 routes = ["/privacy"]
 "#,
-        sha256_hex(PRIVACY_KEY),
-        up = up.url(),
-    ))
-    .await
+        sha256_hex(PRIVACY_KEY)
+    );
+    ProxyToml::new()
+        .static_credential("cred")
+        .route(Route::new("/campaign").upstream(format!("{}/c", up.url())))
+        .route(Route::new("/privacy").upstream(format!("{}/p", up.url())))
+        .append(&clients)
+        .start()
+        .await
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -52,15 +37,8 @@ fn sha256_hex(s: &str) -> String {
 }
 
 async fn get_with(p: &ims_proxy::Running, path: &str, header: Option<(&str, &str)>) -> Got {
-    let mut b = Request::get(proxy_url(p, path));
-    if let Some((n, v)) = header {
-        b = b.header(n, v);
-    }
-    send(
-        &h1_client(),
-        b.body(Full::<Bytes>::default()).expect("request"),
-    )
-    .await
+    let headers: Vec<_> = header.into_iter().collect();
+    Req::get(proxy_url(p, path)).headers(&headers).send().await
 }
 
 #[tokio::test]
@@ -109,7 +87,7 @@ async fn a_known_key_in_x_proxy_key_is_forwarded_without_the_key() {
     let r = up.only_request();
     assert_eq!(r.target, "/c/x");
     assert!(r.headers.get("x-proxy-key").is_none());
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
 }
 
 #[tokio::test]
@@ -120,7 +98,7 @@ async fn a_known_key_sent_as_a_bearer_token_is_replaced_by_the_ims_token() {
     let got = get_with(&p, "/campaign/x", Some(("authorization", &bearer))).await;
     assert_eq!(got.status, 200);
     let r = up.only_request();
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
     let all: Vec<_> = r
         .headers
         .iter()
@@ -158,15 +136,14 @@ async fn a_client_on_a_route_it_may_not_use_gets_403_and_nothing_is_forwarded() 
 async fn http2_requests_need_a_key_too() {
     let up = FakeUpstream::start().await;
     let p = guarded(&up).await;
-    let req = Request::get(proxy_url(&p, "/campaign/x"))
-        .body(Full::<Bytes>::default())
-        .expect("request");
-    assert_eq!(send(&h2c_client(), req).await.status, 401);
-    let req = Request::get(proxy_url(&p, "/campaign/x"))
+    let url = proxy_url(&p, "/campaign/x");
+    assert_eq!(Req::get(&url).h2().send().await.status, 401);
+    let got = Req::get(&url)
         .header("x-proxy-key", ALL_KEY)
-        .body(Full::<Bytes>::default())
-        .expect("request");
-    assert_eq!(send(&h2c_client(), req).await.status, 200);
+        .h2()
+        .send()
+        .await;
+    assert_eq!(got.status, 200);
     assert_eq!(up.count(), 1);
 }
 
@@ -186,32 +163,17 @@ async fn the_access_log_names_the_client() {
 
 #[test]
 fn a_client_restricted_to_an_unknown_route_is_a_config_error() {
-    let toml = r#"
-[credentials.cred]
-type = "static"
-access_token = "t"
-client_id = "c"
-
-[[routes]]
-prefix = "/privacy"
-upstream = "http://127.0.0.1:1"
-credential = "cred"
-
-[[clients]]
-name = "a"
-key = "0123456789abcdef0123"
-routes = ["/privcy"]
-"#;
-    let config = ims_proxy::config::Config::from_toml(toml).expect("parses");
-    let err = ims_proxy::Snapshot::build(&config, None).expect_err("must fail");
+    let err = static_proxy(Route::new("/privacy").upstream("http://127.0.0.1:1"))
+        .append("[[clients]]\nname = \"a\"\nkey = \"0123456789abcdef0123\"\nroutes = [\"/privcy\"]")
+        .build_error();
     assert_eq!(err.key, "clients[0].routes[0]");
 }
 
 #[test]
 fn a_short_client_key_is_a_config_error() {
-    let toml = "[[clients]]\nname = \"a\"\nkey = \"short\"\n";
-    let config = ims_proxy::config::Config::from_toml(toml).expect("parses");
-    let err = ims_proxy::Snapshot::build(&config, None).expect_err("must fail");
+    let err = ProxyToml::new()
+        .append("[[clients]]\nname = \"a\"\nkey = \"short\"")
+        .build_error();
     assert_eq!(err.key, "clients[0].key");
     assert!(!err.to_string().contains("short"), "{err}");
 }

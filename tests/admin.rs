@@ -1,20 +1,36 @@
 //! The admin listener: health, readiness and Prometheus metrics, on their own port.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
+use std::time::Duration;
+use support::ims::{Ims, OAUTH_SECRET};
 use support::*;
 
-const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn proxy_with_admin(prefix: &str, up: &FakeUpstream) -> ims_proxy::Running {
-    start_proxy(&format!("{ADMIN}{}", static_route(prefix, "", &up.url()))).await
+    static_proxy(Route::new(prefix).upstream(up.url()))
+        .admin()
+        .start()
+        .await
 }
 
-fn admin_url(p: &ims_proxy::Running, path: &str) -> String {
-    format!("http://{}{}", p.admin_addr.expect("admin listener"), path)
+/// The proxy with `credential` (an IMS one) on route `/api` (Cloud Manager) and an admin
+/// listener.
+async fn ims_proxy_with_admin(credential: String, up: &FakeUpstream) -> ims_proxy::Running {
+    ProxyToml::new()
+        .admin()
+        .credential(credential)
+        .route(Route::new("/api").upstream(up.url()).api("cloud-manager"))
+        .start()
+        .await
+}
+
+/// `GET url` until `done` holds for the answer; that answer, or None at the deadline.
+async fn get_until(url: &str, done: impl Fn(&Got) -> bool) -> Option<Got> {
+    poll(DEADLINE, || async {
+        let got = get(url).await;
+        done(&got).then_some(got)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -47,35 +63,20 @@ async fn readyz_reports_ready_with_each_credentials_state() {
 #[tokio::test]
 async fn readyz_is_503_not_ready_once_shutdown_begins() {
     // Held response: the proxy cannot finish stopping until it is released.
-    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let up = FakeUpstream::with_handler(move |_req| {
-        let mut rx = release_rx.clone();
-        async move {
-            let _ = rx.wait_for(|r| *r).await;
-            http::Response::new(full("done"))
-        }
-    })
-    .await;
+    let up = FakeUpstream::held().await;
     let p = proxy_with_admin("/api", &up).await;
     let admin = admin_url(&p, "/readyz");
     let url = proxy_url(&p, "/api/slow");
     let in_flight = tokio::spawn(async move { get(&url).await });
-    assert!(eventually(std::time::Duration::from_secs(10), || up.count() == 1).await);
+    assert!(eventually(DEADLINE, || up.count() == 1).await);
     let stopping = tokio::spawn(p.stop());
-    let mut saw = None;
-    for _ in 0..500 {
-        let got = get(&admin).await;
-        if got.status == 503 {
-            saw = Some(got);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let got = saw.expect("/readyz turned 503 while draining");
+    let got = get_until(&admin, |got| got.status == 503)
+        .await
+        .expect("/readyz turned 503 while draining");
     assert_eq!(got.json()["status"], "not_ready");
     assert_eq!(got.json()["reason"], "shutting down");
     assert_eq!(got.json()["credentials"]["cred"]["state"], "ok");
-    release_tx.send(true).unwrap();
+    up.release();
     assert_eq!(in_flight.await.unwrap().status, 200);
     stopping.await.unwrap();
 }
@@ -99,27 +100,31 @@ async fn metrics_count_requests_bytes_and_latency_by_route() {
     for _ in 0..2 {
         assert_eq!(get(&proxy_url(&p, &format!("{route}/x"))).await.status, 200);
     }
-    let post = Request::post(proxy_url(&p, &format!("{route}/y")))
-        .body(Full::new(Bytes::from_static(b"hello")))
-        .unwrap();
-    assert_eq!(send(&h1_client(), post).await.status, 500);
+    let post = Req::post(proxy_url(&p, &format!("{route}/y")))
+        .body("hello")
+        .send()
+        .await;
+    assert_eq!(post.status, 500);
 
     // The access record (and so the metrics) is written when the body is done, just after
     // the client has read it: poll rather than assume.
-    let admin = admin_url(&p, "/metrics");
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = String::from_utf8_lossy(&get(&admin).await.body).into_owned();
-        if metric_value(
-            &text,
+    let count = |text: &str| {
+        metric_value(
+            text,
             "ims_proxy_request_duration_seconds_count",
             &[("route", route)],
-        ) == Some(3.0)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        )
+    };
+    let admin = p.admin_addr.expect("admin listener");
+    let all_three = poll(DEADLINE, || async {
+        let text = metrics_text(admin).await;
+        (count(&text) == Some(3.0)).then_some(text)
+    })
+    .await;
+    let text = match all_three {
+        Some(text) => text,
+        None => metrics_text(admin).await,
+    };
     let r = ("route", route);
     let v = |name: &str, labels: &[(&str, &str)]| metric_value(&text, name, labels);
     assert_eq!(
@@ -166,7 +171,7 @@ async fn token_and_replay_hooks_appear_as_series_labelled_by_credential() {
     ims_proxy::metrics::token_refresh("hooks-cred", false);
     ims_proxy::metrics::token_expiry("hooks-cred", 3599.0);
     ims_proxy::metrics::upstream_401_replay("hooks-cred");
-    let text = String::from_utf8_lossy(&get(&admin_url(&p, "/metrics")).await.body).into_owned();
+    let text = metrics_text(p.admin_addr.expect("admin listener")).await;
     let c = ("credential", "hooks-cred");
     let v = |name: &str, labels: &[(&str, &str)]| metric_value(&text, name, labels);
     assert_eq!(
@@ -184,37 +189,25 @@ async fn token_and_replay_hooks_appear_as_series_labelled_by_credential() {
 #[tokio::test]
 async fn without_an_admin_section_there_is_no_admin_listener() {
     let up = FakeUpstream::start().await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await;
     assert_eq!(p.admin_addr, None);
 }
 
 #[tokio::test]
 async fn readyz_reports_an_ims_credentials_token_expiry_once_it_has_one() {
-    let ims = support::ims::Ims::start().await;
+    let ims = Ims::start().await;
     let up = FakeUpstream::start().await;
-    let toml = format!(
-        "{ADMIN}{}{}",
-        ims.oauth_credential("cred", ""),
-        support::ims::route(&up.url(), Some("cloud-manager"))
-    );
-    let p = start_proxy(&toml).await;
-    let url = admin_url(&p, "/readyz");
-    let mut last = None;
-    for _ in 0..500 {
-        let got = get(&url).await;
-        if got.status == 200 {
-            last = Some(got);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let got = last.expect("ready once the first token arrived");
+    let p = ims_proxy_with_admin(ims.oauth_credential("cred", ""), &up).await;
+    let got = get_until(&admin_url(&p, "/readyz"), |got| got.status == 200)
+        .await
+        .expect("ready once the first token arrived");
     let cred = &got.json()["credentials"]["cred"];
     assert_eq!(cred["state"], "ok");
     let secs = cred["expires_in_seconds"].as_u64().expect("an expiry");
     assert!(secs > 80_000 && secs < 86_400, "{secs}");
-    let metrics = get(&admin_url(&p, "/metrics")).await;
-    let text = String::from_utf8_lossy(&metrics.body);
+    let text = metrics_text(p.admin_addr.expect("admin listener")).await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("ims_proxy_token_expiry_seconds{credential=\"cred\"}")),
@@ -231,26 +224,17 @@ async fn readyz_reports_an_ims_credentials_token_expiry_once_it_has_one() {
 
 #[tokio::test]
 async fn readyz_is_503_with_imss_error_while_a_credential_cannot_get_a_token() {
-    let ims = support::ims::Ims::start().await;
+    let ims = Ims::start().await;
     let up = FakeUpstream::start().await;
-    let toml = format!(
-        "{ADMIN}{}{}",
-        ims.oauth_credential("cred", "")
-            .replace(support::ims::OAUTH_SECRET, "wrong-secret"),
-        support::ims::route(&up.url(), Some("cloud-manager"))
-    );
-    let p = start_proxy(&toml).await;
-    let url = admin_url(&p, "/readyz");
-    let mut failing = None;
-    for _ in 0..500 {
-        let got = get(&url).await;
-        if got.json()["credentials"]["cred"]["state"] == "failing" {
-            failing = Some(got);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let got = failing.expect("the credential is reported failing");
+    let wrong = ims
+        .oauth_credential("cred", "")
+        .replace(OAUTH_SECRET, "wrong-secret");
+    let p = ims_proxy_with_admin(wrong, &up).await;
+    let got = get_until(&admin_url(&p, "/readyz"), |got| {
+        got.json()["credentials"]["cred"]["state"] == "failing"
+    })
+    .await
+    .expect("the credential is reported failing");
     assert_eq!(got.status, 503);
     assert_eq!(got.json()["status"], "not_ready");
     let err = got.json()["credentials"]["cred"]["last_error"]

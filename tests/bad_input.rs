@@ -1,23 +1,31 @@
 //! Malformed and ambiguous requests: refused with 400 before anything reaches the upstream,
 //! and where the framing is in doubt, the connection is closed.
 
-mod support;
-
 use std::time::Duration;
-use support::raw::raw_send;
 use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn proxy_for(up: &FakeUpstream) -> ims_proxy::Running {
-    start_proxy(&static_route("/api", "", &up.url())).await
+/// Sends `raw` to a proxy of its own; what came back, and the upstream behind the proxy.
+async fn exchange(raw: &[u8]) -> (RawReply, FakeUpstream) {
+    let up = FakeUpstream::start().await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await;
+    (raw_send(p.addr, raw, DEADLINE).await, up)
+}
+
+/// Sends `raw`, expects `status` and nothing forwarded; the reply's text.
+async fn refused(raw: &[u8], status: u16) -> String {
+    let (reply, up) = exchange(raw).await;
+    assert_eq!(reply.status(), Some(status), "{}", reply.text);
+    assert_eq!(up.count(), 0, "nothing may be forwarded");
+    reply.text
 }
 
 /// Sends `raw`, expects a 400 and the connection closed by the proxy, and nothing upstream.
 async fn refused_and_closed(raw: &[u8]) -> String {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
-    let reply = raw_send(p.addr, raw, DEADLINE).await;
+    let (reply, up) = exchange(raw).await;
     assert_eq!(reply.status(), Some(400), "{}", reply.text);
     assert!(
         reply.closed,
@@ -118,86 +126,56 @@ async fn raw_non_utf8_bytes_in_the_path_are_refused() {
 
 #[tokio::test]
 async fn a_path_that_percent_decodes_to_invalid_utf8_is_refused() {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
-    let reply = raw_send(
-        p.addr,
+    let text = refused(
         b"GET /api/a%FFb HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
-        DEADLINE,
+        400,
     )
     .await;
-    assert_eq!(reply.status(), Some(400), "{}", reply.text);
-    assert!(
-        reply.text.contains("\"error_code\":\"bad_request\""),
-        "{}",
-        reply.text
-    );
-    assert_eq!(up.count(), 0);
+    assert!(text.contains("\"error_code\":\"bad_request\""), "{text}");
 }
 
 #[tokio::test]
 async fn a_path_that_percent_decodes_to_a_control_character_is_refused() {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
-    let reply = raw_send(
-        p.addr,
+    refused(
         b"GET /api/a%0d%0aInjected:%201 HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
-        DEADLINE,
+        400,
     )
     .await;
-    assert_eq!(reply.status(), Some(400), "{}", reply.text);
-    assert_eq!(up.count(), 0);
 }
 
 #[tokio::test]
 async fn an_absurd_method_is_refused() {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
     let method = "X".repeat(2000);
     let raw = format!("{method} /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n");
-    let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
-    assert_eq!(reply.status(), Some(400), "{}", reply.text);
-    assert_eq!(up.count(), 0);
+    refused(raw.as_bytes(), 400).await;
 }
 
 #[tokio::test]
 async fn an_unusual_method_is_refused() {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
-    let reply = raw_send(
-        p.addr,
+    let text = refused(
         b"PROPFIND /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
-        DEADLINE,
+        400,
     )
     .await;
-    assert_eq!(reply.status(), Some(400), "{}", reply.text);
-    assert!(reply.text.contains("PROPFIND"), "{}", reply.text);
-    assert_eq!(up.count(), 0);
+    assert!(text.contains("PROPFIND"), "{text}");
 }
 
 #[tokio::test]
 async fn trace_is_refused_so_credentials_are_never_echoed() {
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
-    let reply = raw_send(
-        p.addr,
+    refused(
         b"TRACE /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
-        DEADLINE,
+        405,
     )
     .await;
-    assert_eq!(reply.status(), Some(405), "{}", reply.text);
-    assert_eq!(up.count(), 0);
 }
 
 #[tokio::test]
 async fn a_well_framed_request_after_a_chunked_one_on_the_same_connection_is_served() {
     // The framing watcher must follow ordinary keep-alive traffic without false alarms.
-    let up = FakeUpstream::start().await;
-    let p = proxy_for(&up).await;
     let raw = b"POST /api/one HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n\
 POST /api/two HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabc\
 GET /api/three HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n";
-    let reply = raw_send(p.addr, raw, DEADLINE).await;
+    let (reply, up) = exchange(raw).await;
     assert_eq!(
         reply.text.matches("HTTP/1.1 200").count(),
         3,

@@ -1,7 +1,7 @@
 //! A bad configuration exits with status 2 before listening, with one line naming the key
 //! and the reason, and no panic or backtrace.
 
-use std::process::Command;
+use support::{Cli, Output};
 
 const GOOD: &str = r#"
 [credentials.campaign]
@@ -23,45 +23,21 @@ tenant = "acme"
 credential = "campaign"
 "#;
 
-fn run(args: &[&str], toml: &str) -> (i32, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(args)
-        .arg("--config")
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn run(args: &[&str], toml: &str) -> Output {
+    Cli::new().args(args).config(toml).run()
 }
 
 /// `check` on the GOOD config with extra environment variables.
-fn check_good_with_env(envs: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, GOOD).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap()
+fn check_good_with_env(envs: &[(&str, &str)]) -> Output {
+    Cli::new().arg("check").config(GOOD).envs(envs).run()
 }
 
 fn assert_config_error(toml: &str, expected: &str) {
     for args in [&["check"][..], &["run"][..]] {
-        let (code, _out, err) = run(args, toml);
-        assert_eq!(code, 2, "{args:?} exit status; stderr: {err}");
-        let line = err
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_default();
+        let out = run(args, toml);
+        let err = &out.stderr;
+        assert_eq!(out.code, Some(2), "{args:?} exit status; stderr: {err}");
+        let line = out.error_line();
         assert!(
             line.contains(expected),
             "{args:?}: expected {expected:?} in {err:?}"
@@ -73,13 +49,17 @@ fn assert_config_error(toml: &str, expected: &str) {
 
 #[test]
 fn check_prints_resolved_routes_with_secrets_redacted() {
-    let (code, out, err) = run(&["check"], GOOD);
-    assert_eq!(code, 0, "{err}");
+    let out = run(&["check"], GOOD);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        out.contains("route /campaign -> https://mc.adobe.io/acme/campaign"),
-        "{out}"
+        out.stdout
+            .contains("route /campaign -> https://mc.adobe.io/acme/campaign"),
+        "{}",
+        out.stdout
     );
-    assert!(!out.contains("secret-token-value") && !err.contains("secret-token-value"));
+    assert!(
+        !out.stdout.contains("secret-token-value") && !out.stderr.contains("secret-token-value")
+    );
 }
 
 #[test]
@@ -141,12 +121,11 @@ fn a_campaign_route_without_tenant_or_upstream_is_an_error() {
 
 #[test]
 fn a_missing_config_file_is_an_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
+    let out = Cli::new()
         .args(["check", "--config", "/nonexistent/proxy.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+        .run();
+    assert_eq!(out.code, Some(2));
+    let err = &out.stderr;
     assert!(
         err.contains("error: config: cannot read /nonexistent/proxy.toml"),
         "{err}"
@@ -159,12 +138,8 @@ fn environment_variables_override_the_file() {
         ("IMS_PROXY_CREDENTIALS__CAMPAIGN__CLIENT_ID", "from-env"),
         ("IMS_PROXY_SERVER__LISTEN", "127.0.0.1:9999"),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = &out.stdout;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         stdout.contains("credential campaign: type=static client_id=from-env"),
         "{stdout}"
@@ -180,33 +155,22 @@ fn kubernetes_service_link_variables_are_not_settings() {
         ("IMS_PROXY_PORT_8080_TCP_ADDR", "10.0.0.7"),
         ("IMS_PROXY_SERVICE_HOST", "10.0.0.7"),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
 fn a_misspelt_section_in_an_environment_variable_is_still_an_error() {
     let out = check_good_with_env(&[("IMS_PROXY_SERVR__LISTEN", "0.0.0.0:1")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("servr"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("servr"));
 }
 
 #[test]
 fn the_shipped_example_config_passes_check() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml.example");
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config", example])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Cli::new().args(["check", "--config", example]).run();
+    let stdout = &out.stdout;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     for prefix in ["/campaign", "/aam", "/cloudmanager", "/privacy"] {
         assert!(stdout.contains(&format!("route {prefix} -> ")), "{stdout}");
     }

@@ -1,11 +1,6 @@
 //! The token cache: single flight, refresh before expiry, IMS outages, reuse across snapshot
 //! rebuilds, and the forced refresh and replay after an upstream 401.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use ims_proxy::config::Config;
 use ims_proxy::sandbox::ims::Failure;
 use ims_proxy::Snapshot;
@@ -15,21 +10,16 @@ use std::time::Duration;
 use support::ims::*;
 use support::*;
 
-const CLIENT: &str = "\n[client]\nrequest_timeout = \"5s\"\n";
-
-async fn oauth_proxy(ims: &Ims, api: &FakeUpstream, extra: &str) -> ims_proxy::Running {
-    start_proxy(&format!(
-        "{CLIENT}{}{}",
-        ims.oauth_credential("cred", extra),
-        route(&api.url(), Some("cloud-manager"))
-    ))
-    .await
+/// The OAuth credential (with `extra`) on route `/api` (Cloud Manager) to `upstream`.
+fn oauth_config(ims: &Ims, upstream: String, extra: &str) -> ProxyToml {
+    ProxyToml::new()
+        .client("request_timeout = \"5s\"")
+        .credential(ims.oauth_credential("cred", extra))
+        .route(Route::new("/api").upstream(upstream).api("cloud-manager"))
 }
 
-fn post(url: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    Request::post(url)
-        .body(Full::new(body.into()))
-        .expect("request")
+async fn oauth_proxy(ims: &Ims, api: &FakeUpstream, extra: &str) -> ims_proxy::Running {
+    oauth_config(ims, api.url(), extra).start().await
 }
 
 #[tokio::test]
@@ -44,11 +34,7 @@ async fn hundreds_of_concurrent_requests_on_a_cold_cache_make_one_ims_call() {
     let tasks: Vec<_> = (0..300)
         .map(|_| {
             let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move {
-                send(&client, Request::get(url).body(Full::default()).unwrap())
-                    .await
-                    .status
-            })
+            tokio::spawn(async move { Req::get(url).send_on(&client).await.status })
         })
         .collect();
     for t in tasks {
@@ -74,8 +60,8 @@ async fn short_lived_tokens_are_refreshed_before_expiry_under_continuous_load() 
                 let client = h1_client();
                 let mut statuses = Vec::new();
                 while tokio::time::Instant::now() < end {
-                    let req = Request::get(&url).body(Full::default()).unwrap();
-                    statuses.push(send(&client, req).await.status.as_u16());
+                    let got = Req::get(&url).send_on(&client).await;
+                    statuses.push(got.status.as_u16());
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 statuses
@@ -143,14 +129,13 @@ async fn after_the_token_expires_during_an_outage_requests_get_503_with_the_ims_
     assert_eq!(get(&proxy_url(&p, "/api/x")).await.status, 200);
     ims.fake
         .update_knobs(|k| k.failure = Some(Failure::Status(500)));
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    let got = loop {
-        let got = get(&proxy_url(&p, "/api/x")).await;
-        if got.status != 200 || tokio::time::Instant::now() > end {
-            break got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let url = proxy_url(&p, "/api/x");
+    let got = poll(Duration::from_secs(10), || async {
+        let got = get(&url).await;
+        (got.status != 200).then_some(got)
+    })
+    .await
+    .expect("requests fail once the token has expired");
     assert_eq!(got.status, 503);
     let j = got.json();
     assert_eq!(j["error_code"], "token_unavailable");
@@ -162,12 +147,7 @@ async fn after_the_token_expires_during_an_outage_requests_get_503_with_the_ims_
 }
 
 fn config(ims: &Ims, extra: &str) -> Config {
-    Config::from_toml(&format!(
-        "{CLIENT}{}{}",
-        ims.oauth_credential("cred", extra),
-        route("http://127.0.0.1:9", Some("cloud-manager"))
-    ))
-    .expect("config")
+    oauth_config(ims, "http://127.0.0.1:9".into(), extra).parse()
 }
 
 #[tokio::test]
@@ -218,11 +198,10 @@ async fn an_upstream_401_refreshes_the_token_and_replays_a_small_body_once() {
     let p = oauth_proxy(&ims, &api, "").await;
     assert_eq!(get(&proxy_url(&p, "/api/x")).await.status, 200);
     ims.fake.revoke_all();
-    let got = send(
-        &h1_client(),
-        post(&proxy_url(&p, "/api/jobs"), "small body"),
-    )
-    .await;
+    let got = Req::post(proxy_url(&p, "/api/jobs"))
+        .body("small body")
+        .send()
+        .await;
     assert_eq!(got.status, 200, "{:?}", got.body);
     assert_eq!(rejected.load(Ordering::SeqCst), 1);
     let r = api.requests();
@@ -241,7 +220,10 @@ async fn a_401_for_a_body_over_the_replay_limit_passes_through() {
     assert_eq!(get(&proxy_url(&p, "/api/x")).await.status, 200);
     ims.fake.revoke_all();
     let big = vec![b'x'; 4096];
-    let got = send(&h1_client(), post(&proxy_url(&p, "/api/jobs"), big.clone())).await;
+    let got = Req::post(proxy_url(&p, "/api/jobs"))
+        .body(big.clone())
+        .send()
+        .await;
     assert_eq!(got.status, 401);
     assert_eq!(got.json()["error_code"], "401013", "the API's own 401");
     assert_eq!(api.count(), 2, "not replayed");

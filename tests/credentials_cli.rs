@@ -1,53 +1,33 @@
 //! The `token` subcommand, `check` staying away from IMS, and secrets kept out of logs, run
 //! through the real binary.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 use support::ims::*;
 use support::*;
-use tokio::process::Command;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ims-proxy"));
-    c.env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-fn config_file(ims: &Ims, toml: &str) -> String {
-    ims.file("proxy.toml", toml).display().to_string()
-}
-
-async fn output(cmd: &mut Command) -> (i32, String, String) {
-    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-        .await
-        .expect("finishes")
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// `ims-proxy --config FILE ARGS`, the file holding `credential` and route `/api` with the
+/// `api` preset (to an upstream nothing listens on), in the fake IMS's directory.
+async fn run(ims: &Ims, credential: String, api: &str, args: &[&str]) -> Output {
+    let config = ProxyToml::new()
+        .credential(credential)
+        .route(Route::new("/api").upstream("http://127.0.0.1:9").api(api));
+    let path = ims.file("proxy.toml", &config.toml());
+    Cli::new().config_file(&path).args(args).output().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_a_fresh_token_alone_on_stdout() {
     let ims = Ims::start().await;
-    let cfg = config_file(
+    let out = run(
         &ims,
-        &format!(
-            "{}{}",
-            ims.jwt_credential("cred", ""),
-            route("http://127.0.0.1:9", Some("campaign"))
-        ),
-    );
-    let (code, stdout, stderr) = output(bin().args(["--config", &cfg, "token", "cred"])).await;
-    assert_eq!(code, 0, "{stderr}");
+        ims.jwt_credential("cred", ""),
+        "campaign",
+        &["token", "cred"],
+    )
+    .await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     let info = ims
         .fake
@@ -66,15 +46,9 @@ async fn token_exits_non_zero_with_the_ims_error() {
     let cred = ims
         .oauth_credential("cred", "")
         .replace(OAUTH_SECRET, "wrong-secret");
-    let cfg = config_file(
-        &ims,
-        &format!(
-            "{cred}{}",
-            route("http://127.0.0.1:9", Some("cloud-manager"))
-        ),
-    );
-    let (code, stdout, stderr) = output(bin().args(["--config", &cfg, "token", "cred"])).await;
-    assert_eq!(code, 1);
+    let out = run(&ims, cred, "cloud-manager", &["token", "cred"]).await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
+    assert_eq!(code, Some(1));
     assert!(stdout.is_empty(), "{stdout:?}");
     assert!(
         stderr.contains("credentials.cred: IMS answered 401 invalid_client"),
@@ -86,16 +60,15 @@ async fn token_exits_non_zero_with_the_ims_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_for_an_unknown_credential_is_a_config_error() {
     let ims = Ims::start().await;
-    let cfg = config_file(
+    let out = run(
         &ims,
-        &format!(
-            "{}{}",
-            ims.oauth_credential("cred", ""),
-            route("http://127.0.0.1:9", Some("cloud-manager"))
-        ),
-    );
-    let (code, _, stderr) = output(bin().args(["--config", &cfg, "token", "nope"])).await;
-    assert_eq!(code, 2);
+        ims.oauth_credential("cred", ""),
+        "cloud-manager",
+        &["token", "nope"],
+    )
+    .await;
+    let (code, stderr) = (out.code, &out.stderr);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("credentials.nope: no such credential"),
         "{stderr}"
@@ -106,16 +79,9 @@ async fn token_for_an_unknown_credential_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_validates_ims_credentials_without_calling_ims() {
     let ims = Ims::start().await;
-    let cfg = config_file(
-        &ims,
-        &format!(
-            "{}{}",
-            ims.jwt_credential("cred", ""),
-            route("http://127.0.0.1:9", Some("campaign"))
-        ),
-    );
-    let (code, stdout, stderr) = output(bin().args(["--config", &cfg, "check"])).await;
-    assert_eq!(code, 0, "{stderr}");
+    let out = run(&ims, ims.jwt_credential("cred", ""), "campaign", &["check"]).await;
+    let (code, stdout, stderr) = (out.code, &out.stdout, &out.stderr);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("metascopes=ent_campaign_sdk"), "{stdout}");
     assert!(!stdout.contains(JWT_SECRET) && !stderr.contains(JWT_SECRET));
     assert_eq!(ims.calls(), 0);
@@ -125,54 +91,47 @@ async fn check_validates_ims_credentials_without_calling_ims() {
 async fn secrets_and_tokens_never_appear_in_trace_level_logs() {
     let ims = Ims::start().await;
     let (api, _) = token_checking_api(&ims.fake).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-{jwt}{oauth}
-[[routes]]
-prefix = "/jwt"
-upstream = "{up}"
-credential = "j"
-api = "campaign"
-
-[[routes]]
-prefix = "/oauth"
-upstream = "{up}"
-credential = "o"
-api = "cloud-manager"
-"#,
-        jwt = ims.jwt_credential("j", ""),
-        oauth = ims.oauth_credential("o", ""),
-        up = api.url(),
-    );
-    let cfg = config_file(&ims, &toml);
-    let mut child = bin()
-        .args(["--config", &cfg, "--log-format", "text"])
-        .env("RUST_LOG", "trace")
-        .spawn()
-        .expect("spawn");
+    // The child binds this port itself (its text logs give no address to read back).
+    let port = unused_addr().port();
+    let config = ProxyToml::new()
+        .section(&format!("[server]\nlisten = \"127.0.0.1:{port}\""))
+        .credential(ims.jwt_credential("j", ""))
+        .credential(ims.oauth_credential("o", ""))
+        .route(
+            Route::new("/jwt")
+                .upstream(api.url())
+                .credential("j")
+                .api("campaign"),
+        )
+        .route(
+            Route::new("/oauth")
+                .upstream(api.url())
+                .credential("o")
+                .api("cloud-manager"),
+        );
+    let path = ims.file("proxy.toml", &config.toml());
+    let mut child = tokio::process::Command::from(
+        Cli::new()
+            .config_file(&path)
+            .args(["--log-format", "text"])
+            .env("RUST_LOG", "trace")
+            .command(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("spawn");
     let base = format!("http://127.0.0.1:{port}");
     let client = h1_client();
-    let mut served = false;
-    let end = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::time::Instant::now() < end {
-        let req = http::Request::get(format!("{base}/oauth/x"))
-            .body(Default::default())
-            .unwrap();
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
-            if r.status() == 200 {
-                served = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The child binds the port it was given: ask until it answers.
+    let served = poll(Duration::from_secs(20), || async {
+        let req = Req::get(format!("{base}/oauth/x")).build();
+        let answer = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await;
+        matches!(answer, Ok(Ok(r)) if r.status() == 200).then_some(())
+    })
+    .await
+    .is_some();
     assert!(served, "the proxy answered");
     for path in ["/jwt/a", "/oauth/b"] {
         assert_eq!(get(&format!("{base}{path}")).await.status, 200);

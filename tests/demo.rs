@@ -1,8 +1,6 @@
 //! The `sandbox` and `demo` subcommands through the real binary: what they print, what they
 //! write, and that what they print works.
 
-mod support;
-
 use ims_proxy::config::Config;
 use std::time::Duration;
 use support::sandbox::*;
@@ -54,7 +52,7 @@ async fn the_sandbox_command_prints_its_credentials_and_writes_a_working_proxy_c
     assert_eq!(got.status, 200, "{:?}", got.body);
     assert!(got.json()["content"][0]["email"].is_string());
     assert!(
-        !sandbox.stderr_text().contains(value(&out, "client_secret")),
+        !sandbox.stderr.text().contains(value(&out, "client_secret")),
         "logs never carry the secret"
     );
 }
@@ -90,9 +88,9 @@ async fn the_sandbox_keeps_its_credentials_across_restarts() {
 #[tokio::test]
 async fn a_failure_schedule_without_a_failure_is_a_usage_error() {
     let mut bad = spawn(&["sandbox", "--listen", "127.0.0.1:0", "--fail-ratio", "0.5"]);
-    assert_eq!(bad.exit_status(STARTUP).await.code(), Some(2));
+    assert_eq!(bad.wait_exit(STARTUP).await.code(), Some(2));
     let mut bad = spawn(&["sandbox", "--listen", "127.0.0.1:0", "--fail", "200"]);
-    assert_eq!(bad.exit_status(STARTUP).await.code(), Some(2));
+    assert_eq!(bad.wait_exit(STARTUP).await.code(), Some(2));
 }
 
 /// The URL in a printed curl command (its last word, unquoted).
@@ -136,11 +134,10 @@ async fn the_demo_prints_curl_commands_and_the_campaign_one_returns_profiles_onl
         .nth(1)
         .and_then(|r| r.split('\'').next())
         .expect("api key");
-    let req = http::Request::get(url_of(direct))
+    let refused = Req::get(url_of(direct))
         .header("x-api-key", api_key)
-        .body(http_body_util::Full::default())
-        .expect("request");
-    let refused = send(&h1_client(), req).await;
+        .send()
+        .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["error_code"], "401013");
 }

@@ -2,20 +2,19 @@
 //! credentials, and the no_proxy exemption. (Environment variables: tests/lifecycle.rs, in a
 //! child process, since changing this process's environment would race other tests.)
 
-mod support;
-
 use support::tls::TestPki;
 use support::*;
 
-fn via_proxy(proxy: &str, no_proxy: Option<&str>, ca: Option<&str>, route: &str) -> String {
-    let mut client = format!("[client]\nproxy = \"{proxy}\"\n");
+/// Route `/api` to `upstream` with `[client] proxy = proxy` and the optional keys.
+fn via_proxy(proxy: &str, no_proxy: Option<&str>, ca: Option<&str>, upstream: String) -> ProxyToml {
+    let mut client = format!("proxy = \"{proxy}\"\n");
     if let Some(n) = no_proxy {
         client.push_str(&format!("no_proxy = \"{n}\"\n"));
     }
     if let Some(ca) = ca {
         client.push_str(&format!("ca_file = \"{ca}\"\n"));
     }
-    format!("{client}{route}")
+    static_proxy(Route::new("/api").upstream(upstream)).client(&client)
 }
 
 fn with_auth(p: &ConnectProxy) -> String {
@@ -27,13 +26,13 @@ async fn https_upstreams_are_reached_through_a_connect_tunnel_with_proxy_credent
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
     let corp = ConnectProxy::start().await;
-    let route = static_route("/api", "", &format!("{}/base", up.url()));
-    let p = start_proxy(&via_proxy(
+    let p = via_proxy(
         &with_auth(&corp),
         None,
         Some(&pki.ca_path()),
-        &route,
-    ))
+        format!("{}/base", up.url()),
+    )
+    .start()
     .await;
     let got = get(&proxy_url(&p, "/api/x?y=1")).await;
     assert_eq!(got.status, 200, "{:?}", got.body);
@@ -48,7 +47,7 @@ async fn https_upstreams_are_reached_through_a_connect_tunnel_with_proxy_credent
     );
     let r = up.only_request();
     assert_eq!(r.target, "/base/x?y=1");
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
     // Proxy credentials are for the proxy alone.
     assert!(r.headers.get("proxy-authorization").is_none());
 }
@@ -57,8 +56,9 @@ async fn https_upstreams_are_reached_through_a_connect_tunnel_with_proxy_credent
 async fn http_upstreams_are_sent_to_the_proxy_in_absolute_form_with_credentials() {
     let up = FakeUpstream::start().await;
     let corp = ConnectProxy::start().await;
-    let route = static_route("/api", "", &format!("{}/base", up.url()));
-    let p = start_proxy(&via_proxy(&with_auth(&corp), None, None, &route)).await;
+    let p = via_proxy(&with_auth(&corp), None, None, format!("{}/base", up.url()))
+        .start()
+        .await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 200);
     let seen = corp.seen();
@@ -76,14 +76,9 @@ async fn http_upstreams_are_sent_to_the_proxy_in_absolute_form_with_credentials(
 async fn hosts_in_no_proxy_are_reached_directly() {
     let up = FakeUpstream::start().await;
     let corp = ConnectProxy::start().await;
-    let route = static_route("/api", "", &up.url());
-    let p = start_proxy(&via_proxy(
-        &corp.url(),
-        Some("example.com, 127.0.0.1"),
-        None,
-        &route,
-    ))
-    .await;
+    let p = via_proxy(&corp.url(), Some("example.com, 127.0.0.1"), None, up.url())
+        .start()
+        .await;
     assert_eq!(get(&proxy_url(&p, "/api/x")).await.status, 200);
     assert_eq!(up.count(), 1);
     assert!(corp.seen().is_empty(), "{:?}", corp.seen());
@@ -93,17 +88,14 @@ async fn hosts_in_no_proxy_are_reached_directly() {
 async fn an_unreachable_egress_proxy_is_a_502_naming_the_proxy() {
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let route = static_route("/api", "", &up.url());
-    let p = start_proxy(&via_proxy(
+    let closed = unused_addr();
+    let p = via_proxy(
         &format!("http://{closed}"),
         None,
         Some(&pki.ca_path()),
-        &route,
-    ))
+        up.url(),
+    )
+    .start()
     .await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 502);
@@ -115,13 +107,6 @@ async fn an_unreachable_egress_proxy_is_a_502_naming_the_proxy() {
 
 #[tokio::test]
 async fn unsupported_proxy_schemes_are_config_errors() {
-    let cfg = ims_proxy::config::Config::from_toml(&via_proxy(
-        "socks5://127.0.0.1:1080",
-        None,
-        None,
-        &static_route("/a", "", "https://x"),
-    ))
-    .unwrap();
-    let err = ims_proxy::Snapshot::build(&cfg, None).unwrap_err();
+    let err = via_proxy("socks5://127.0.0.1:1080", None, None, "https://x".into()).build_error();
     assert_eq!(err.key, "client.proxy");
 }

@@ -1,14 +1,14 @@
 //! What the upstream receives and what the client gets back, through real sockets.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
+use std::time::Duration;
 use support::*;
 
+/// The proxy with route `/api` (and `extra`) to `up`'s `/base`.
 async fn proxy_to(up: &FakeUpstream, extra: &str) -> ims_proxy::Running {
-    start_proxy(&static_route("/api", extra, &format!("{}/base", up.url()))).await
+    let route = Route::new("/api")
+        .upstream(format!("{}/base", up.url()))
+        .extra(extra);
+    static_proxy(route).start().await
 }
 
 #[tokio::test]
@@ -27,8 +27,8 @@ async fn adds_bearer_token_and_api_key() {
     let p = proxy_to(&up, "").await;
     get(&proxy_url(&p, "/api/x")).await;
     let r = up.only_request();
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
-    assert_eq!(r.headers["x-api-key"], "client-123");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
+    assert_eq!(r.headers["x-api-key"], STATIC_CLIENT_ID);
     assert!(r.headers.get("x-gw-ims-org-id").is_none());
 }
 
@@ -37,10 +37,7 @@ async fn org_id_header_is_sent_when_the_route_asks_for_it() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "org_id_header = true").await;
     get(&proxy_url(&p, "/api/x")).await;
-    assert_eq!(
-        up.only_request().headers["x-gw-ims-org-id"],
-        "ORG123@AdobeOrg"
-    );
+    assert_eq!(up.only_request().headers["x-gw-ims-org-id"], STATIC_ORG);
 }
 
 #[tokio::test]
@@ -85,19 +82,18 @@ async fn the_prefix_alone_maps_to_the_base_path() {
 async fn client_credentials_and_cookies_never_reach_the_upstream() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let req = Request::get(proxy_url(&p, "/api/x"))
+    Req::get(proxy_url(&p, "/api/x"))
         .header("authorization", "Bearer client-own-token")
         .header("x-api-key", "client-own-key")
         .header("x-gw-ims-org-id", "EVIL@AdobeOrg")
         .header("proxy-authorization", "Basic Zm9vOmJhcg==")
         .header("cookie", "session=1")
-        .body(Full::default())
-        .unwrap();
-    send(&h1_client(), req).await;
+        .send()
+        .await;
     let r = up.only_request();
     assert_eq!(r.headers.get_all("authorization").iter().count(), 1);
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
-    assert_eq!(r.headers["x-api-key"], "client-123");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
+    assert_eq!(r.headers["x-api-key"], STATIC_CLIENT_ID);
     assert!(r.headers.get("x-gw-ims-org-id").is_none());
     assert!(r.headers.get("proxy-authorization").is_none());
     assert!(r.headers.get("cookie").is_none());
@@ -108,11 +104,11 @@ async fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
     let raw = "GET /api/x HTTP/1.1\r\nHost: proxy.local\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: 1\r\n\r\n";
-    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(raw.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await;
+    let mut conn = RawConn::connect(p.addr).await;
+    assert!(conn.write(raw.as_bytes()).await);
+    // The first bytes of the answer: by then the upstream has the request.
+    conn.read_until(Duration::from_secs(10), |b| !b.is_empty())
+        .await;
     let r = up.only_request();
     for h in ["x-hop", "keep-alive", "te", "upgrade", "connection"] {
         assert!(r.headers.get(h).is_none(), "{h} must not be forwarded");
@@ -124,12 +120,11 @@ async fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
 async fn host_is_the_upstream_and_forwarded_headers_describe_the_client() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let req = Request::get(proxy_url(&p, "/api/x"))
+    Req::get(proxy_url(&p, "/api/x"))
         .header("host", "gateway.example:8080")
         .header("x-forwarded-for", "10.1.2.3")
-        .body(Full::default())
-        .unwrap();
-    send(&h1_client(), req).await;
+        .send()
+        .await;
     let r = up.only_request();
     assert_eq!(r.headers["host"], up.addr.to_string());
     assert_eq!(r.headers["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
@@ -179,11 +174,10 @@ async fn location_into_the_upstream_is_rewritten_to_the_proxy_prefix() {
 async fn every_response_carries_the_clients_request_id() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let req = Request::get(proxy_url(&p, "/api/x"))
+    let got = Req::get(proxy_url(&p, "/api/x"))
         .header("x-request-id", "abc-123")
-        .body(Full::default())
-        .unwrap();
-    let got = send(&h1_client(), req).await;
+        .send()
+        .await;
     assert_eq!(got.header("x-request-id"), Some("abc-123"));
     assert_eq!(up.only_request().headers["x-request-id"], "abc-123");
     let got = get(&proxy_url(&p, "/nowhere")).await;
@@ -195,11 +189,11 @@ async fn every_response_carries_the_clients_request_id() {
 async fn request_bodies_and_methods_are_forwarded() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let req = Request::post(proxy_url(&p, "/api/jobs"))
+    let got = Req::post(proxy_url(&p, "/api/jobs"))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"regulation":"gdpr"}"#)))
-        .unwrap();
-    let got = send(&h1_client(), req).await;
+        .body(&br#"{"regulation":"gdpr"}"#[..])
+        .send()
+        .await;
     assert_eq!(got.status, 200);
     let r = up.only_request();
     assert_eq!(r.method, http::Method::POST);
@@ -211,15 +205,16 @@ async fn request_bodies_and_methods_are_forwarded() {
 async fn http2_clients_are_served_with_prior_knowledge() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let req = Request::post(proxy_url(&p, "/api/h2?x=1"))
-        .body(Full::new(Bytes::from_static(b"hello")))
-        .unwrap();
-    let got = send(&h2c_client(), req).await;
+    let got = Req::post(proxy_url(&p, "/api/h2?x=1"))
+        .body("hello")
+        .h2()
+        .send()
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json()["ok"], true);
     let r = up.only_request();
     assert_eq!(r.target, "/base/h2?x=1");
     assert_eq!(&r.body[..], b"hello");
-    assert_eq!(r.headers["authorization"], "Bearer static-token-abc");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
     assert_eq!(r.headers["host"], up.addr.to_string());
 }

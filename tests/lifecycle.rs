@@ -1,59 +1,34 @@
 //! The real binary as a child process: access log lines, SIGHUP and `--watch` reloads,
 //! SIGTERM with a stream in flight, `check --online`, and proxy environment variables.
 
-mod support;
-
-use bytes::Bytes;
-use futures_util::StreamExt as _;
-use http::Request;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
+use http_body_util::BodyExt;
 use std::time::Duration;
 use support::tls::TestPki;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(routes: &str, extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "20s"
-
-[admin]
-listen = "127.0.0.1:0"
-{extra}
-
-[credentials.cred]
-type = "static"
-access_token = "static-token-abc"
-client_id = "client-123"
-{routes}
-"#
-    )
+/// A long shutdown grace, an admin listener, the static credential, and `routes`.
+fn config(routes: &[Route]) -> ProxyToml {
+    let base = ProxyToml::new()
+        .section("[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"20s\"")
+        .admin()
+        .static_credential("cred");
+    routes.iter().cloned().fold(base, ProxyToml::route)
 }
 
-fn route(prefix: &str, upstream: &str) -> String {
-    format!("[[routes]]\nprefix = \"{prefix}\"\nupstream = \"{upstream}\"\ncredential = \"cred\"\n")
+fn route(prefix: &str, upstream: &str) -> Route {
+    Route::new(prefix).upstream(upstream)
 }
 
 async fn get_with_id(url: &str, id: &str) -> Got {
-    let req = Request::get(url)
-        .header("x-request-id", id)
-        .body(Full::default())
-        .unwrap();
-    send(&h1_client(), req).await
-}
-
-async fn metrics(admin: std::net::SocketAddr) -> String {
-    String::from_utf8_lossy(&get(&format!("http://{admin}/metrics")).await.body).into_owned()
+    Req::get(url).header("x-request-id", id).send().await
 }
 
 #[tokio::test]
 async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
     let up = FakeUpstream::start().await;
-    let child = ChildProxy::spawn(&config(&route("/api", &up.url()), ""), &[]);
+    let child = ChildProxy::spawn(&config(&[route("/api", &up.url())]).toml(), &[]);
     let addr = child.addr().await;
     assert_eq!(
         get_with_id(&format!("http://{addr}/api/x"), "req-ok-1")
@@ -74,14 +49,12 @@ async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
             .filter(|e| e["target"] == "ims_proxy::access" && e["request_id"] == id)
             .collect()
     };
-    let mut ok = Vec::new();
-    for _ in 0..500 {
-        ok = access("req-ok-1");
-        if !ok.is_empty() && !access("req-404-1").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Each access line is written once its response is done: wait for both.
+    eventually(WAIT, || {
+        !access("req-ok-1").is_empty() && !access("req-404-1").is_empty()
+    })
+    .await;
+    let ok = access("req-ok-1");
     assert_eq!(ok.len(), 1, "{ok:?}");
     let e = &ok[0];
     assert_eq!(e["level"], "INFO");
@@ -100,30 +73,28 @@ async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
     assert_eq!(missed[0]["status"], 404);
     assert_eq!(missed[0]["route"], "-");
     assert!(missed[0].get("upstream_ms").is_none());
-    assert!(!child.stderr().contains("static-token-abc"));
+    assert!(!child.stderr().contains(STATIC_TOKEN));
 }
 
 #[tokio::test]
 async fn sighup_applies_a_new_route_and_refuses_an_invalid_config_while_the_old_one_serves() {
     let up = FakeUpstream::start().await;
-    let child = ChildProxy::spawn(&config(&route("/one", &up.url()), ""), &[]);
+    let one = route("/one", &up.url());
+    let child = ChildProxy::spawn(&config(std::slice::from_ref(&one)).toml(), &[]);
     let addr = child.addr().await;
     let admin = child.admin_addr().await;
     assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 404);
 
-    let both = format!("{}{}", route("/one", &up.url()), route("/two", &up.url()));
-    child.rewrite_config(&config(&both, ""));
+    let both = [one, route("/two", &up.url())];
+    child.rewrite_config(&config(&both).toml());
     child.signal("HUP");
     child.wait_event("configuration reloaded", WAIT).await;
     assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
     assert_eq!(up.requests().last().unwrap().target, "/x");
 
     // An unknown credential: refused, one error line, and both routes keep working.
-    let broken = format!(
-        "{both}[[routes]]\nprefix = \"/three\"\nupstream = \"{}\"\ncredential = \"nope\"\n",
-        up.url()
-    );
-    child.rewrite_config(&config(&broken, ""));
+    let broken = config(&both).route(route("/three", &up.url()).credential("nope"));
+    child.rewrite_config(&broken.toml());
     child.signal("HUP");
     let refused = child
         .wait_event(
@@ -142,7 +113,7 @@ async fn sighup_applies_a_new_route_and_refuses_an_invalid_config_while_the_old_
     assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);
     assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
     assert_eq!(get(&format!("http://{addr}/three/x")).await.status, 404);
-    let text = metrics(admin).await;
+    let text = metrics_text(admin).await;
     assert_eq!(
         metric_value(&text, "ims_proxy_config_reloads_total", &[("result", "ok")]),
         Some(1.0)
@@ -160,37 +131,35 @@ async fn sighup_applies_a_new_route_and_refuses_an_invalid_config_while_the_old_
 #[tokio::test]
 async fn with_watch_a_changed_config_file_or_secret_file_is_reloaded() {
     let up = FakeUpstream::start().await;
-    let (dir, _) = write_config("");
+    let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "first-token\n").unwrap();
-    let with_file = |routes: &str| {
-        config(routes, "").replace(
-            "access_token = \"static-token-abc\"",
+    let with_file = |routes: &[Route]| {
+        config(routes).toml().replace(
+            &format!("access_token = \"{STATIC_TOKEN}\""),
             &format!("access_token_file = \"{}\"", token.display()),
         )
     };
-    let child = ChildProxy::spawn(&with_file(&route("/one", &up.url())), &["--watch"]);
+    let one = route("/one", &up.url());
+    let child = ChildProxy::spawn(&with_file(std::slice::from_ref(&one)), &["--watch"]);
     let addr = child.addr().await;
     assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);
 
-    let both = format!("{}{}", route("/one", &up.url()), route("/two", &up.url()));
+    let both = [one, route("/two", &up.url())];
     child.rewrite_config(&with_file(&both));
     child.wait_event("configuration reloaded", WAIT).await;
     assert_eq!(get(&format!("http://{addr}/two/x")).await.status, 200);
 
     // Kubernetes rotates a mounted secret: the new token is used without a signal.
     std::fs::write(&token, "second-token\n").unwrap();
-    let mut rotated = false;
-    for _ in 0..200 {
+    let rotated = poll(WAIT, || async {
         get(&format!("http://{addr}/one/x")).await;
-        if up.requests().last().unwrap().headers["authorization"] == "Bearer second-token" {
-            rotated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let auth = up.requests().last().unwrap().headers["authorization"].clone();
+        (auth == "Bearer second-token").then_some(())
+    })
+    .await;
     assert!(
-        rotated,
+        rotated.is_some(),
         "rotated secret file not picked up; stderr:\n{}",
         child.stderr()
     );
@@ -198,34 +167,14 @@ async fn with_watch_a_changed_config_file_or_secret_file_is_reloaded() {
 
 #[tokio::test]
 async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
-    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let up = FakeUpstream::with_handler(move |_req| {
-        let rx = release_rx.clone();
-        async move {
-            let first = futures_util::stream::once(async {
-                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"first,")))
-            });
-            let rest = futures_util::stream::once(async move {
-                let mut rx = rx;
-                let _ = rx.wait_for(|r| *r).await;
-                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"last")))
-            });
-            http::Response::new(BodyExt::boxed(StreamBody::new(first.chain(rest))))
-        }
-    })
-    .await;
-    let mut child = ChildProxy::spawn(&config(&route("/api", &up.url()), ""), &[]);
+    let up = FakeUpstream::held_midway(b"first,", b"last").await;
+    let mut child = ChildProxy::spawn(&config(&[route("/api", &up.url())]).toml(), &[]);
     let addr = child.addr().await;
     let admin = child.admin_addr().await;
 
-    let resp = h1_client()
-        .request(
-            Request::get(format!("http://{addr}/api/stream"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = Req::get(format!("http://{addr}/api/stream"))
+        .response()
+        .await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -236,21 +185,20 @@ async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     // Draining: not ready, and no new connections.
     let ready = get(&format!("http://{admin}/readyz")).await;
     assert_eq!(ready.status, 503);
-    let mut refused = false;
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused, "the listener still accepts after SIGTERM");
+    let refused = poll(WAIT, || async {
+        tokio::net::TcpStream::connect(addr).await.err()
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the listener still accepts after SIGTERM"
+    );
     assert!(
         child.wait_exit_now().is_none(),
         "exited with a stream in flight"
     );
 
-    release_tx.send(true).unwrap();
+    up.release();
     let mut rest = Vec::new();
     while let Some(f) = body.frame().await {
         if let Ok(d) = f.unwrap().into_data() {
@@ -262,32 +210,27 @@ async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0), "stderr:\n{}", child.stderr());
 }
 
-async fn check_online(toml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let (_dir, path) = write_config(toml);
-    let mut cmd = tokio::process::Command::from(command(&path));
-    cmd.arg("check").arg("--online");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(WAIT, cmd.output())
+async fn check_online(config: &ProxyToml) -> Output {
+    Cli::new()
+        .json_logs("info")
+        .config(&config.toml())
+        .args(["check", "--online"])
+        .output()
         .await
-        .expect("check finishes")
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+}
+
+/// `[client]` trusting `pki`'s CA.
+fn trusting(config: ProxyToml, pki: &TestPki) -> ProxyToml {
+    config.client(&format!("ca_file = \"{}\"", pki.ca_path()))
 }
 
 #[tokio::test]
 async fn check_online_reports_each_credential_and_route_and_exits_0_when_all_work() {
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
-    let toml = config(
-        &route("/api", &up.url()),
-        &format!("[client]\nca_file = \"{}\"\n", pki.ca_path()),
-    );
-    let (code, out) = check_online(&toml, &[]).await;
+    let Output {
+        code, stdout: out, ..
+    } = check_online(&trusting(config(&[route("/api", &up.url())]), &pki)).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("credential cred: ok (static, token does not expire)"),
@@ -306,16 +249,14 @@ async fn check_online_reports_each_credential_and_route_and_exits_0_when_all_wor
 #[tokio::test]
 async fn check_online_exits_1_naming_the_route_that_fails() {
     let up = FakeUpstream::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let routes = format!(
-        "{}{}",
+    let closed = unused_addr();
+    let routes = [
         route("/good", &up.url()),
-        route("/bad", &format!("http://{closed}"))
-    );
-    let (code, out) = check_online(&config(&routes, ""), &[]).await;
+        route("/bad", &format!("http://{closed}")),
+    ];
+    let Output {
+        code, stdout: out, ..
+    } = check_online(&config(&routes)).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("route /good -> "), "{out}");
     // `check` first prints the resolved routes, then the online results.
@@ -331,17 +272,12 @@ async fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
     let corp = ConnectProxy::start().await;
     let port = up.addr.port();
     // Same upstream under two names: 127.0.0.1 goes through the proxy, localhost is exempt.
-    let routes = format!(
-        "{}{}",
+    let routes = [
         route("/via", &format!("https://127.0.0.1:{port}")),
-        route("/direct", &format!("https://localhost:{port}"))
-    );
-    let toml = config(
-        &routes,
-        &format!("[client]\nca_file = \"{}\"\n", pki.ca_path()),
-    );
+        route("/direct", &format!("https://localhost:{port}")),
+    ];
     let child = ChildProxy::spawn_with_env(
-        &toml,
+        &trusting(config(&routes), &pki).toml(),
         &[],
         &[("HTTPS_PROXY", &corp.url()), ("NO_PROXY", "localhost")],
     );

@@ -1,41 +1,29 @@
 //! Limits: a client that exceeds one gets an error; nothing is forwarded; others are unaffected.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::raw::raw_send;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
+/// The proxy with `[server.limits]` set to `limits` and route `/api` with `route_extra`.
 async fn limited(up: &FakeUpstream, limits: &str, route_extra: &str) -> ims_proxy::Running {
-    let toml = format!(
-        "[server.limits]\n{limits}\n{}",
-        static_route("/api", route_extra, &up.url())
-    );
-    start_proxy(&toml).await
-}
-
-fn get_req(url: String) -> Request<Full<Bytes>> {
-    Request::get(url).body(Full::default()).expect("request")
+    static_proxy(Route::new("/api").upstream(up.url()).extra(route_extra))
+        .section(&format!("[server.limits]\n{limits}"))
+        .start()
+        .await
 }
 
 #[tokio::test]
 async fn headers_larger_than_the_limit_get_431_and_nothing_is_forwarded() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "max_header_size = \"1 KiB\"", "").await;
-    let req = Request::get(proxy_url(&p, "/api/x"))
-        .header("x-big", "a".repeat(2000))
-        .body(Full::<Bytes>::default())
-        .expect("request");
-    let got = send(&h1_client(), req).await;
+    let got = Req::get(proxy_url(&p, "/api/x"))
+        .header("x-big", &"a".repeat(2000))
+        .send()
+        .await;
     assert_eq!(got.status, 431);
     assert_eq!(got.json()["error_code"], "headers_too_large");
     assert_eq!(up.count(), 0);
@@ -60,15 +48,10 @@ async fn a_request_head_beyond_the_read_buffer_gets_431_and_the_connection_close
 async fn too_many_headers_get_431_and_nothing_is_forwarded() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "max_headers = 10", "").await;
-    let mut b = Request::get(proxy_url(&p, "/api/x"));
-    for i in 0..20 {
-        b = b.header(format!("x-h{i}"), "v");
-    }
-    let got = send(
-        &h1_client(),
-        b.body(Full::<Bytes>::default()).expect("request"),
-    )
-    .await;
+    let req = (0..20).fold(Req::get(proxy_url(&p, "/api/x")), |r, i| {
+        r.header(&format!("x-h{i}"), "v")
+    });
+    let got = req.send().await;
     assert_eq!(got.status, 431);
     assert_eq!(up.count(), 0);
 }
@@ -87,10 +70,10 @@ async fn a_uri_longer_than_the_limit_gets_414_and_nothing_is_forwarded() {
 async fn a_declared_body_over_the_routes_limit_gets_413_before_the_upstream_is_contacted() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "max_body_size = 16").await;
-    let req = Request::post(proxy_url(&p, "/api/x"))
-        .body(Full::new(Bytes::from(vec![b'x'; 100])))
-        .expect("request");
-    let got = send(&h1_client(), req).await;
+    let got = Req::post(proxy_url(&p, "/api/x"))
+        .body(vec![b'x'; 100])
+        .send()
+        .await;
     assert_eq!(got.status, 413);
     assert_eq!(got.json()["error_code"], "payload_too_large");
     assert_eq!(up.connections(), 0);
@@ -100,10 +83,11 @@ async fn a_declared_body_over_the_routes_limit_gets_413_before_the_upstream_is_c
 async fn a_body_exactly_at_the_limit_is_forwarded() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "max_body_size = \"16B\"").await;
-    let req = Request::post(proxy_url(&p, "/api/x"))
-        .body(Full::new(Bytes::from(vec![b'x'; 16])))
-        .expect("request");
-    assert_eq!(send(&h1_client(), req).await.status, 200);
+    let got = Req::post(proxy_url(&p, "/api/x"))
+        .body(vec![b'x'; 16])
+        .send()
+        .await;
+    assert_eq!(got.status, 200);
     assert_eq!(up.only_request().body.len(), 16);
 }
 
@@ -111,10 +95,11 @@ async fn a_body_exactly_at_the_limit_is_forwarded() {
 async fn the_server_wide_body_limit_applies_to_routes_without_their_own() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "max_body_size = 8", "").await;
-    let req = Request::post(proxy_url(&p, "/api/x"))
-        .body(Full::new(Bytes::from(vec![b'x'; 9])))
-        .expect("request");
-    assert_eq!(send(&h1_client(), req).await.status, 413);
+    let got = Req::post(proxy_url(&p, "/api/x"))
+        .body(vec![b'x'; 9])
+        .send()
+        .await;
+    assert_eq!(got.status, 413);
     assert_eq!(up.count(), 0);
 }
 
@@ -135,19 +120,18 @@ async fn a_streamed_body_that_grows_past_the_limit_gets_413_and_never_arrives_wh
     })
     .await;
     let p = limited(&up, "", "max_body_size = 64").await;
-    let mut conn = TcpStream::connect(p.addr).await.expect("connect");
-    conn.write_all(
-        b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n",
-    )
-    .await
-    .expect("write");
+    let mut conn = RawConn::connect(p.addr).await;
+    assert!(
+        conn.write(
+            b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n"
+        )
+        .await
+    );
     assert!(eventually(DEADLINE, || started.load(Ordering::SeqCst) == 1).await);
     let big = format!("64\r\n{}\r\n0\r\n\r\n", "y".repeat(100));
-    let _ = conn.write_all(big.as_bytes()).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(DEADLINE, conn.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    conn.write(big.as_bytes()).await;
+    let reply = conn.read_to_close(DEADLINE).await;
+    assert_eq!(reply.status(), Some(413), "{}", reply.text);
     assert_eq!(
         complete.load(Ordering::SeqCst),
         0,
@@ -196,22 +180,17 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
 }
 
 /// Sends one keep-alive request and reads its whole response, leaving the connection open.
-async fn keep_alive_request(addr: std::net::SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n")
-        .await
-        .expect("write");
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&out).contains("{\"ok\":true}") {
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
-            .await
-            .expect("response in time")
-            .expect("read");
-        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&out));
-        out.extend_from_slice(&buf[..n]);
-    }
-    s
+async fn keep_alive_request(addr: std::net::SocketAddr) -> RawConn {
+    let mut conn = RawConn::connect(addr).await;
+    assert!(conn.write(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n").await);
+    let whole = conn
+        .read_until(DEADLINE, |b| {
+            String::from_utf8_lossy(b).contains("{\"ok\":true}")
+        })
+        .await;
+    assert!(whole, "no whole response in time: {}", conn.text());
+    assert!(!conn.closed(), "closed early: {}", conn.text());
+    conn
 }
 
 #[tokio::test]
@@ -226,24 +205,17 @@ async fn connections_beyond_the_maximum_get_503_and_a_freed_slot_is_reused() {
     assert!(reply.closed);
     assert_eq!(up.count(), 2);
     drop(a);
-    let end = Instant::now() + DEADLINE;
-    loop {
+    let reused = poll(DEADLINE, || async {
         let r = raw_send(
             p.addr,
             b"GET /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
             DEADLINE,
         )
         .await;
-        if r.status() == Some(200) {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "the freed slot was never reused: {}",
-            r.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (r.status() == Some(200)).then_some(())
+    })
+    .await;
+    assert!(reused.is_some(), "the freed slot was never reused");
 }
 
 fn h2_preface() -> Vec<u8> {
@@ -275,27 +247,18 @@ fn parse_frames(mut b: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
     out
 }
 
+/// Writes `raw` and reads frames until a GOAWAY (or, after a bare preface, the server's
+/// SETTINGS), the connection closes, or the deadline passes.
 async fn h2_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(raw).await.expect("write");
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    let _ = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-            if parse_frames(&out)
-                .iter()
-                .any(|f| f.0 == 7 || f.0 == 4 && f.1 == 0 && raw.len() <= 33)
-            {
-                return;
-            }
-        }
+    let mut conn = RawConn::connect(addr).await;
+    assert!(conn.write(raw).await);
+    conn.read_until(DEADLINE, |b| {
+        parse_frames(b)
+            .iter()
+            .any(|f| f.0 == 7 || f.0 == 4 && f.1 == 0 && raw.len() <= 33)
     })
     .await;
-    parse_frames(&out)
+    parse_frames(conn.received())
 }
 
 #[tokio::test]
@@ -330,7 +293,7 @@ async fn an_http2_rapid_reset_flood_gets_goaway_and_other_clients_are_served() {
     let goaway = frames.iter().find(|f| f.0 == 7).expect("a GOAWAY frame");
     let code = u32::from_be_bytes([goaway.3[4], goaway.3[5], goaway.3[6], goaway.3[7]]);
     assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
-    let req = get_req(proxy_url(&p, "/api/after"));
-    assert_eq!(send(&h2c_client(), req).await.status, 200);
+    let got = Req::get(proxy_url(&p, "/api/after")).h2().send().await;
+    assert_eq!(got.status, 200);
     assert_eq!(up.count(), 1);
 }

@@ -1,7 +1,5 @@
 //! `[server.tls]`: HTTPS on the listener, mutual TLS, certificates reloaded with the snapshot.
 
-mod support;
-
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -40,11 +38,11 @@ impl Setup {
         } else {
             String::new()
         };
-        let toml = format!(
-            "[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n{client_ca}\n{}",
-            static_route("/api", "", &self.up.url())
-        );
-        let mut c = Config::from_toml(&toml).expect("config");
+        let tls =
+            format!("[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n{client_ca}");
+        let mut c = static_proxy(Route::new("/api").upstream(self.up.url()))
+            .section(&tls)
+            .parse();
         c.server.listen = "127.0.0.1:0".into();
         c
     }
@@ -107,7 +105,7 @@ async fn plain_http_to_a_tls_listener_is_not_served() {
     let p = ims_proxy::start(&s.config("server-a", false))
         .await
         .expect("start");
-    let reply = raw::raw_send(
+    let reply = raw_send(
         p.addr,
         b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n",
         Duration::from_secs(10),

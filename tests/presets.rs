@@ -1,39 +1,28 @@
 //! Each Adobe preset sends what that API requires, to the path it expects. An explicit
 //! `upstream` replaces the preset's base URL, so the fake upstream stands in for Adobe.
 
-mod support;
-
 use support::*;
 
-fn preset_config(api: &str, up: &FakeUpstream, extra: &str) -> String {
-    format!(
-        r#"
-[credentials.adobe]
-type = "static"
-access_token = "tok-xyz"
-client_id = "api-key-1"
-org_id = "ORG1@AdobeOrg"
-
-[[routes]]
-prefix = "/p"
-api = "{api}"
-upstream = "{}/base"
-credential = "adobe"
-{extra}
-"#,
-        up.url()
-    )
-}
-
+/// One request through route `/p` with preset `api` (and `extra`) to a fake upstream's
+/// `/base`, checked for what every preset sends; what the upstream received.
 async fn one_request(api: &str, extra: &str) -> Recorded {
     let up = FakeUpstream::start().await;
-    let p = start_proxy(&preset_config(api, &up, extra)).await;
+    let route = Route::new("/p")
+        .api(api)
+        .upstream(format!("{}/base", up.url()))
+        .credential("adobe")
+        .extra(extra);
+    let p = ProxyToml::new()
+        .static_credential("adobe")
+        .route(route)
+        .start()
+        .await;
     let got = get(&proxy_url(&p, "/p/some/path?a=1")).await;
     assert_eq!(got.status, 200);
     let r = up.only_request();
     assert_eq!(r.target, "/base/some/path?a=1");
-    assert_eq!(r.headers["authorization"], "Bearer tok-xyz");
-    assert_eq!(r.headers["x-api-key"], "api-key-1");
+    assert_eq!(r.headers["authorization"], format!("Bearer {STATIC_TOKEN}"));
+    assert_eq!(r.headers["x-api-key"], STATIC_CLIENT_ID);
     r
 }
 
@@ -54,13 +43,13 @@ async fn audience_manager_sends_no_org_id() {
 #[tokio::test]
 async fn cloud_manager_sends_the_org_id() {
     let r = one_request("cloud-manager", "").await;
-    assert_eq!(r.headers["x-gw-ims-org-id"], "ORG1@AdobeOrg");
+    assert_eq!(r.headers["x-gw-ims-org-id"], STATIC_ORG);
 }
 
 #[tokio::test]
 async fn privacy_sends_the_org_id() {
     let r = one_request("privacy", "").await;
-    assert_eq!(r.headers["x-gw-ims-org-id"], "ORG1@AdobeOrg");
+    assert_eq!(r.headers["x-gw-ims-org-id"], STATIC_ORG);
 }
 
 #[tokio::test]
@@ -72,42 +61,19 @@ async fn a_route_header_overrides_the_presets_header_of_the_same_name() {
 
 #[test]
 fn presets_resolve_to_adobes_production_hosts() {
-    let toml = r#"
-[credentials.c]
-type = "static"
-access_token = "t"
-client_id = "id"
-org_id = "O@AdobeOrg"
-
-[[routes]]
-prefix = "/campaign"
-api = "campaign"
-tenant = "acme"
-credential = "c"
-
-[[routes]]
-prefix = "/campaign-stage"
-api = "campaign"
-tenant = "acme"
-stage = true
-credential = "c"
-
-[[routes]]
-prefix = "/aam"
-api = "audience-manager"
-credential = "c"
-
-[[routes]]
-prefix = "/cloudmanager"
-api = "cloud-manager"
-credential = "c"
-
-[[routes]]
-prefix = "/privacy"
-api = "privacy"
-credential = "c"
-"#;
-    let config = ims_proxy::config::Config::from_toml(toml).unwrap();
+    let campaign = |prefix: &str| {
+        Route::new(prefix)
+            .api("campaign")
+            .extra("tenant = \"acme\"")
+    };
+    let config = ProxyToml::new()
+        .static_credential("cred")
+        .route(campaign("/campaign"))
+        .route(campaign("/campaign-stage").extra("stage = true"))
+        .route(Route::new("/aam").api("audience-manager"))
+        .route(Route::new("/cloudmanager").api("cloud-manager"))
+        .route(Route::new("/privacy").api("privacy"))
+        .parse();
     let s = ims_proxy::Snapshot::build(&config, None).unwrap();
     let d = s.describe();
     for line in [

@@ -1,16 +1,21 @@
 //! Adobe's own 429s pass through untouched; the proxy's per-route limits queue, then refuse
 //! with 429 `rate_limited` and `Retry-After`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 use support::*;
 
-const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn metrics_text(p: &ims_proxy::Running) -> String {
-    let url = format!("http://{}/metrics", p.admin_addr.expect("admin"));
-    String::from_utf8_lossy(&get(&url).await.body).into_owned()
+/// The proxy with one route, `prefix` with `extra`, and an admin listener.
+async fn limited(prefix: &str, extra: &str, up: &FakeUpstream) -> ims_proxy::Running {
+    static_proxy(Route::new(prefix).upstream(up.url()).extra(extra))
+        .admin()
+        .start()
+        .await
+}
+
+async fn metrics(p: &ims_proxy::Running) -> String {
+    metrics_text(p.admin_addr.expect("admin listener")).await
 }
 
 /// Also the core's rule that upstream 4xx/5xx answers reach the client unchanged.
@@ -27,7 +32,9 @@ async fn an_upstream_429_and_its_retry_after_pass_through_untouched() {
             .unwrap()
     })
     .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 429);
     assert_eq!(got.header("retry-after"), Some("7"));
@@ -46,7 +53,7 @@ async fn over_the_rate_a_request_that_cannot_wait_gets_429_rate_limited_with_ret
     let up = FakeUpstream::start().await;
     let route = "/rl-refuse";
     let extra = "rate_limit = { per_second = 0.1, burst = 1 }\nqueue_timeout = \"1s\"";
-    let p = start_proxy(&format!("{ADMIN}{}", static_route(route, extra, &up.url()))).await;
+    let p = limited(route, extra, &up).await;
     assert_eq!(get(&proxy_url(&p, "/rl-refuse/a")).await.status, 200);
     let started = Instant::now();
     let got = get(&proxy_url(&p, "/rl-refuse/b")).await;
@@ -57,7 +64,7 @@ async fn over_the_rate_a_request_that_cannot_wait_gets_429_rate_limited_with_ret
     assert_eq!(got.header("content-type"), Some("application/json"));
     assert_eq!(got.json()["error_code"], "rate_limited");
     assert_eq!(up.count(), 1);
-    let text = metrics_text(&p).await;
+    let text = metrics(&p).await;
     assert_eq!(
         metric_value(&text, "ims_proxy_rate_limited_total", &[("route", route)]),
         Some(1.0)
@@ -76,7 +83,7 @@ async fn over_the_rate_a_request_that_cannot_wait_gets_429_rate_limited_with_ret
 async fn requests_over_the_rate_wait_in_the_queue_and_all_go_through() {
     let up = FakeUpstream::start().await;
     let extra = "rate_limit = { per_second = 5, burst = 1 }\nqueue_timeout = \"5s\"";
-    let p = start_proxy(&static_route("/rl-queue", extra, &up.url())).await;
+    let p = limited("/rl-queue", extra, &up).await;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..3 {
@@ -93,37 +100,26 @@ async fn requests_over_the_rate_wait_in_the_queue_and_all_go_through() {
 
 #[tokio::test]
 async fn max_concurrent_queues_up_to_queue_size_then_refuses() {
-    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let up = FakeUpstream::with_handler(move |_req| {
-        let mut rx = release_rx.clone();
-        async move {
-            let _ = rx.wait_for(|r| *r).await;
-            http::Response::new(full("done"))
-        }
-    })
-    .await;
+    let up = FakeUpstream::held().await;
     let route = "/rl-conc";
     let extra = "max_concurrent = 1\nqueue_size = 1\nqueue_timeout = \"10s\"";
-    let p = start_proxy(&format!("{ADMIN}{}", static_route(route, extra, &up.url()))).await;
+    let p = limited(route, extra, &up).await;
     let first = tokio::spawn(get_owned(proxy_url(&p, "/rl-conc/1")));
-    assert!(eventually(Duration::from_secs(10), || up.count() == 1).await);
+    assert!(eventually(DEADLINE, || up.count() == 1).await);
     let second = tokio::spawn(get_owned(proxy_url(&p, "/rl-conc/2")));
-    let mut queued = false;
-    for _ in 0..500 {
-        let text = metrics_text(&p).await;
-        if metric_value(&text, "ims_proxy_rate_limit_queued", &[("route", route)]) == Some(1.0) {
-            queued = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(queued, "the second request never queued");
+    let queued = poll(DEADLINE, || async {
+        let text = metrics(&p).await;
+        let queued = metric_value(&text, "ims_proxy_rate_limit_queued", &[("route", route)]);
+        (queued == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(queued.is_some(), "the second request never queued");
     let third = get(&proxy_url(&p, "/rl-conc/3")).await;
     assert_eq!(third.status, 429);
     assert_eq!(third.json()["error_code"], "rate_limited");
     assert!(third.header("retry-after").is_some());
     assert_eq!(up.count(), 1, "queued request went out over max_concurrent");
-    release_tx.send(true).unwrap();
+    up.release();
     assert_eq!(first.await.unwrap(), 200);
     assert_eq!(second.await.unwrap(), 200);
     assert_eq!(up.count(), 2);
@@ -146,9 +142,7 @@ async fn invalid_limits_are_config_errors_naming_the_key() {
         ),
         ("max_concurrent = 0", "routes[0].max_concurrent"),
     ] {
-        let cfg =
-            ims_proxy::config::Config::from_toml(&static_route("/a", extra, "http://x")).unwrap();
-        let err = ims_proxy::Snapshot::build(&cfg, None).unwrap_err();
+        let err = static_proxy(Route::new("/a").upstream("http://x").extra(extra)).build_error();
         assert_eq!(err.key, key);
     }
 }

@@ -1,26 +1,31 @@
 //! Credentials stay bound to their route's upstream: the proxy never follows a redirect, and
 //! nothing the client sends can point the token at another host.
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use support::*;
+
+/// An upstream that answers every request with `status` and `Location: location`.
+async fn redirecting(status: u16, location: String) -> FakeUpstream {
+    FakeUpstream::responding(move |_| {
+        http::Response::builder()
+            .status(status)
+            .header("location", location.clone())
+            .body(full(""))
+            .expect("response")
+    })
+    .await
+}
+
+async fn proxy_to(up: &FakeUpstream) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await
+}
 
 #[tokio::test]
 async fn a_redirect_to_another_host_reaches_the_client_and_no_token_reaches_that_host() {
     let elsewhere = FakeUpstream::start().await;
-    let target = format!("{}/steal", elsewhere.url());
-    let up = FakeUpstream::responding(move |_| {
-        http::Response::builder()
-            .status(302)
-            .header("location", target.clone())
-            .body(full(""))
-            .expect("response")
-    })
-    .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let up = redirecting(302, format!("{}/steal", elsewhere.url())).await;
+    let p = proxy_to(&up).await;
     let got = get(&proxy_url(&p, "/api/x")).await;
     assert_eq!(got.status, 302);
     assert_eq!(
@@ -38,20 +43,13 @@ async fn a_redirect_to_another_host_reaches_the_client_and_no_token_reaches_that
 #[tokio::test]
 async fn a_307_with_a_body_is_not_replayed_anywhere() {
     let elsewhere = FakeUpstream::start().await;
-    let target = format!("{}/again", elsewhere.url());
-    let up = FakeUpstream::responding(move |_| {
-        http::Response::builder()
-            .status(307)
-            .header("location", target.clone())
-            .body(full(""))
-            .expect("response")
-    })
-    .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
-    let req = Request::post(proxy_url(&p, "/api/x"))
-        .body(Full::new(Bytes::from_static(b"payload")))
-        .expect("request");
-    assert_eq!(send(&h1_client(), req).await.status, 307);
+    let up = redirecting(307, format!("{}/again", elsewhere.url())).await;
+    let p = proxy_to(&up).await;
+    let got = Req::post(proxy_url(&p, "/api/x"))
+        .body("payload")
+        .send()
+        .await;
+    assert_eq!(got.status, 307);
     assert_eq!(elsewhere.connections(), 0);
 }
 
@@ -59,12 +57,12 @@ async fn a_307_with_a_body_is_not_replayed_anywhere() {
 async fn the_clients_host_header_does_not_choose_the_upstream() {
     let elsewhere = FakeUpstream::start().await;
     let up = FakeUpstream::start().await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
-    let req = Request::get(proxy_url(&p, "/api/x"))
-        .header("host", elsewhere.addr.to_string())
-        .body(Full::<Bytes>::default())
-        .expect("request");
-    assert_eq!(send(&h1_client(), req).await.status, 200);
+    let p = proxy_to(&up).await;
+    let got = Req::get(proxy_url(&p, "/api/x"))
+        .header("host", &elsewhere.addr.to_string())
+        .send()
+        .await;
+    assert_eq!(got.status, 200);
     let r = up.only_request();
     assert_eq!(r.headers["host"], up.addr.to_string());
     assert_eq!(elsewhere.connections(), 0);

@@ -1,32 +1,34 @@
 //! What a new snapshot keeps from the one it replaces: the warm upstream connection pool, as
 //! long as the `[client]` settings did not change.
 
-mod support;
-
-use ims_proxy::config::Config;
 use ims_proxy::Snapshot;
 use std::sync::Arc;
 use support::*;
 
-/// Builds a snapshot from `toml` on top of the running one and swaps it in, as a reload does.
-fn swap_in(p: &ims_proxy::Running, toml: &str) {
-    let mut config = Config::from_toml(toml).expect("config");
+/// Builds a snapshot from `config` on top of the running one and swaps it in, as a reload
+/// does.
+fn swap_in(p: &ims_proxy::Running, config: &ProxyToml) {
+    let mut config = config.parse();
     config.server.listen = "127.0.0.1:0".into();
     let current = p.shared().snapshot.load_full();
     let next = Snapshot::build(&config, Some(&current)).expect("snapshot");
     p.shared().snapshot.store(Arc::new(next));
 }
 
+fn api(up: &FakeUpstream) -> ProxyToml {
+    static_proxy(Route::new("/api").upstream(up.url()))
+}
+
 #[tokio::test]
 async fn a_reload_that_leaves_client_settings_alone_keeps_upstream_connections() {
     let up = FakeUpstream::start().await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let p = api(&up).start().await;
     assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
 
-    swap_in(
-        &p,
-        &static_route("/api", r#"headers = { "X-Reloaded" = "yes" }"#, &up.url()),
-    );
+    let reloaded = Route::new("/api")
+        .upstream(up.url())
+        .extra(r#"headers = { "X-Reloaded" = "yes" }"#);
+    swap_in(&p, &static_proxy(reloaded));
     assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
 
     let r = up.requests();
@@ -37,14 +39,10 @@ async fn a_reload_that_leaves_client_settings_alone_keeps_upstream_connections()
 #[tokio::test]
 async fn a_reload_that_changes_client_settings_starts_a_new_pool() {
     let up = FakeUpstream::start().await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let p = api(&up).start().await;
     assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
 
-    let changed = format!(
-        "[client]\nrequest_timeout = \"30s\"\n{}",
-        static_route("/api", "", &up.url())
-    );
-    swap_in(&p, &changed);
+    swap_in(&p, &api(&up).client("request_timeout = \"30s\""));
     assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
     assert_eq!(up.connections(), 2);
 }

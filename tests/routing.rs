@@ -1,31 +1,23 @@
 //! Which route a request takes, and what is refused before anything is forwarded.
 
-mod support;
-
+use std::time::Duration;
 use support::*;
 
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// `/campaign` to `a`'s `/short` and `/campaign/special/` to `b`'s `/long`.
 async fn two_routes(a: &FakeUpstream, b: &FakeUpstream) -> ims_proxy::Running {
-    start_proxy(&format!(
-        r#"
-[credentials.cred]
-type = "static"
-access_token = "t"
-client_id = "c"
+    ProxyToml::new()
+        .static_credential("cred")
+        .route(Route::new("/campaign").upstream(format!("{}/short", a.url())))
+        .route(Route::new("/campaign/special/").upstream(format!("{}/long", b.url())))
+        .start()
+        .await
+}
 
-[[routes]]
-prefix = "/campaign"
-upstream = "{}/short"
-credential = "cred"
-
-[[routes]]
-prefix = "/campaign/special/"
-upstream = "{}/long"
-credential = "cred"
-"#,
-        a.url(),
-        b.url()
-    ))
-    .await
+/// Sends `raw` to the proxy and reads until it closes.
+async fn exchange(p: &ims_proxy::Running, raw: &str) -> String {
+    raw_send(p.addr, raw.as_bytes(), DEADLINE).await.text
 }
 
 #[tokio::test]
@@ -71,7 +63,7 @@ async fn dot_segments_climbing_above_the_base_are_refused_and_not_forwarded() {
         "/campaign/..%2f..%2fx",
     ] {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let resp = raw_exchange(p.addr, raw.as_bytes()).await;
+        let resp = exchange(&p, &raw).await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
         assert!(
             resp.contains("\"error_code\":\"bad_request\""),
@@ -86,7 +78,7 @@ async fn dot_segments_that_stay_inside_the_base_are_forwarded_byte_for_byte() {
     let (a, b) = (FakeUpstream::start().await, FakeUpstream::start().await);
     let p = two_routes(&a, &b).await;
     let raw = "GET /campaign/a/../b/./c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let resp = raw_exchange(p.addr, raw.as_bytes()).await;
+    let resp = exchange(&p, raw).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert_eq!(a.only_request().target, "/short/a/../b/./c");
 }
@@ -99,7 +91,7 @@ async fn absolute_form_targets_are_refused_so_this_is_never_an_open_proxy() {
         "GET http://{}/campaign/x HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         a.addr, a.addr
     );
-    let resp = raw_exchange(p.addr, raw.as_bytes()).await;
+    let resp = exchange(&p, &raw).await;
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
     assert_eq!(a.count() + b.count(), 0);
 }
@@ -112,7 +104,7 @@ async fn connect_is_refused() {
         "CONNECT {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         a.addr, a.addr
     );
-    let resp = raw_exchange(p.addr, raw.as_bytes()).await;
+    let resp = exchange(&p, &raw).await;
     assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
     assert_eq!(a.count() + b.count(), 0);
 }

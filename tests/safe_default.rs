@@ -1,7 +1,7 @@
 //! Safe by default: beyond loopback, someone must be checking who calls; and secret files
 //! readable by others are named in a warning.
 
-use std::process::Command;
+use support::{Cli, Output};
 
 const BASE: &str = r#"
 [credentials.cred]
@@ -15,13 +15,9 @@ upstream = "http://127.0.0.1:1"
 credential = "cred"
 "#;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn check(server: &str, extra: &str, token_mode: u32) -> Run {
+/// `check` with `[server]` set to `server`, `extra` appended, and the token file in mode
+/// `token_mode`.
+fn check(server: &str, extra: &str, token_mode: u32) -> Output {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let token = dir.path().join("token");
@@ -31,30 +27,17 @@ fn check(server: &str, extra: &str, token_mode: u32) -> Run {
         "[server]\n{server}\n{}\n{extra}",
         BASE.replace("TOKEN_FILE", &token.display().to_string())
     );
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(&path, toml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["--log-format", "text", "check", "--config"])
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Cli::new()
+        .args(["--log-format", "text", "check"])
+        .config(&toml)
+        .run()
 }
 
 #[test]
 fn listening_beyond_loopback_without_authentication_is_a_config_error() {
     let r = check("listen = \"0.0.0.0:8080\"", "", 0o600);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default();
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let line = r.error_line();
     assert!(
         line.starts_with("error: server.listen: 0.0.0.0:8080 is reachable from other hosts"),
         "{line}"
@@ -74,7 +57,7 @@ fn listening_on_loopback_needs_no_authentication() {
         "127.8.9.10:8080",
     ] {
         let r = check(&format!("listen = \"{listen}\""), "", 0o600);
-        assert_eq!(r.code, 0, "{listen}: {}", r.stderr);
+        assert_eq!(r.code, Some(0), "{listen}: {}", r.stderr);
     }
 }
 
@@ -85,21 +68,21 @@ fn allow_unauthenticated_lets_the_operator_choose_an_open_listener() {
         "",
         0o600,
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
 
 #[test]
 fn client_keys_make_a_non_loopback_listener_acceptable() {
     let extra = "[[clients]]\nname = \"job\"\nkey = \"0123456789abcdef0123456789\"\n";
     let r = check("listen = \"0.0.0.0:8080\"", extra, 0o600);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("clients: 1"), "{}", r.stdout);
 }
 
 #[test]
 fn a_secret_file_readable_by_others_produces_a_warning_naming_it() {
     let r = check("listen = \"127.0.0.1:8080\"", "", 0o644);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let warning = r
         .stderr
         .lines()
@@ -115,20 +98,19 @@ fn a_secret_file_readable_by_others_produces_a_warning_naming_it() {
 
 #[test]
 fn a_private_secret_file_produces_no_warning() {
-    let r = check("listen = \"127.0.0.1:8080\"", "", 0o600);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        !r.stderr.contains("readable by group or others"),
-        "{}",
-        r.stderr
-    );
+    assert_no_permission_warning(0o600);
 }
 
 #[test]
 fn a_secret_file_readable_only_by_our_own_group_produces_no_warning() {
     // Kubernetes mounts secrets 0440 with the pod's fsGroup: private to the process.
-    let r = check("listen = \"127.0.0.1:8080\"", "", 0o640);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_no_permission_warning(0o640);
+}
+
+/// `check` on loopback with the token file in `token_mode` passes without a warning.
+fn assert_no_permission_warning(token_mode: u32) {
+    let r = check("listen = \"127.0.0.1:8080\"", "", token_mode);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         !r.stderr.contains("readable by group or others"),
         "{}",
@@ -158,7 +140,7 @@ fn a_client_key_file_readable_by_another_group_produces_a_warning_naming_it() {
         key.display()
     );
     let r = check("listen = \"127.0.0.1:8080\"", &extra, 0o600);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr
             .lines()

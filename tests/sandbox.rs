@@ -1,8 +1,6 @@
 //! The sandbox refuses what Adobe would refuse, answers each API's shapes, and works as the
 //! IMS and upstream behind ims-proxy, for both credential types.
 
-mod support;
-
 use ims_proxy::sandbox::ims::{FailWhen, Failure};
 use ims_proxy::sandbox::Sandbox;
 use std::time::{Duration, Instant};
@@ -53,14 +51,12 @@ async fn an_expired_token_is_refused() {
     assert!(s.sandbox.ims().validate_token(&token).is_some());
     let mut b = String::new();
     let headers = auth(&token, &mut b);
-    let end = Instant::now() + Duration::from_secs(10);
-    let got = loop {
+    let got = poll(Duration::from_secs(10), || async {
         let got = s.call("GET", CAMPAIGN, &headers, "").await;
-        if got.status != 200 || Instant::now() > end {
-            break got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (got.status != 200).then_some(got)
+    })
+    .await
+    .expect("the token is refused once it has expired");
     assert_eq!(got.status, 401, "{:?}", got.body);
     assert_eq!(error_code(&got), "401013");
 }
@@ -240,23 +236,13 @@ async fn cloud_manager_hal_links_lead_from_programs_to_pipelines_to_executions()
     let pipeline = &pipelines["_embedded"]["pipelines"][0];
     assert_eq!(pipeline["status"], "IDLE");
 
-    let start = |method: &'static str, path: String| {
-        let url = proxy_url(&p, &path);
-        async move {
-            let req = http::Request::builder()
-                .method(method)
-                .uri(url)
-                .body(http_body_util::Full::default())
-                .expect("request");
-            send(&h1_client(), req).await
-        }
-    };
+    let start = |path: &str| Req::put(proxy_url(&p, path)).send();
     let execution_href = href(pipeline, &format!("{REL}/execution"));
-    let started = start("PUT", execution_href.clone()).await;
+    let started = start(&execution_href).await;
     assert_eq!(started.status, 201, "{:?}", started.body);
     let started = started.json();
     assert_eq!(started["status"], "RUNNING");
-    let again = start("PUT", execution_href).await;
+    let again = start(&execution_href).await;
     assert_eq!(again.status, 412, "a running pipeline cannot start again");
     assert_eq!(
         again.header("content-type"),
@@ -290,13 +276,11 @@ async fn privacy_jobs_are_created_then_listed_and_fetched_by_id() {
                    "userIDs": [{"namespace": "email", "value": "ada@example.com", "type": "standard"}]}],
         "regulation": "gdpr",
     });
-    let req = http::Request::post(proxy_url(&p, "/oauth/privacy/jobs"))
+    let created = Req::post(proxy_url(&p, "/oauth/privacy/jobs"))
         .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .expect("request");
-    let created = send(&h1_client(), req).await;
+        .body(body.to_string())
+        .send()
+        .await;
     assert_eq!(created.status, 200, "{:?}", created.body);
     let job_id = created.json()["jobs"][0]["jobId"]
         .as_str()

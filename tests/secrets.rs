@@ -2,15 +2,10 @@
 //! with everything captured; then every capture is scanned for every secret. Extend SECRETS
 //! and the scenarios when a credential type adds its own (IMS-issued tokens, client secrets).
 
-mod support;
-
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use support::logs::{capture_trace, scan};
 use support::*;
 
-const TOKEN: &str = "static-token-abc";
+const TOKEN: &str = STATIC_TOKEN;
 const CLIENT_KEY: &str = "client-key-never-logged-0123";
 const WRONG_KEY: &str = "wrong-key-also-never-logged-987";
 const RESTRICTED_KEY: &str = "restricted-key-never-logged-456";
@@ -28,22 +23,23 @@ fn secrets() -> Vec<(&'static str, &'static str)> {
 async fn no_secret_appears_in_trace_logs_or_error_responses() {
     let logs = capture_trace();
     let up = FakeUpstream::start().await;
-    let toml = format!(
-        "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\"\n\n\
-         [[clients]]\nname = \"restricted\"\nkey = \"{RESTRICTED_KEY}\"\nroutes = [\"/down\"]\n\n\
-         [[routes]]\nprefix = \"/down\"\nupstream = \"http://127.0.0.1:1\"\ncredential = \"cred\"\n\
-         max_body_size = 4\n{}",
-        static_route("/api", "", &up.url())
-    );
-    let p = start_proxy(&toml).await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .route(
+            Route::new("/down")
+                .upstream("http://127.0.0.1:1")
+                .extra("max_body_size = 4"),
+        )
+        .append(&format!(
+            "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\"\n\n\
+             [[clients]]\nname = \"restricted\"\nkey = \"{RESTRICTED_KEY}\"\nroutes = [\"/down\"]"
+        ))
+        .start()
+        .await;
     let mut answers = String::new();
     let call = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static [u8]| {
-        let mut b = Request::builder().method(method).uri(proxy_url(&p, path));
-        for (n, v) in headers {
-            b = b.header(*n, *v);
-        }
-        b.body(Full::new(Bytes::from_static(body)))
-            .expect("request")
+        Req::new(method, proxy_url(&p, path))
+            .headers(headers)
+            .body(body)
     };
     let bearer = format!("Bearer {CLIENT_KEY}");
     let scenarios = vec![
@@ -69,7 +65,7 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
     ];
     let mut statuses = Vec::new();
     for req in scenarios {
-        let got = send(&h1_client(), req).await;
+        let got = req.send().await;
         statuses.push(got.status.as_u16());
         answers.push_str(&format!(
             "{:?}\n{}\n",
@@ -86,7 +82,7 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
     // The upstream got the token: the scan would find a leak if one happened.
     assert_eq!(
         up.requests()[0].headers["authorization"],
-        "Bearer static-token-abc"
+        format!("Bearer {TOKEN}")
     );
     assert_eq!(
         scan(&text, &secrets()),
@@ -102,28 +98,16 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
 
 #[test]
 fn check_at_trace_level_shows_no_secret() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("proxy.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\"\n{}",
-            static_route("/api", "", "http://127.0.0.1:1")
-        ),
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ims-proxy"))
-        .args(["check", "--config"])
-        .arg(&path)
+    let config = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1")).append(&format!(
+        "[[clients]]\nname = \"scanner\"\nkey = \"{CLIENT_KEY}\""
+    ));
+    let out = Cli::new()
+        .arg("check")
+        .config(&config.toml())
         .env("RUST_LOG", "trace")
-        .output()
-        .expect("run");
-    assert!(out.status.success());
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("config ok"), "{all}");
     assert_eq!(scan(&all, &secrets()), Vec::<&str>::new(), "{all}");
 }

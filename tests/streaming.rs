@@ -1,8 +1,6 @@
 //! Bodies stream both ways: large bodies pass intact without being buffered, and a response's
 //! first bytes reach the client before the upstream has finished sending.
 
-mod support;
-
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::Request;
@@ -14,6 +12,12 @@ use support::*;
 
 const CHUNK: usize = 256 * 1024;
 const CHUNKS: usize = 800; // 200 MiB
+
+async fn proxy_to(up: &FakeUpstream) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await
+}
 
 fn chunk(i: usize) -> Bytes {
     Bytes::from(vec![(i % 251) as u8; CHUNK])
@@ -51,7 +55,7 @@ async fn a_200_mib_upload_reaches_the_upstream_intact() {
         http::Response::new(full(format!("{n} {}", hex(h.finalize().as_slice()))))
     })
     .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
+    let p = proxy_to(&up).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<UpBody>();
     let req = Request::put(proxy_url(&p, "/api/upload"))
@@ -74,15 +78,8 @@ async fn a_200_mib_download_reaches_the_client_intact() {
     let up =
         FakeUpstream::with_handler(|_req| async move { http::Response::new(generated_body()) })
             .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
-    let resp = h1_client()
-        .request(
-            Request::get(proxy_url(&p, "/api/download"))
-                .body(Default::default())
-                .unwrap(),
-        )
-        .await
-        .expect("response");
+    let p = proxy_to(&up).await;
+    let resp = Req::get(proxy_url(&p, "/api/download")).response().await;
     let mut body = resp.into_body();
     let mut h = Sha256::new();
     let mut n = 0usize;
@@ -101,33 +98,9 @@ async fn a_200_mib_download_reaches_the_client_intact() {
 
 #[tokio::test]
 async fn the_first_chunk_reaches_the_client_before_the_upstream_sends_the_last() {
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let release_rx = std::sync::Mutex::new(Some(release_rx));
-    let up = FakeUpstream::with_handler(move |_req| {
-        let rx = release_rx.lock().unwrap().take();
-        async move {
-            let first = futures_util::stream::once(async {
-                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"first;")))
-            });
-            let last = futures_util::stream::once(async move {
-                if let Some(rx) = rx {
-                    let _ = rx.await;
-                }
-                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"last")))
-            });
-            http::Response::new(BodyExt::boxed(StreamBody::new(first.chain(last))))
-        }
-    })
-    .await;
-    let p = start_proxy(&static_route("/api", "", &up.url())).await;
-    let resp = h1_client()
-        .request(
-            Request::get(proxy_url(&p, "/api/events"))
-                .body(Default::default())
-                .unwrap(),
-        )
-        .await
-        .expect("response");
+    let up = FakeUpstream::held_midway(b"first;", b"last").await;
+    let p = proxy_to(&up).await;
+    let resp = Req::get(proxy_url(&p, "/api/events")).response().await;
     let mut body = resp.into_body();
     let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
         .await
@@ -135,7 +108,7 @@ async fn the_first_chunk_reaches_the_client_before_the_upstream_sends_the_last()
         .expect("a frame")
         .expect("ok frame");
     assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"first;"));
-    release_tx.send(()).unwrap();
+    up.release();
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest, Bytes::from_static(b"last"));
 }

@@ -2,12 +2,12 @@
 //! (generated once per test binary, since RSA key generation is slow), registered clients,
 //! config snippets, and a fake Adobe API that only accepts tokens the fake IMS issued.
 
-use super::upstream::{full, FakeUpstream};
+use crate::upstream::{full, FakeUpstream};
 use ims_proxy::sandbox::ims::{ClientRegistration, FakeIms, LocalIms};
 use ims_proxy::Secret;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -115,6 +115,12 @@ impl Ims {
     /// `[credentials.NAME]` for the JWT client, with the registered key (PKCS#8).
     pub fn jwt_credential(&self, name: &str, extra: &str) -> String {
         let key = self.file("key.pem", &keys().pkcs8);
+        self.jwt_credential_with_key(name, &key, extra)
+    }
+
+    /// `[credentials.NAME]` for the JWT client, with `private_key_file = key` (which need not
+    /// exist, or hold the registered key).
+    pub fn jwt_credential_with_key(&self, name: &str, key: &Path, extra: &str) -> String {
         format!(
             r#"
 [credentials.{name}]
@@ -147,20 +153,6 @@ ims_url = "{}"
             self.url()
         )
     }
-}
-
-/// `[[routes]]` for `/api` to `upstream` with credential `cred` and an optional preset.
-pub fn route(upstream: &str, api: Option<&str>) -> String {
-    let api = api.map(|a| format!("api = \"{a}\"")).unwrap_or_default();
-    format!(
-        r#"
-[[routes]]
-prefix = "/api"
-upstream = "{upstream}"
-credential = "cred"
-{api}
-"#
-    )
 }
 
 /// A fake Adobe API: 200 for a token the fake IMS issued and that is still valid, otherwise

@@ -37,7 +37,14 @@ impl Identity {
     }
 }
 
+impl Default for TestPki {
+    fn default() -> Self {
+        TestPki::new()
+    }
+}
+
 impl TestPki {
+    /// A fresh CA and a server certificate it signed.
     pub fn new() -> TestPki {
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -22,23 +22,15 @@ pub struct ConnectProxy {
 
 impl ConnectProxy {
     pub async fn start() -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let record = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                    _ = &mut rx => return,
-                };
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, record).await;
-                });
+        let (addr, tx) = crate::listen(move |stream| {
+            let record = record.clone();
+            async move {
+                let _ = serve(stream, record).await;
             }
-        });
+        })
+        .await;
         ConnectProxy {
             addr,
             seen,

@@ -1,0 +1,156 @@
+//! HTTP clients for tests: HTTP/1.1 and HTTP/2 prior knowledge (h2c), a request builder
+//! ([`Req`]), and responses read whole ([`Got`]). Bytes no well-behaved client would send go
+//! through [`crate::raw`].
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+const RESPONSE_DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn h1_client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub fn h2c_client() -> TestClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `req` on `client` and reads the whole response (within 30 s).
+pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Got {
+    let resp = tokio::time::timeout(RESPONSE_DEADLINE, client.request(req))
+        .await
+        .expect("response within 30 s")
+        .expect("request succeeds");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET url` over HTTP/1.1, read whole.
+pub async fn get(url: &str) -> Got {
+    Req::get(url).send().await
+}
+
+/// A request to send: `Req::post(url).header("x", "y").body("...").h2().send().await`.
+#[derive(Debug)]
+pub struct Req {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    h2: bool,
+}
+
+impl Req {
+    pub fn new(method: &str, url: impl Into<String>) -> Req {
+        Req {
+            method: Method::from_bytes(method.as_bytes()).expect("method"),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            h2: false,
+        }
+    }
+
+    pub fn get(url: impl Into<String>) -> Req {
+        Req::new("GET", url)
+    }
+
+    pub fn post(url: impl Into<String>) -> Req {
+        Req::new("POST", url)
+    }
+
+    pub fn put(url: impl Into<String>) -> Req {
+        Req::new("PUT", url)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Each of `headers`, in order.
+    pub fn headers(self, headers: &[(&str, &str)]) -> Req {
+        headers.iter().fold(self, |r, (n, v)| r.header(n, v))
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Req {
+        self.body = body.into();
+        self
+    }
+
+    /// Over HTTP/2 with prior knowledge (h2c) rather than HTTP/1.1.
+    pub fn h2(mut self) -> Req {
+        self.h2 = true;
+        self
+    }
+
+    pub fn build(self) -> Request<Full<Bytes>> {
+        let mut b = Request::builder().method(self.method).uri(self.url);
+        for (n, v) in &self.headers {
+            b = b.header(n, v);
+        }
+        b.body(Full::new(self.body)).expect("request")
+    }
+
+    /// Sends on a fresh client and reads the whole response.
+    pub async fn send(self) -> Got {
+        let client = if self.h2 { h2c_client() } else { h1_client() };
+        send(&client, self.build()).await
+    }
+
+    /// Sends on a fresh client and returns the response once its head arrives, its body
+    /// left to the test to read frame by frame.
+    pub async fn response(self) -> Response<Incoming> {
+        let client = if self.h2 { h2c_client() } else { h1_client() };
+        tokio::time::timeout(RESPONSE_DEADLINE, client.request(self.build()))
+            .await
+            .expect("response within 30 s")
+            .expect("request succeeds")
+    }
+
+    /// Sends on `client` (to share its connections) and reads the whole response.
+    pub async fn send_on(self, client: &TestClient) -> Got {
+        send(client, self.build()).await
+    }
+}
