@@ -11,9 +11,10 @@ use crate::outbound::RequestBody;
 use crate::state::Snapshot;
 use crate::token::Credential;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +68,24 @@ pub async fn send(
         }
         other => other?,
     };
-    let (true, Some(stale)) = (
-        resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed(),
-        stale,
-    ) else {
-        return Ok(resp);
-    };
+    match stale {
+        Some(stale) if resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed() => {
+            replay_after_401(snap, resp, replay, stale, credential, ctx).await
+        }
+        _ => Ok(resp),
+    }
+}
+
+/// The upstream rejected the token: send the request again with a new one, once, when its body
+/// was kept; otherwise pass the 401 on and refresh the token for the next request.
+async fn replay_after_401(
+    snap: &Snapshot,
+    resp: Response<Incoming>,
+    replay: Option<Replay>,
+    stale: HeaderValue,
+    credential: &Arc<Credential>,
+    ctx: &mut Ctx,
+) -> Result<Response<Incoming>, ExchangeError> {
     let Some((r, body)) = replay.and_then(|r| {
         let body = r.kept.replayable()?;
         Some((r, body))
@@ -97,7 +110,7 @@ pub async fn send(
 
 /// Too large to replay: the 401 passes through, but the next request should not meet the
 /// same stale token.
-fn refresh_in_background(credential: &std::sync::Arc<Credential>, stale: http::HeaderValue) {
+fn refresh_in_background(credential: &Arc<Credential>, stale: HeaderValue) {
     let credential = credential.clone();
     tokio::spawn(async move {
         let _ = credential.refresh_after_401(&stale).await;
