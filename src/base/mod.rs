@@ -1,7 +1,9 @@
 //! What every layer may use and that knows nothing of the proxy: the error helpers, the header
-//! names the proxy owns, secrets and the files they live in, PEM files.
+//! names the proxy owns, secrets and the files they live in, PEM files, the file-descriptor
+//! budget.
 
 pub mod error;
+pub mod fds;
 pub mod headers;
 pub mod pem;
 pub mod secret;

@@ -23,6 +23,12 @@ pub struct OutboundConfig {
     pub proxy: Option<Secret>,
     /// Hosts reached directly, curl's `NO_PROXY` syntax; overrides `NO_PROXY`.
     pub no_proxy: Option<String>,
+    /// Connections open at once to one upstream (scheme, host and port), pooled ones
+    /// included: a circuit breaker, so that no caller can make the proxy open thousands of
+    /// connections carrying the organisation's token. Beyond it a request waits up to
+    /// `connect_timeout` for one, then gets 503.
+    #[serde(default = "default_max_connections_per_upstream")]
+    pub max_connections_per_upstream: usize,
 }
 
 impl Default for OutboundConfig {
@@ -34,6 +40,7 @@ impl Default for OutboundConfig {
             pool_idle_timeout: default_pool_idle_timeout(),
             proxy: None,
             no_proxy: None,
+            max_connections_per_upstream: default_max_connections_per_upstream(),
         }
     }
 }
@@ -46,4 +53,7 @@ fn default_request_timeout() -> Duration {
 }
 fn default_pool_idle_timeout() -> Duration {
     Duration::from_secs(90)
+}
+fn default_max_connections_per_upstream() -> usize {
+    256
 }

@@ -38,11 +38,32 @@ fn default_shutdown_grace() -> Duration {
     Duration::from_secs(30)
 }
 
-/// `[admin]`: the health, readiness and metrics listener, off unless `listen` is set.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[admin]`: the health, readiness and metrics listener, off unless `listen` is set. Its
+/// limits are small: probes and scrapes need a handful of connections, and whatever it holds
+/// is taken from the file descriptors the proxy port can use.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: Option<String>,
+    /// Open admin connections; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Deadline for a connection's first request head.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            max_connections: 32,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -116,13 +137,20 @@ pub struct LimitsConfig {
     pub max_body_size: Option<ByteSize>,
     /// Open client connections; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); 0 turns the cap off.
+    pub max_connections_per_peer: usize,
     /// Deadline for a client's TLS handshake and HTTP/1 request head (slowloris). For HTTP/1
     /// the timer also runs while a kept-alive connection waits for its next request.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight and no bytes moving is closed after this.
+    /// A connection with no request in flight (HTTP/2: no open stream; PINGs do not count)
+    /// is closed after this.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A connection's whole life (nginx `keepalive_time`): past it, requests in flight finish
+    /// and the connection closes (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY).
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub h2_max_concurrent_streams: u32,
     /// HTTP/2 streams a client may open and reset before they are served ("rapid reset",
@@ -131,6 +159,10 @@ pub struct LimitsConfig {
     /// HTTP/2 streams the proxy may have to reset because of client errors before it closes
     /// the connection (CVE-2024-27316-style floods).
     pub h2_max_local_error_reset_streams: usize,
+    /// HTTP/2 streams the client may reset after the proxy accepted them and before their
+    /// response ended (Envoy's premature resets): at this many, when they are at least half
+    /// the connection's streams, the connection gets GOAWAY.
+    pub h2_max_premature_resets: usize,
 }
 
 impl Default for LimitsConfig {
@@ -141,11 +173,14 @@ impl Default for LimitsConfig {
             max_uri_length: ByteSize(8 << 10),
             max_body_size: None,
             max_connections: 1024,
+            max_connections_per_peer: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_connection_age: Duration::from_secs(3600),
             h2_max_concurrent_streams: 100,
             h2_max_pending_reset_streams: 20,
             h2_max_local_error_reset_streams: 1024,
+            h2_max_premature_resets: 100,
         }
     }
 }

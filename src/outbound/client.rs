@@ -3,6 +3,7 @@
 //! server offers it by ALPN. Connections go through [`super::egress`] (a corporate proxy, if
 //! one is configured).
 
+use super::breaker::Breaker;
 use super::egress::{Egress, EgressConnector};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
@@ -41,7 +42,17 @@ impl Outbound {
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
         let egress = Arc::new(Egress::from_config(cfg)?);
-        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout);
+        if cfg.max_connections_per_upstream == 0 {
+            return Err(ConfigError::new(
+                "client.max_connections_per_upstream",
+                "must be at least 1 (0 would refuse every upstream request)",
+            ));
+        }
+        let breaker = Arc::new(Breaker::new(
+            cfg.max_connections_per_upstream,
+            cfg.connect_timeout,
+        ));
+        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

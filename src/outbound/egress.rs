@@ -7,6 +7,7 @@
 //! destinations are sent to the proxy in absolute form, which is what proxies that refuse
 //! CONNECT to port 80 (squid's default) expect.
 
+use super::breaker::{Breaker, Held};
 use crate::base::error::{error_chain, BoxError};
 use crate::config::{ConfigError, OutboundConfig};
 use http::{HeaderValue, Uri};
@@ -135,20 +136,28 @@ fn validate_proxy_url(raw: &str) -> Result<String, String> {
     Ok(format!("http://{user}{host}:{port}"))
 }
 
-/// The connector under the TLS layer: direct, tunnelled, or to a forwarding proxy.
+/// The connector under the TLS layer: direct, tunnelled, or to a forwarding proxy; each
+/// connection admitted by the breaker first.
 #[derive(Clone)]
 pub struct EgressConnector {
     http: HttpConnector,
     egress: Arc<Egress>,
     connect_timeout: Duration,
+    breaker: Arc<Breaker>,
 }
 
 impl EgressConnector {
-    pub fn new(http: HttpConnector, egress: Arc<Egress>, connect_timeout: Duration) -> Self {
+    pub fn new(
+        http: HttpConnector,
+        egress: Arc<Egress>,
+        connect_timeout: Duration,
+        breaker: Arc<Breaker>,
+    ) -> Self {
         EgressConnector {
             http,
             egress,
             connect_timeout,
+            breaker,
         }
     }
 }
@@ -166,10 +175,16 @@ impl Service<Uri> for EgressConnector {
         let mut http = self.http.clone();
         let intercept = self.egress.matcher.intercept(&dst);
         let timeout = self.connect_timeout;
+        let breaker = self.breaker.clone();
         Box::pin(async move {
+            let held = breaker.admit(&dst).await?;
             let Some(proxy) = intercept else {
                 let io = http.call(dst).await?;
-                return Ok(EgressStream { io, proxied: false });
+                return Ok(EgressStream {
+                    io,
+                    proxied: false,
+                    _held: held,
+                });
             };
             if dst.scheme_str() == Some("https") {
                 let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
@@ -190,10 +205,18 @@ impl Service<Uri> for EgressConnector {
                     .map_err(|e| -> BoxError {
                         format!("proxy {}: {}", proxy.uri(), error_chain(&e)).into()
                     })?;
-                Ok(EgressStream { io, proxied: false })
+                Ok(EgressStream {
+                    io,
+                    proxied: false,
+                    _held: held,
+                })
             } else {
                 let io = http.call(proxy.uri().clone()).await?;
-                Ok(EgressStream { io, proxied: true })
+                Ok(EgressStream {
+                    io,
+                    proxied: true,
+                    _held: held,
+                })
             }
         })
     }
@@ -204,6 +227,8 @@ impl Service<Uri> for EgressConnector {
 pub struct EgressStream {
     io: TokioIo<TcpStream>,
     proxied: bool,
+    /// The breaker's permit and the descriptor slot, given back when the connection drops.
+    _held: Held,
 }
 
 impl Connection for EgressStream {

@@ -7,7 +7,7 @@ use super::prime::CallerBody;
 use super::target::Target;
 use crate::base::error::{cause_ref, error_chain, BoxError};
 use crate::body::{keep, BodyError, KeptBody};
-use crate::outbound::RequestBody;
+use crate::outbound::{RequestBody, UpstreamBusy};
 use crate::state::Snapshot;
 use crate::token::Credential;
 use bytes::Bytes;
@@ -24,6 +24,9 @@ pub enum ExchangeError {
     Unreachable(String),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    /// The proxy's own circuit breaker: the upstream has as many connections as it may.
+    #[error(transparent)]
+    Busy(UpstreamBusy),
     /// The exchange failed because the caller's body did: the caller's fault, not the upstream's.
     #[error(transparent)]
     CallerBody(BodyError),
@@ -144,10 +147,13 @@ async fn once(
     ctx.upstream_time = Some(ctx.upstream_time.unwrap_or_default() + sent.elapsed());
     match result {
         Err(_) => Err(ExchangeError::Timeout(snap.request_timeout)),
-        Ok(Err(e)) => Err(match cause_ref::<BodyError>(&e) {
-            Some(b) => ExchangeError::CallerBody(b.clone()),
-            None => ExchangeError::Unreachable(error_chain(&e)),
-        }),
+        Ok(Err(e)) => Err(
+            match (cause_ref::<BodyError>(&e), cause_ref::<UpstreamBusy>(&e)) {
+                (Some(b), _) => ExchangeError::CallerBody(b.clone()),
+                (None, Some(busy)) => ExchangeError::Busy(busy.clone()),
+                (None, None) => ExchangeError::Unreachable(error_chain(&e)),
+            },
+        ),
         // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
         // response for the caller's own connection.
         Ok(Ok(mut resp)) => {

@@ -108,6 +108,9 @@ impl ProxyError {
             ProxyError::Exchange(ExchangeError::Timeout(_)) => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
+            ProxyError::Exchange(ExchangeError::Busy(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "upstream_connection_limit")
+            }
         }
     }
 

@@ -2,13 +2,15 @@
 //! their own, so no route prefix can shadow them and they can be firewalled apart from the
 //! proxy port.
 
+use super::capacity::ConnectionCounter;
+use super::idle::{Activity, PrefaceWatch};
 use crate::state::Shared;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,29 +47,50 @@ impl Admin {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves. Admin requests are short, so no grace period.
+    /// Serves until `shutdown` resolves. Admin requests are short, so no grace period. Its
+    /// connections meet the same clocks as the proxy port's (a request head within
+    /// `header_read_timeout`, closed when idle) and a cap of their own, reserved out of the
+    /// file descriptors so that neither port can starve the other.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        super::listener::accept_until(&self.listener, "admin", shutdown, |stream, _| {
+        let (drain, _) = tokio::sync::watch::channel(());
+        let connections = Arc::new(ConnectionCounter::default());
+        super::listener::accept_until(&self.listener, "admin", shutdown, |stream, peer| {
+            let snapshot = self.shared.snapshot.load_full();
+            let limits = snapshot.admin_limits;
+            let Some(slot) = connections.try_acquire(limits.max_connections) else {
+                tracing::warn!(%peer, max_connections = limits.max_connections, "admin connection refused: at admin.max_connections");
+                let _ = stream.try_write(super::capacity::OVER_CAPACITY_RESPONSE);
+                return;
+            };
             let shared = self.shared.clone();
             let draining = self.draining.clone();
+            let activity = Activity::new(None);
+            let service_activity = activity.clone();
             let service = service_fn(move |req| {
+                let in_flight = service_activity.begin(false);
                 let resp = answer(&shared, &draining, &req);
+                drop(in_flight);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
-            let conn = graceful.watch(
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned(),
-            );
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let io = PrefaceWatch::new(stream, activity.clone());
+            let conn = builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned();
+            let shutdown = drain.subscribe();
             tokio::spawn(async move {
-                let _ = conn.await;
+                let _slot = slot;
+                super::conn::drive(conn, activity, &limits, shutdown, peer).await;
             });
         })
         .await;
         drop(self.listener);
-        let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+        let _ = drain.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain.closed()).await;
     }
 }
 

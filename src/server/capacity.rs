@@ -1,8 +1,11 @@
-//! How many connections the listener holds: counted against the current snapshot's
-//! `max_connections`, so a reload changes the limit without a restart.
+//! How many connections a listener holds, in all and per client address: counted against the
+//! current snapshot's limits, so a reload changes them without a restart.
 
+use crate::base::fds::FdSlot;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 pub struct ConnectionCounter(AtomicUsize);
@@ -27,11 +30,75 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Open connections per client address. A map under a lock, touched once when a connection
+/// opens and once when it closes, never per request.
+#[derive(Debug, Default)]
+pub struct PeerCounter(Mutex<HashMap<IpAddr, usize>>);
+
+/// Held for a connection's lifetime; dropping it frees the peer's slot.
+pub struct PeerSlot {
+    counter: Arc<PeerCounter>,
+    key: IpAddr,
+}
+
+/// Who counts as one peer: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64, the
+/// smallest network a host is usually given (one host may hold all of its addresses).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+impl PeerCounter {
+    pub fn try_acquire(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<PeerSlot> {
+        let key = peer_key(peer);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            counter: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counter.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Everything one accepted connection holds against the limits; all freed when it drops.
+pub struct Admission {
+    pub _connection: ConnectionSlot,
+    pub _peer: Option<PeerSlot>,
+    pub _fd: Option<FdSlot>,
+}
+
 /// What a client over the connection limit gets: one attempt to say why, then the close.
 /// Never awaits, so a flood of connections cannot pile up tasks.
 pub const OVER_CAPACITY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nconnection: close\r\ncontent-length: 87\r\n\r\n\
 {\"error_code\":\"too_many_connections\",\"message\":\"ims-proxy is at its connection limit\"}\n";
+
+/// What a client over its address's connection limit gets (a distinct code: the proxy is not
+/// full, this client is).
+pub const OVER_PEER_CAPACITY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\nconnection: close\r\ncontent-length: 121\r\n\r\n\
+{\"error_code\":\"too_many_connections_from_peer\",\"message\":\"ims-proxy is at its connection limit for this client address\"}\n";
 
 #[cfg(test)]
 mod tests {
@@ -48,9 +115,38 @@ mod tests {
     }
 
     #[test]
-    fn the_over_capacity_response_declares_its_body_length_exactly() {
-        let text = std::str::from_utf8(OVER_CAPACITY_RESPONSE).unwrap_or("");
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
-        assert!(head.contains(&format!("content-length: {}", body.len())));
+    fn the_over_capacity_responses_declare_their_body_length_exactly() {
+        for r in [OVER_CAPACITY_RESPONSE, OVER_PEER_CAPACITY_RESPONSE] {
+            let text = std::str::from_utf8(r).unwrap_or("");
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{} {text}",
+                body.len()
+            );
+        }
+    }
+
+    #[test]
+    fn peers_are_counted_apart_and_ipv6_by_its_64() {
+        let c = Arc::new(PeerCounter::default());
+        let a: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
+        let b: IpAddr = "192.0.2.2".parse().unwrap_or(IpAddr::from([0; 4]));
+        let held = c.try_acquire(a, 1);
+        assert!(held.is_some());
+        assert!(c.try_acquire(a, 1).is_none());
+        assert!(c.try_acquire(b, 1).is_some());
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap_or(a);
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap_or(a);
+        let _v6 = c.try_acquire(v6a, 1);
+        assert!(c.try_acquire(v6b, 1).is_none(), "same /64");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or(b);
+        assert!(
+            c.try_acquire(mapped, 1).is_none(),
+            "IPv4-mapped is the IPv4 peer"
+        );
+        drop(held);
+        assert!(c.try_acquire(a, 1).is_some());
+        assert!(c.0.lock().map(|m| m.len()).unwrap_or(0) <= 3);
     }
 }

@@ -1,20 +1,25 @@
 //! One caller connection: the TLS handshake (under the header deadline, in the connection's own
-//! task so that a slow handshake holds up nobody else), then HTTP with the snapshot's limits.
+//! task so that a slow handshake holds up nobody else), then HTTP with the snapshot's limits,
+//! driven by [`drive`], which enforces the limits on a connection's time.
 
-use super::capacity::ConnectionSlot;
+use super::capacity::Admission;
 use super::framing::{FramingWatch, Verdicts};
-use super::idle::{Activity, ActivityIo};
+use super::idle::{Activity, PrefaceWatch};
+use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
 use crate::pipeline::{self, Ambiguous, ConnMeta};
-use crate::state::{Shared, Snapshot};
+use crate::state::{ConnLimits, Shared, Snapshot};
+use http_body::Body as _;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 /// One client connection: the TLS handshake (under the header deadline, in this task so that a
 /// slow handshake holds up nobody else), then HTTP with the snapshot's limits.
@@ -23,10 +28,10 @@ pub async fn serve(
     peer: SocketAddr,
     snapshot: Arc<Snapshot>,
     shared: Arc<Shared>,
-    watcher: Watcher,
-    slot: ConnectionSlot,
+    shutdown: watch::Receiver<()>,
+    admission: Admission,
 ) {
-    let _slot = slot;
+    let _admission = admission;
     crate::metrics::connection_opened();
     let _open = OpenConnection;
     match &snapshot.tls {
@@ -35,7 +40,7 @@ pub async fn serve(
                 peer,
                 proto: "http",
             };
-            serve_http(stream, meta, &snapshot, shared, watcher).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown).await;
         }
         Some(tls) => {
             let limit = snapshot.limits.header_read_timeout;
@@ -54,7 +59,7 @@ pub async fn serve(
                 peer,
                 proto: "https",
             };
-            serve_http(stream, meta, &snapshot, shared, watcher).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown).await;
         }
     }
 }
@@ -64,44 +69,125 @@ async fn serve_http<I>(
     meta: ConnMeta,
     snapshot: &Snapshot,
     shared: Arc<Shared>,
-    watcher: Watcher,
+    shutdown: watch::Receiver<()>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &snapshot.limits;
-    let activity = Activity::new();
+    let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets);
     let verdicts = Verdicts::default();
     let io = FramingWatch::new(
-        ActivityIo::new(io, activity.clone()),
+        PrefaceWatch::new(io, activity.clone()),
         limits.max_head_bytes(),
         verdicts.clone(),
     );
     let service_activity = activity.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
-        let in_flight = service_activity.begin();
-        if req.version() < http::Version::HTTP_2 {
+        let h2 = req.version() >= http::Version::HTTP_2;
+        let mut in_flight = service_activity.begin(h2);
+        if !h2 {
             if let Some(reason) = verdicts.next() {
                 req.extensions_mut().insert(Ambiguous(reason));
             }
         }
         async move {
             let resp = pipeline::handle(&shared, req, meta).await;
+            // hyper sends an empty body's end with the head and drops it unpolled.
+            if resp.body().is_end_stream() {
+                in_flight.complete();
+            }
             Ok::<_, std::convert::Infallible>(resp.map(|b| Observed::new(b, in_flight)))
         }
     });
-    let builder = builder(limits);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    let conn = watcher.watch(conn.into_owned());
-    let peer = meta.peer;
-    tokio::select! {
-        result = conn => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+    let conn = builder(limits)
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await;
+}
+
+/// A served connection that can be asked to finish what is in flight and close: HTTP/1.1
+/// answers its next response with `Connection: close`, HTTP/2 sends GOAWAY.
+pub(super) trait Drainable: Future<Output = Result<(), BoxError>> {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Drainable for auto::Connection<'static, I, S, TokioExecutor>
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Send,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Serves `conn` to its end under `limits`' clocks:
+/// - silent: no request head (nor HTTP/2 preface) within `header_read_timeout` → closed;
+/// - idle: no request in flight for `idle_timeout` → closed;
+/// - old: past `max_age` → drained (requests in flight finish), closed after `drain`;
+/// - abusive: too many premature HTTP/2 resets → GOAWAY, closed soon after;
+/// - the listener shutting down → drained (the server bounds the wait).
+pub(super) async fn drive<C: Drainable>(
+    conn: C,
+    activity: Arc<Activity>,
+    limits: &ConnLimits,
+    mut shutdown: watch::Receiver<()>,
+    peer: SocketAddr,
+) {
+    use tokio::time::{sleep_until, Instant};
+    tokio::pin!(conn);
+    let silent = activity.clone().silent_after(limits.header_read_timeout);
+    let idle = activity.clone().idle(limits.idle_timeout);
+    let abused = activity.clone().abused();
+    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+    let aged = sleep_until(limits.max_age.map_or(far, |a| Instant::now() + a));
+    let deadline = sleep_until(far);
+    tokio::pin!(silent, idle, abused, aged, deadline);
+    let (mut draining, mut stopping) = (false, false);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
             }
-        }
-        _ = activity.idle(limits.idle_timeout) => {
-            tracing::debug!(%peer, "closing idle connection");
+            _ = &mut silent => {
+                tracing::debug!(%peer, "closing a connection that sent no request in time");
+                return;
+            }
+            _ = &mut idle => {
+                tracing::debug!(%peer, "closing idle connection");
+                return;
+            }
+            _ = &mut aged, if !draining => {
+                tracing::debug!(%peer, "connection reached its maximum age; draining it");
+                draining = true;
+                conn.as_mut().drain();
+                deadline.as_mut().reset(Instant::now() + limits.drain);
+            }
+            _ = &mut abused, if !draining => {
+                tracing::warn!(%peer, "closing an HTTP/2 connection whose client resets most of its streams early");
+                draining = true;
+                conn.as_mut().drain();
+                deadline.as_mut().reset(Instant::now() + std::time::Duration::from_secs(1));
+            }
+            _ = shutdown.changed(), if !stopping => {
+                // The server bounds the wait with its grace period.
+                stopping = true;
+                conn.as_mut().drain();
+            }
+            _ = &mut deadline, if draining => {
+                tracing::debug!(%peer, "closing a connection still busy after its drain");
+                return;
+            }
         }
     }
 }

@@ -11,8 +11,9 @@ mod listener;
 
 pub use admin::Admin;
 
+use crate::base::fds::{self, FdSlot};
 use crate::state::Shared;
-use capacity::ConnectionCounter;
+use capacity::{Admission, ConnectionCounter, PeerCounter};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,20 +37,44 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then waits up to the grace period for connections.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let (drain, _) = tokio::sync::watch::channel(());
         let connections = Arc::new(ConnectionCounter::default());
+        let peers = Arc::new(PeerCounter::default());
+        warn_if_few_descriptors(&self.shared);
         listener::accept_until(&self.listener, "proxy", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
-            let Some(slot) = connections.try_acquire(snapshot.limits.max_connections) else {
-                tracing::warn!(
-                    %peer,
-                    max_connections = snapshot.limits.max_connections,
-                    "connection refused: at the connection limit"
-                );
+            let limits = &snapshot.conn_limits;
+            // The admin listener's cap is kept out of what this port and outbound may hold.
+            let reserved = snapshot.admin_listen.map_or(0, |_| snapshot.admin_limits.max_connections);
+            fds::set_share(fds::share(reserved));
+            let refuse = |why: &str, answer: &[u8]| {
+                tracing::warn!(%peer, "connection refused: {why}");
                 if snapshot.tls.is_none() {
-                    let _ = stream.try_write(capacity::OVER_CAPACITY_RESPONSE);
+                    let _ = stream.try_write(answer);
                 }
+            };
+            let Some(connection) = connections.try_acquire(limits.max_connections) else {
+                refuse("at the connection limit (server.limits.max_connections)", capacity::OVER_CAPACITY_RESPONSE);
                 return;
+            };
+            let peer_slot = match limits.max_connections_per_peer {
+                None => None,
+                Some(max) => match peers.try_acquire(peer.ip(), max) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        refuse("at the limit for this client address (server.limits.max_connections_per_peer)", capacity::OVER_PEER_CAPACITY_RESPONSE);
+                        return;
+                    }
+                },
+            };
+            let Some(fd) = FdSlot::try_acquire() else {
+                refuse("file descriptors nearly exhausted (RLIMIT_NOFILE)", capacity::OVER_CAPACITY_RESPONSE);
+                return;
+            };
+            let admission = Admission {
+                _connection: connection,
+                _peer: peer_slot,
+                _fd: Some(fd),
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(conn::serve(
@@ -57,19 +82,37 @@ impl Server {
                 peer,
                 snapshot,
                 self.shared.clone(),
-                graceful.watcher(),
-                slot,
+                drain.subscribe(),
+                admission,
             ));
         })
         .await;
         drop(self.listener);
         // Read now, not at bind: a reload may have changed it.
         let grace = self.shared.snapshot.load().shutdown_grace;
+        let _ = drain.send(());
         tokio::select! {
-            _ = graceful.shutdown() => {}
+            _ = drain.closed() => {}
             _ = tokio::time::sleep(grace) => {
                 tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
             }
         }
+    }
+}
+
+/// Says at start-up when `RLIMIT_NOFILE` allows fewer connections than `max_connections`.
+fn warn_if_few_descriptors(shared: &Shared) {
+    let snapshot = shared.snapshot.load();
+    let reserved = snapshot
+        .admin_listen
+        .map_or(0, |_| snapshot.admin_limits.max_connections);
+    let share = fds::share(reserved);
+    if share < snapshot.conn_limits.max_connections {
+        tracing::warn!(
+            nofile = fds::soft_limit().unwrap_or(0),
+            connections = share,
+            max_connections = snapshot.conn_limits.max_connections,
+            "RLIMIT_NOFILE leaves room for fewer connections than server.limits.max_connections; connections beyond it get 503 (raise the limit, e.g. LimitNOFILE=)"
+        );
     }
 }

@@ -2,12 +2,14 @@
 //! shaping, listener TLS), swapped whole on reload through [`Shared`].
 
 mod callers;
+mod limits;
 mod routes;
 mod shaping;
 mod snapshot;
 mod tls;
 
 pub use callers::{AccessError, Caller};
+pub use limits::ConnLimits;
 pub use routes::Route;
 pub use shaping::Permit;
 pub use snapshot::Snapshot;

@@ -4,6 +4,7 @@
 //! new snapshot keeps of the one it replaces.
 
 use super::callers::Callers;
+use super::limits::ConnLimits;
 use super::routes::{label, Route, RouteTable};
 use super::shaping::{RouteLimiter, Shaping};
 use super::tls::ListenerTls;
@@ -37,6 +38,10 @@ pub struct Snapshot {
     /// Listener TLS, rebuilt from the files on every snapshot (so on every reload).
     pub tls: Option<ListenerTls>,
     pub limits: LimitsConfig,
+    /// The proxy port's connection limits.
+    pub conn_limits: ConnLimits,
+    /// The admin port's (built from `[admin]` even when it has no listener).
+    pub admin_limits: ConnLimits,
 }
 
 impl Snapshot {
@@ -54,6 +59,8 @@ impl Snapshot {
             Some(a) => Some(resolve_addr("admin.listen", a)?),
             None => None,
         };
+        let conn_limits = ConnLimits::proxy(&config.server.limits, config.server.shutdown_grace)?;
+        let admin_limits = ConnLimits::admin(&config.admin)?;
         let outbound_source = (
             config.outbound.clone(),
             config
@@ -144,6 +151,8 @@ impl Snapshot {
             callers,
             tls,
             limits: config.server.limits.clone(),
+            conn_limits,
+            admin_limits,
         })
     }
 
