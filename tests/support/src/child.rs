@@ -146,6 +146,18 @@ impl ChildProxy {
         ChildProxy { proc, dir, config }
     }
 
+    /// As [`Self::spawn`] (no arguments), with `RLIMIT_NOFILE` set to `nofile`.
+    pub fn spawn_with_fd_limit(toml: &str, nofile: u64) -> ChildProxy {
+        let (dir, config) = write_config(toml);
+        let proc = Cli::new()
+            .json_logs("info")
+            .config_file(&config)
+            .arg("run")
+            .fd_limit(nofile)
+            .spawn();
+        ChildProxy { proc, dir, config }
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.pid()
     }

@@ -120,6 +120,27 @@ impl Cli {
         self.arg("--config").arg(path)
     }
 
+    /// Runs it with `RLIMIT_NOFILE` (soft and hard) set to `n`: a process near its
+    /// file-descriptor limit without opening thousands of connections.
+    pub fn fd_limit(mut self, n: u64) -> Cli {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            self.cmd.pre_exec(move || {
+                let r = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        self
+    }
+
     /// JSON logs on stderr at `level`, as [`crate::ChildProxy`] reads them.
     pub fn json_logs(self, level: &str) -> Cli {
         self.env("RUST_LOG", level).args(["--log-format", "json"])

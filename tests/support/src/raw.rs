@@ -48,6 +48,24 @@ impl RawConn {
         }
     }
 
+    /// Connects from `source` (any 127.0.0.0/8 address works on loopback): a client at an
+    /// address of its own, for limits per client address.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> RawConn {
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind source");
+        RawConn {
+            stream: socket.connect(addr).await.expect("connect"),
+            received: Vec::new(),
+            closed: false,
+        }
+    }
+
     /// Writes `bytes`; false if that failed, as it may when the peer has already closed
     /// (which is what some tests expect).
     pub async fn write(&mut self, bytes: &[u8]) -> bool {
