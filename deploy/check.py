@@ -12,7 +12,8 @@ and kubernetes-validate and builds the binary first).
 4. House rules the schemas cannot express: pods run as non-root with a read-only root
    filesystem, no capabilities, seccomp RuntimeDefault, no service links (IMS_PROXY_* service
    variables would be taken as config overrides), the ims-proxy container probes /healthz and
-   /readyz on the admin port, and every secret file the proxy.toml names is a key of the
+   /readyz on the admin port (or runs `ims-proxy health` with the admin port on loopback),
+   and every secret file the proxy.toml names is a key of the
    Secret mounted there.
 5. Each proxy.toml (the ConfigMaps', compose's, systemd's) passes `ims-proxy check`, with the
    secret files it names supplied from the Secret / compose secret / LoadCredential example.
@@ -185,16 +186,28 @@ def check_rules(name, manifests):
 
 def check_proxy_container(cw, c, volumes, by_kind):
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        get = c.get(probe, {}).get("httpGet", {})
-        if get.get("path") != path or get.get("port") != "admin" or "admin" not in ports:
-            fail(f"{cw}: {probe} must GET {path} on the port named admin")
     mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
     args = c.get("args", [])
     config_path = args[args.index("--config") + 1] if "--config" in args else None
     if not config_path:
         fail(f"{cw}: args must name --config")
         return
+    # Probes either GET the admin port over the pod network, or run `ims-proxy health`
+    # inside the container (`--live` for /healthz), which lets the admin port stay on loopback.
+    exec_probes = False
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        p = c.get(probe, {})
+        if "exec" in p:
+            exec_probes = True
+            want = ["/usr/local/bin/ims-proxy", "health", "--config", config_path]
+            if path == "/healthz":
+                want.append("--live")
+            if p["exec"].get("command") != want:
+                fail(f"{cw}: {probe} must run {' '.join(want)}")
+            continue
+        get = p.get("httpGet", {})
+        if get.get("path") != path or get.get("port") != "admin" or "admin" not in ports:
+            fail(f"{cw}: {probe} must GET {path} on the port named admin, or exec ims-proxy health")
     cm_dir, cm_key = os.path.split(config_path)
     cm_vol = volumes.get(mounts.get(cm_dir, ""), {}).get("configMap")
     if not cm_vol:
@@ -206,7 +219,10 @@ def check_proxy_container(cw, c, volumes, by_kind):
         fail(f"{cw}: ConfigMap {cm_vol['name']} with key {cm_key} is not in the set")
         return
     admin = tomllib.loads(cm["data"][cm_key]).get("admin", {}).get("listen", "")
-    if not admin.endswith(f":{ports.get('admin')}"):
+    if exec_probes:
+        if not admin.startswith("127.0.0.1:"):
+            fail(f"{cw}: with exec probes, [admin] listen must be on 127.0.0.1 ({admin!r})")
+    elif not admin.endswith(f":{ports.get('admin')}"):
         fail(f"{cw}: admin port {ports.get('admin')} is not [admin] listen ({admin!r})")
     # Secret files: map each secret-volume mount dir to that Secret's keys.
     secret_dirs = {}
