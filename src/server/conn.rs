@@ -106,6 +106,9 @@ async fn serve_http<I>(
     drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await;
 }
 
+/// How long an abusive connection's GOAWAY has to reach its client before the close.
+const ABUSE_FLUSH: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A served connection that can be asked to finish what is in flight and close: HTTP/1.1
 /// answers its next response with `Connection: close`, HTTP/2 sends GOAWAY.
 pub(super) trait Drainable: Future<Output = Result<(), BoxError>> {
@@ -132,7 +135,7 @@ where
 /// - silent: no request head (nor HTTP/2 preface) within `header_read_timeout` → closed;
 /// - idle: no request in flight for `idle_timeout` → closed;
 /// - old: past `max_age` → drained (requests in flight finish), closed after `drain`;
-/// - abusive: too many premature HTTP/2 resets → GOAWAY, closed soon after;
+/// - abusive: too many premature HTTP/2 resets → GOAWAY and closed at once;
 /// - the listener shutting down → drained (the server bounds the wait).
 pub(super) async fn drive<C: Drainable>(
     conn: C,
@@ -173,11 +176,14 @@ pub(super) async fn drive<C: Drainable>(
                 conn.as_mut().drain();
                 deadline.as_mut().reset(Instant::now() + limits.drain);
             }
-            _ = &mut abused, if !draining => {
+            _ = &mut abused => {
                 tracing::warn!(%peer, "closing an HTTP/2 connection whose client resets most of its streams early");
-                draining = true;
+                // GOAWAY, given a moment to leave, then the close: a graceful drain would
+                // accept (and forward) the client's next streams until it answers a PING,
+                // which an attacker never does.
                 conn.as_mut().drain();
-                deadline.as_mut().reset(Instant::now() + std::time::Duration::from_secs(1));
+                let _ = tokio::time::timeout(ABUSE_FLUSH, conn.as_mut()).await;
+                return;
             }
             _ = shutdown.changed(), if !stopping => {
                 // The server bounds the wait with its grace period.
