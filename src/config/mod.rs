@@ -9,6 +9,7 @@ mod error;
 mod outbound;
 mod routes;
 mod server;
+mod validate;
 
 pub use callers::CallerConfig;
 pub use credentials::{CredentialConfig, CredentialKind};
@@ -69,6 +70,13 @@ impl Config {
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         figment.extract().map_err(figment_error)
+    }
+
+    /// Refuses values that parse but would make the proxy serve nothing (no route, a zero
+    /// limit or timeout). Part of building the runtime state, so `check`, start and reload all
+    /// apply it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::validate(self)
     }
 }
 

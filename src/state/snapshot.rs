@@ -49,6 +49,7 @@ impl Snapshot {
     ///   flight;
     /// - the listen addresses, which only a restart can change (with a warning).
     pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+        config.validate()?;
         let mut listen = resolve_addr("server.listen", &config.server.listen)?;
         let mut admin_listen = match &config.admin.listen {
             Some(a) => Some(resolve_addr("admin.listen", a)?),
