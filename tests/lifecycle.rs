@@ -142,7 +142,10 @@ async fn sighup_refuses_a_truncated_config_file_and_every_route_keeps_serving() 
         )
         .await;
     assert!(
-        refused["error"].as_str().unwrap_or("").starts_with("routes: "),
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("routes: "),
         "{refused}"
     );
     assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);

@@ -3,7 +3,7 @@
 //! proxy exits 2; a reload keeps the configuration that is serving).
 
 use super::error::ConfigError;
-use super::Config;
+use super::file::Config;
 use std::time::Duration;
 
 pub fn validate(config: &Config) -> Result<(), ConfigError> {

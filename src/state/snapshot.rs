@@ -28,6 +28,8 @@ pub struct Snapshot {
     /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
     outbound_source: (OutboundConfig, Option<Vec<u8>>),
     pub request_timeout: Duration,
+    /// Longest pause between two frames of a body in flight, either way.
+    pub body_idle_timeout: Duration,
     /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
     pub shaping: Shaping,
     pub shutdown_grace: Duration,
@@ -49,7 +51,6 @@ impl Snapshot {
     ///   flight;
     /// - the listen addresses, which only a restart can change (with a warning).
     pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
-        config.validate()?;
         let mut listen = resolve_addr("server.listen", &config.server.listen)?;
         let mut admin_listen = match &config.admin.listen {
             Some(a) => Some(resolve_addr("admin.listen", a)?),
@@ -116,6 +117,8 @@ impl Snapshot {
             .map(ListenerTls::build)
             .transpose()?;
         check_exposure(config, listen, &callers, tls.as_ref())?;
+        // Last, so that a more specific error (a bad key, say) is reported first.
+        crate::config::validate(config)?;
         warn_about_secret_files(config);
         if let Some(p) = previous {
             // Listeners are bound once; say so rather than pretend the change took effect.
@@ -139,6 +142,7 @@ impl Snapshot {
             outbound,
             outbound_source,
             request_timeout: config.outbound.request_timeout,
+            body_idle_timeout: config.outbound.body_idle_timeout,
             shaping,
             shutdown_grace: config.server.shutdown_grace,
             admin_listen,
