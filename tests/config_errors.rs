@@ -176,3 +176,82 @@ fn the_shipped_example_config_passes_check() {
     }
     assert!(!stdout.contains("REPLACE_WITH_CLIENT_SECRET"), "{stdout}");
 }
+
+#[test]
+fn a_garbage_worker_thread_count_is_a_clear_error_not_a_panic() {
+    for value in ["", "abc", "0", "-1", " 2", "20000"] {
+        for args in [&["check"][..], &["run"][..], &["health"][..]] {
+            // `health` needs an admin port to ask; nothing listens there, nor need it.
+            let toml = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:1\"\n");
+            let out = Cli::new()
+                .args(args)
+                .config(&toml)
+                .env("TOKIO_WORKER_THREADS", value)
+                .run();
+            assert_eq!(out.code, Some(2), "{value:?} {args:?}: {}", out.stderr);
+            assert!(
+                out.error_line()
+                    .starts_with("error: TOKIO_WORKER_THREADS: "),
+                "{value:?} {args:?}: {}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn a_sane_worker_thread_count_is_used() {
+    let out = Cli::new()
+        .arg("check")
+        .config(GOOD)
+        .env("TOKIO_WORKER_THREADS", "2")
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn a_config_without_routes_is_an_error() {
+    assert_config_error("", "routes: at least one [[routes]] entry is required");
+}
+
+#[test]
+fn limits_that_would_serve_nothing_are_errors() {
+    for (table, line, key) in [
+        (
+            "[server.limits]",
+            "max_connections = 0",
+            "server.limits.max_connections",
+        ),
+        (
+            "[server.limits]",
+            "idle_timeout = \"0s\"",
+            "server.limits.idle_timeout",
+        ),
+        (
+            "[server.limits]",
+            "h2_max_concurrent_streams = 0",
+            "server.limits.h2_max_concurrent_streams",
+        ),
+        (
+            "[server.limits]",
+            "header_read_timeout = \"0s\"",
+            "server.limits.header_read_timeout",
+        ),
+        (
+            "[client]",
+            "request_timeout = \"0s\"",
+            "client.request_timeout",
+        ),
+        (
+            "[client]",
+            "body_idle_timeout = \"0s\"",
+            "client.body_idle_timeout",
+        ),
+    ] {
+        assert_config_error(
+            &format!("{GOOD}\n{table}\n{line}\n"),
+            &format!("{key}: must be"),
+        );
+    }
+}

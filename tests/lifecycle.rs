@@ -129,6 +129,30 @@ async fn sighup_applies_a_new_route_and_refuses_an_invalid_config_while_the_old_
 }
 
 #[tokio::test]
+async fn sighup_refuses_a_truncated_config_file_and_every_route_keeps_serving() {
+    let up = FakeUpstream::start().await;
+    let child = ChildProxy::spawn(&config(&[route("/one", &up.url())]).toml(), &[]);
+    let addr = child.addr().await;
+    child.rewrite_config("");
+    child.signal("HUP");
+    let refused = child
+        .wait_event(
+            "configuration reload refused; the previous configuration keeps serving",
+            WAIT,
+        )
+        .await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("routes: "),
+        "{refused}"
+    );
+    assert_eq!(get(&format!("http://{addr}/one/x")).await.status, 200);
+    assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
 async fn with_watch_a_changed_config_file_or_secret_file_is_reloaded() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();

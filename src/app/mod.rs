@@ -1,6 +1,7 @@
 //! Wiring: build the snapshot, bind the listeners, start the refreshers, reload on SIGHUP or
 //! file change, and shut down gracefully.
 
+mod memory;
 mod reload;
 
 use crate::config::{Config, ConfigError};
@@ -113,7 +114,7 @@ pub async fn run(
     if let Some(a) = running.admin_addr {
         tracing::info!(addr = %a, "admin listening");
     }
-    let mut background = Vec::new();
+    let mut background = vec![memory::spawn_trimmer()];
     if let Some(path) = options.config_path {
         let reloader = reload::Reloader::new(path, running.shared().clone());
         #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! with the caller's fault (413, 400) rather than blame the upstream.
 
 use super::observed::Observer;
+use super::paced::Stalled;
 use crate::base::error::{error_chain, BoxError};
 use bytes::Bytes;
 use http_body::Frame;
@@ -16,6 +17,8 @@ pub enum BodyError {
     TooLarge { limit: u64 },
     #[error("the request body did not start within {0:?}")]
     Timeout(Duration),
+    #[error("the request body stalled: no bytes for {0:?}")]
+    Stalled(Duration),
     /// Unreadable as framed (a broken chunk, a short body, the connection lost).
     #[error("request body: {0}")]
     Broken(String),
@@ -67,8 +70,11 @@ impl Observer for Limit {
     }
 
     fn on_error(&mut self, error: &BoxError) {
-        self.failure
-            .record(BodyError::Broken(error_chain(error.as_ref())));
+        let e = match error.downcast_ref::<Stalled>() {
+            Some(s) => BodyError::Stalled(s.0),
+            None => BodyError::Broken(error_chain(error.as_ref())),
+        };
+        self.failure.record(e);
     }
 }
 

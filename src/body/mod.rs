@@ -5,10 +5,12 @@
 
 mod limited;
 mod observed;
+mod paced;
 mod primed;
 mod replay;
 
 pub use limited::{BodyError, BodyFailure, Limit};
 pub use observed::{ByteCount, Observed, Observer};
+pub use paced::{Paced, Progress};
 pub use primed::{read_first_frame, Primed};
 pub use replay::{keep, KeptBody};

@@ -13,9 +13,15 @@ pub struct OutboundConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Deadline for the upstream's response headers; bodies stream without a deadline.
+    /// Deadline for the upstream's response head, counted from when the request body has been
+    /// sent (an upload takes as long as it takes while bytes flow).
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Longest pause between two reads of a body in flight, either way: the caller's request
+    /// body, the upstream reading it, the upstream's response body (nginx's
+    /// `proxy_send_timeout`/`proxy_read_timeout`).
+    #[serde(default = "default_body_idle_timeout", with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
     #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
     /// Egress proxy for IMS and upstream traffic (`http://[user:pass@]host:port`); overrides
@@ -37,6 +43,7 @@ impl Default for OutboundConfig {
             ca_file: None,
             connect_timeout: default_connect_timeout(),
             request_timeout: default_request_timeout(),
+            body_idle_timeout: default_body_idle_timeout(),
             pool_idle_timeout: default_pool_idle_timeout(),
             proxy: None,
             no_proxy: None,
@@ -49,6 +56,9 @@ fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
 fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_body_idle_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_pool_idle_timeout() -> Duration {

@@ -42,14 +42,9 @@ impl Outbound {
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
         let egress = Arc::new(Egress::from_config(cfg)?);
-        if cfg.max_connections_per_upstream == 0 {
-            return Err(ConfigError::new(
-                "client.max_connections_per_upstream",
-                "must be at least 1 (0 would refuse every upstream request)",
-            ));
-        }
+        // 0 is refused by config::validate; 1 here keeps a direct caller from a dead client.
         let breaker = Arc::new(Breaker::new(
-            cfg.max_connections_per_upstream,
+            cfg.max_connections_per_upstream.max(1),
             cfg.connect_timeout,
         ));
         let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);

@@ -2,7 +2,7 @@
 //! route, how long the upstream took. The access log line is made from it at the end.
 
 use crate::base::headers::X_REQUEST_ID;
-use crate::body::BodyFailure;
+use crate::body::{BodyFailure, Progress};
 use crate::state::Permit;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use std::net::SocketAddr;
@@ -34,6 +34,9 @@ pub struct Ctx {
     pub bytes_in: Arc<AtomicU64>,
     /// Where the caller's body records why it failed, if it does.
     pub body_failure: BodyFailure,
+    /// How sending the caller's body upstream goes: the response-head deadline starts when it
+    /// has been sent.
+    pub upload: Option<Arc<Progress>>,
     /// The route's concurrency permit, held until the response body ends.
     pub permit: Option<Permit>,
 }
@@ -53,6 +56,7 @@ impl Ctx {
             upstream_time: None,
             bytes_in: Arc::default(),
             body_failure: BodyFailure::default(),
+            upload: None,
             permit: None,
         }
     }

@@ -6,7 +6,7 @@ use super::ctx::Ctx;
 use super::prime::CallerBody;
 use super::target::Target;
 use crate::base::error::{cause_ref, error_chain, BoxError};
-use crate::body::{keep, BodyError, KeptBody};
+use crate::body::{keep, BodyError, KeptBody, Paced, Progress};
 use crate::outbound::{RequestBody, UpstreamBusy};
 use crate::state::Snapshot;
 use crate::token::Credential;
@@ -24,6 +24,8 @@ pub enum ExchangeError {
     Unreachable(String),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("upstream stopped reading the request body for {0:?}")]
+    SendStalled(Duration),
     /// The proxy's own circuit breaker: the upstream has as many connections as it may.
     #[error(transparent)]
     Busy(UpstreamBusy),
@@ -45,7 +47,7 @@ pub async fn send(
     req: Request<CallerBody>,
     target: &Target<'_>,
     ctx: &mut Ctx,
-) -> Result<Response<Incoming>, ExchangeError> {
+) -> Result<Response<Paced<Incoming>>, ExchangeError> {
     let credential = &target.route.credential;
     let (parts, body) = req.into_parts();
     let stale = parts.headers.get(http::header::AUTHORIZATION).cloned();
@@ -83,12 +85,12 @@ pub async fn send(
 /// was kept; otherwise pass the 401 on and refresh the token for the next request.
 async fn replay_after_401(
     snap: &Snapshot,
-    resp: Response<Incoming>,
+    resp: Response<Paced<Incoming>>,
     replay: Option<Replay>,
     stale: HeaderValue,
     credential: &Arc<Credential>,
     ctx: &mut Ctx,
-) -> Result<Response<Incoming>, ExchangeError> {
+) -> Result<Response<Paced<Incoming>>, ExchangeError> {
     let Some((r, body)) = replay.and_then(|r| {
         let body = r.kept.replayable()?;
         Some((r, body))
@@ -136,18 +138,21 @@ fn replay_limit(credential: &Credential, headers: &HeaderMap) -> Option<usize> {
     }
 }
 
-/// One upstream exchange, bounded by the request timeout for the response head.
+/// One upstream exchange. While the caller's body is being sent there is no deadline, only its
+/// pace (an upload takes as long as it takes while bytes flow); the request timeout for the
+/// response head starts once the body has been sent (Envoy's rule). The response body is paced
+/// too. `upload` is the first attempt's body; a replay sends bytes already in hand.
 async fn once(
     snap: &Snapshot,
     req: Request<RequestBody>,
     ctx: &mut Ctx,
-) -> Result<Response<Incoming>, ExchangeError> {
+) -> Result<Response<Paced<Incoming>>, ExchangeError> {
     let sent = Instant::now();
-    let result = tokio::time::timeout(snap.request_timeout, snap.outbound.request(req)).await;
+    let upload = ctx.upload.take();
+    let result = head(snap, req, upload.as_deref()).await;
     ctx.upstream_time = Some(ctx.upstream_time.unwrap_or_default() + sent.elapsed());
-    match result {
-        Err(_) => Err(ExchangeError::Timeout(snap.request_timeout)),
-        Ok(Err(e)) => Err(
+    match result? {
+        Err(e) => Err(
             match (cause_ref::<BodyError>(&e), cause_ref::<UpstreamBusy>(&e)) {
                 (Some(b), _) => ExchangeError::CallerBody(b.clone()),
                 (None, Some(busy)) => ExchangeError::Busy(busy.clone()),
@@ -156,11 +161,37 @@ async fn once(
         ),
         // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
         // response for the caller's own connection.
-        Ok(Ok(mut resp)) => {
+        Ok(mut resp) => {
             *resp.version_mut() = http::Version::HTTP_11;
-            Ok(resp)
+            Ok(resp.map(|body| Paced::new(body, snap.body_idle_timeout).0))
         }
     }
+}
+
+type Head = Result<Response<Incoming>, hyper_util::client::legacy::Error>;
+
+/// Waits for the response head: unbounded but paced while `upload` is being sent, then within
+/// the request timeout.
+async fn head(
+    snap: &Snapshot,
+    req: Request<RequestBody>,
+    upload: Option<&Progress>,
+) -> Result<Head, ExchangeError> {
+    let response = snap.outbound.request(req);
+    tokio::pin!(response);
+    if let Some(upload) = upload {
+        tokio::select! {
+            // An upstream may answer before it has read the whole body (a 4xx, say).
+            r = &mut response => return Ok(r),
+            _ = upload.sent() => {}
+            _ = upload.reader_stalled(snap.body_idle_timeout) => {
+                return Err(ExchangeError::SendStalled(snap.body_idle_timeout));
+            }
+        }
+    }
+    tokio::time::timeout(snap.request_timeout, response)
+        .await
+        .map_err(|_| ExchangeError::Timeout(snap.request_timeout))
 }
 
 fn box_body<B>(body: B) -> RequestBody

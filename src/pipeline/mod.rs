@@ -33,7 +33,7 @@ pub async fn handle(
         admit::check(&snap.limits, &req)?; // framing, method, head size, path
         let caller = snap.callers.authenticate(req.headers_mut())?; // before routing: a stranger learns nothing
         let target = target::resolve(&snap, &req, caller, &mut ctx).await?; // route, authorization, size, shaping
-        let req = prime::body(req, &target, &snap.limits, &ctx).await?; // limit armed, first frame read
+        let req = prime::body(req, &target, &snap.limits, snap.body_idle_timeout, &mut ctx).await?; // limit, pace, first frame
         let req = rewrite::request(req, &target, &ctx).await?; // token, identity headers, strip
         let resp = exchange::send(&snap, req, &target, &mut ctx).await?; // timeout, one 401 replay
         Ok::<_, respond::ProxyError>(rewrite::response(resp, &target, &ctx)) // Location, ids

@@ -1,25 +1,29 @@
-//! Stage 4, prime the body: arm the route's body limit and the byte count, and read the first
+//! Stage 4, prime the body: arm the route's body limit, its pace and the byte count, and read the first
 //! frame before anything is sent upstream, so a body broken from its first byte is refused
 //! with nothing forwarded. Later breakage aborts the upstream request mid-body, which an
 //! upstream must treat as an incomplete request.
 
 use super::ctx::Ctx;
 use super::target::Target;
-use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Primed};
+use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
 use crate::config::LimitsConfig;
 use http::Request;
 use hyper::body::Incoming;
+use std::time::Duration;
 
 /// The caller's body as it is forwarded.
-pub type CallerBody = Primed<Observed<Incoming, (Limit, ByteCount)>>;
+pub type CallerBody = Primed<Observed<Paced<Incoming>, (Limit, ByteCount)>>;
 
 pub async fn body(
     req: Request<Incoming>,
     target: &Target<'_>,
     limits: &LimitsConfig,
-    ctx: &Ctx,
+    body_idle_timeout: Duration,
+    ctx: &mut Ctx,
 ) -> Result<Request<CallerBody>, BodyError> {
     let (parts, body) = req.into_parts();
+    let (body, progress) = Paced::new(body, body_idle_timeout);
+    ctx.upload = Some(progress);
     let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
     let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
     let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))

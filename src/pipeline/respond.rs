@@ -11,7 +11,7 @@ use super::exchange::ExchangeError;
 use super::rewrite::TokenUnavailable;
 use super::target::TargetError;
 use crate::base::headers::X_REQUEST_ID;
-use crate::body::{BodyError, Observed};
+use crate::body::{BodyError, Observed, Paced};
 use crate::state::AccessError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode, Version};
@@ -19,7 +19,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 /// What every response body is: the upstream's, or one the proxy made, with its access log.
-pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>, AccessLog>;
+pub type ResponseBody = Observed<Either<Paced<Incoming>, Full<Bytes>>, AccessLog>;
 
 /// Any stage's error. Which stage's it is says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ impl ProxyError {
             ProxyError::Exchange(ExchangeError::Unreachable(_)) => {
                 (StatusCode::BAD_GATEWAY, "upstream_unreachable")
             }
-            ProxyError::Exchange(ExchangeError::Timeout(_)) => {
+            ProxyError::Exchange(ExchangeError::Timeout(_) | ExchangeError::SendStalled(_)) => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
             ProxyError::Exchange(ExchangeError::Busy(_)) => {
@@ -151,13 +151,18 @@ fn access(e: &AccessError) -> (StatusCode, &'static str) {
 fn body(e: &BodyError) -> (StatusCode, &'static str) {
     match e {
         BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        BodyError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        BodyError::Timeout(_) | BodyError::Stalled(_) => {
+            (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+        }
         BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "bad_request"),
     }
 }
 
 /// The response the caller gets, with the access log riding in its body.
-pub fn finish(result: Result<Response<Incoming>, ProxyError>, ctx: Ctx) -> Response<ResponseBody> {
+pub fn finish(
+    result: Result<Response<Paced<Incoming>>, ProxyError>,
+    ctx: Ctx,
+) -> Response<ResponseBody> {
     let (resp, fault) = match result {
         Ok(resp) => (resp.map(Either::Left), None),
         Err(e) => {

@@ -1,7 +1,7 @@
-//! The connection limits of one listener as plain values, checked once when the snapshot is
-//! built: what the server reads for every connection it accepts.
+//! The connection limits of one listener as plain values: what the server reads for every
+//! connection it accepts.
 
-use crate::config::{AdminConfig, ConfigError, LimitsConfig};
+use crate::config::{AdminConfig, LimitsConfig};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,22 +23,10 @@ pub struct ConnLimits {
 }
 
 impl ConnLimits {
-    /// The proxy port's, from `[server.limits]`; `drain` is the shutdown grace.
-    pub fn proxy(l: &LimitsConfig, drain: Duration) -> Result<ConnLimits, ConfigError> {
-        let key = |k: &str| format!("server.limits.{k}");
-        if l.max_connection_age.is_zero() {
-            return Err(ConfigError::new(
-                key("max_connection_age"),
-                "must be longer than 0s (it caps a connection's whole life)",
-            ));
-        }
-        if l.h2_max_premature_resets == 0 {
-            return Err(ConfigError::new(
-                key("h2_max_premature_resets"),
-                "must be at least 1 (0 would close every HTTP/2 connection whose client cancels a stream)",
-            ));
-        }
-        Ok(ConnLimits {
+    /// The proxy port's, from `[server.limits]` (checked by `config::validate`); `drain` is
+    /// the shutdown grace.
+    pub fn proxy(l: &LimitsConfig, drain: Duration) -> ConnLimits {
+        ConnLimits {
             max_connections: l.max_connections,
             max_connections_per_peer: (l.max_connections_per_peer > 0)
                 .then_some(l.max_connections_per_peer),
@@ -47,30 +35,13 @@ impl ConnLimits {
             max_age: Some(l.max_connection_age),
             drain,
             h2_max_premature_resets: Some(l.h2_max_premature_resets),
-        })
+        }
     }
 
     /// The admin port's, from `[admin]`: no per-peer cap (its callers are probes and
     /// scrapers, often all from one address) and no age limit (its requests are short).
-    pub fn admin(a: &AdminConfig) -> Result<ConnLimits, ConfigError> {
-        if a.max_connections == 0 {
-            return Err(ConfigError::new(
-                "admin.max_connections",
-                "must be at least 1 (0 would refuse every probe)",
-            ));
-        }
-        for (k, d) in [
-            ("header_read_timeout", a.header_read_timeout),
-            ("idle_timeout", a.idle_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError::new(
-                    format!("admin.{k}"),
-                    "must be longer than 0s",
-                ));
-            }
-        }
-        Ok(ConnLimits {
+    pub fn admin(a: &AdminConfig) -> ConnLimits {
+        ConnLimits {
             max_connections: a.max_connections,
             max_connections_per_peer: None,
             header_read_timeout: a.header_read_timeout,
@@ -78,6 +49,6 @@ impl ConnLimits {
             max_age: None,
             drain: Duration::from_secs(1),
             h2_max_premature_resets: None,
-        })
+        }
     }
 }

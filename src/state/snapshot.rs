@@ -29,6 +29,8 @@ pub struct Snapshot {
     /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
     outbound_source: (OutboundConfig, Option<Vec<u8>>),
     pub request_timeout: Duration,
+    /// Longest pause between two frames of a body in flight, either way.
+    pub body_idle_timeout: Duration,
     /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
     pub shaping: Shaping,
     pub shutdown_grace: Duration,
@@ -59,8 +61,8 @@ impl Snapshot {
             Some(a) => Some(resolve_addr("admin.listen", a)?),
             None => None,
         };
-        let conn_limits = ConnLimits::proxy(&config.server.limits, config.server.shutdown_grace)?;
-        let admin_limits = ConnLimits::admin(&config.admin)?;
+        let conn_limits = ConnLimits::proxy(&config.server.limits, config.server.shutdown_grace);
+        let admin_limits = ConnLimits::admin(&config.admin);
         let outbound_source = (
             config.outbound.clone(),
             config
@@ -122,6 +124,8 @@ impl Snapshot {
             .map(ListenerTls::build)
             .transpose()?;
         check_exposure(config, listen, &callers, tls.as_ref())?;
+        // Last, so that a more specific error (a bad key, say) is reported first.
+        crate::config::validate(config)?;
         warn_about_secret_files(config);
         if let Some(p) = previous {
             // Listeners are bound once; say so rather than pretend the change took effect.
@@ -145,6 +149,7 @@ impl Snapshot {
             outbound,
             outbound_source,
             request_timeout: config.outbound.request_timeout,
+            body_idle_timeout: config.outbound.body_idle_timeout,
             shaping,
             shutdown_grace: config.server.shutdown_grace,
             admin_listen,
