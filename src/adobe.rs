@@ -4,6 +4,10 @@
 use serde::Deserialize;
 use std::fmt;
 
+/// The IMS hosts Adobe's SDKs log in to (production and stage), whatever a credential's own
+/// `ims_url` says: the forward listener answers them itself.
+pub const SDK_IMS_HOSTS: [&str; 2] = ["ims-na1.adobelogin.com", "ims-na1-stg1.adobelogin.com"];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Api {

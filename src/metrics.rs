@@ -24,6 +24,7 @@ pub const CONFIG_RELOADS: &str = "ims_proxy_config_reloads_total";
 pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
+pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
 
 /// Latency buckets in seconds: Adobe's APIs answer in tens of milliseconds to tens of seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -120,6 +121,10 @@ fn describe() {
         RATE_LIMITED,
         "Requests refused with 429 rate_limited by the proxy's own limits"
     );
+    describe_counter!(
+        FORWARD_REFUSED,
+        "CONNECT requests the forward listener refused (a host no route serves)"
+    );
     describe_gauge!(
         RATE_LIMIT_QUEUED,
         "Requests waiting in a route's rate-limit queue"
@@ -212,4 +217,8 @@ pub fn rate_limited(route: &str) {
 
 pub fn rate_limit_queued(route: &str, delta: f64) {
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(delta);
+}
+
+pub fn forward_refused() {
+    metrics::counter!(FORWARD_REFUSED).increment(1);
 }

@@ -5,7 +5,7 @@ mod memory;
 mod reload;
 
 use crate::config::{Config, ConfigError};
-use crate::server::{Admin, Server};
+use crate::server::{Admin, ForwardServer, Server};
 use crate::state::{Shared, Snapshot};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,15 +18,21 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin listener's address, when `[admin] listen` is set.
     pub admin_addr: Option<SocketAddr>,
+    /// The forward listener's address, when `[forward]` is set.
+    pub forward_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     draining: Arc<AtomicBool>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    admin: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    admin: Option<Background>,
+    forward: Option<Background>,
 }
+
+/// A listener serving in the background, and how to stop it.
+type Background = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
 
 impl Running {
     /// The shared state requests read; a reload swaps its snapshot.
@@ -40,6 +46,10 @@ impl Running {
         self.draining.store(true, Ordering::Relaxed);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some((tx, task)) = self.forward.take() {
+            let _ = tx.send(());
+            let _ = task.await;
         }
         let _ = (&mut self.task).await;
         if let Some((tx, task)) = self.admin.take() {
@@ -55,6 +65,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let snapshot = Snapshot::build(config, None)?;
     snapshot.start_refreshers();
     let admin_listen = snapshot.admin_listen;
+    let forward_listen = snapshot.forward.as_ref().map(|f| f.listen);
     let shared = Shared::new(snapshot);
     let server = Server::bind(shared.clone())
         .await
@@ -78,6 +89,21 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             (Some((tx, task)), Some(admin_addr))
         }
     };
+    let (forward, forward_addr) = match forward_listen {
+        None => (None, None),
+        Some(listen) => {
+            let bind_err = |e| StartError::ForwardBind(listen.to_string(), e);
+            let forward = ForwardServer::bind(listen, shared.clone())
+                .await
+                .map_err(bind_err)?;
+            let forward_addr = forward.local_addr().map_err(bind_err)?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(forward.serve(async {
+                let _ = rx.await;
+            }));
+            (Some((tx, task)), Some(forward_addr))
+        }
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async {
         let _ = rx.await;
@@ -85,11 +111,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         admin_addr,
+        forward_addr,
         shared,
         draining,
         shutdown: Some(tx),
         task,
         admin,
+        forward,
     })
 }
 
@@ -113,6 +141,9 @@ pub async fn run(
     tracing::info!(addr = %running.addr, "listening");
     if let Some(a) = running.admin_addr {
         tracing::info!(addr = %a, "admin listening");
+    }
+    if let Some(a) = running.forward_addr {
+        tracing::info!(addr = %a, "forward listening");
     }
     let mut background = vec![memory::spawn_trimmer()];
     if let Some(path) = options.config_path {
@@ -146,4 +177,6 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("admin.listen: cannot listen on {0}: {1}")]
     AdminBind(String, std::io::Error),
+    #[error("forward.listen: cannot listen on {0}: {1}")]
+    ForwardBind(String, std::io::Error),
 }

@@ -3,6 +3,7 @@
 use super::callers::CallerConfig;
 use super::credentials::CredentialConfig;
 use super::error::ConfigError;
+use super::forward::ForwardConfig;
 use super::outbound::OutboundConfig;
 use super::routes::RouteConfig;
 use super::server::{AdminConfig, ServerConfig};
@@ -29,6 +30,8 @@ pub struct Config {
     /// `[[clients]]`: who may call the proxy.
     #[serde(default, rename = "clients")]
     pub callers: Vec<CallerConfig>,
+    /// `[forward]`: the forward-proxy listener, off unless present.
+    pub forward: Option<ForwardConfig>,
 }
 
 impl Config {
@@ -64,13 +67,14 @@ impl Config {
 /// whose name has no `__` and is not a top-level section is one of those, and is ignored.
 /// Anything with `__` still goes through, so a misspelt section remains an error.
 fn is_service_link(key: &str) -> bool {
-    const SECTIONS: [&str; 6] = [
+    const SECTIONS: [&str; 7] = [
         "server",
         "admin",
         "client",
         "credentials",
         "routes",
         "clients",
+        "forward",
     ];
     !key.contains("__") && !SECTIONS.iter().any(|s| key.eq_ignore_ascii_case(s))
 }

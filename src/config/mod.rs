@@ -7,6 +7,7 @@ mod callers;
 mod credentials;
 mod error;
 mod file;
+mod forward;
 mod outbound;
 mod routes;
 mod server;
@@ -16,6 +17,7 @@ pub use callers::CallerConfig;
 pub use credentials::{CredentialConfig, CredentialKind};
 pub use error::ConfigError;
 pub use file::{key_path, Config};
+pub use forward::ForwardConfig;
 pub use outbound::OutboundConfig;
 pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{

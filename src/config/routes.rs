@@ -14,6 +14,9 @@ pub struct RouteConfig {
     #[serde(default)]
     pub stage: bool,
     pub upstream: Option<String>,
+    /// The URL clients know the API by, for the forward listener: requests intercepted for it
+    /// go to this route. Presets know theirs (`https://mc.adobe.io/{tenant}/campaign`, ...).
+    pub public_url: Option<String>,
     pub credential: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

@@ -46,6 +46,7 @@ impl Observer for AccessLog {
         tracing::info!(
             target: "ims_proxy::access",
             request_id = ctx.request_id.to_str().unwrap_or(""),
+            listener = ctx.conn.listener,
             client = ctx.caller.as_deref().unwrap_or("-"),
             method = ctx.method.as_str(),
             path = ctx.path.as_str(),

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub struct ConnMeta {
     pub peer: SocketAddr,
     pub proto: &'static str,
+    /// Which listener: `reverse` (route prefixes) or `forward` (`CONNECT` tunnels).
+    pub listener: &'static str,
 }
 
 pub struct Ctx {

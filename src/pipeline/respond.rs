@@ -18,8 +18,11 @@ use http::{header, HeaderValue, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-/// What every response body is: the upstream's, or one the proxy made, with its access log.
-pub type ResponseBody = Observed<Either<Paced<Incoming>, Full<Bytes>>, AccessLog>;
+/// A response body before the access log: the upstream's, or one the proxy made.
+pub type Answer = Either<Paced<Incoming>, Full<Bytes>>;
+
+/// What every response body is: an [`Answer`] with its access log.
+pub type ResponseBody = Observed<Answer, AccessLog>;
 
 /// Any stage's error. Which stage's it is says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -160,11 +163,11 @@ fn body(e: &BodyError) -> (StatusCode, &'static str) {
 
 /// The response the caller gets, with the access log riding in its body.
 pub fn finish(
-    result: Result<Response<Paced<Incoming>>, ProxyError>,
+    result: Result<Response<Answer>, ProxyError>,
     ctx: Ctx,
 ) -> Response<ResponseBody> {
     let (resp, fault) = match result {
-        Ok(resp) => (resp.map(Either::Left), None),
+        Ok(resp) => (resp, None),
         Err(e) => {
             let mut resp = e.to_response(&ctx.request_id);
             if e.closes_connection() && ctx.version < Version::HTTP_2 {

@@ -3,6 +3,7 @@
 //! here is the caller's (or, for shaping, the caller's traffic's) doing.
 
 use super::ctx::Ctx;
+use super::intercept::Intercepted;
 use crate::state::{AccessError, Caller, Route, Snapshot};
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
@@ -43,16 +44,23 @@ pub async fn resolve<'s, B>(
     snap: &'s Snapshot,
     req: &Request<B>,
     caller: Option<Caller>,
+    intercepted: Option<&Intercepted>,
     ctx: &mut Ctx,
 ) -> Result<Target<'s>, TargetError> {
     if req.version() < Version::HTTP_2 && req.uri().scheme().is_some() {
         return Err(TargetError::AbsoluteForm);
     }
     let path = req.uri().path();
-    let (route, rest) = snap
-        .routes
-        .find(path)
-        .ok_or_else(|| TargetError::NoRoute(path.to_string()))?;
+    // Through the forward listener the request names Adobe's URL: matched by the routes'
+    // public URLs instead of their prefixes.
+    let found = match intercepted {
+        Some(i) => snap.routes.find_public(&i.host, path),
+        None => snap.routes.find(path),
+    };
+    let (route, rest) = found.ok_or_else(|| match intercepted {
+        Some(i) => TargetError::NoRoute(format!("https://{}{path}", i.host)),
+        None => TargetError::NoRoute(path.to_string()),
+    })?;
     ctx.route = Some(route.label().to_string());
     ctx.credential = Some(route.credential.name.clone());
     if let Some(who) = caller {

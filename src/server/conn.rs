@@ -8,7 +8,7 @@ use super::idle::{Activity, PrefaceWatch};
 use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
-use crate::pipeline::{self, Ambiguous, ConnMeta};
+use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted};
 use crate::state::{ConnLimits, Shared, Snapshot};
 use http_body::Body as _;
 use hyper::service::service_fn;
@@ -39,8 +39,9 @@ pub async fn serve(
             let meta = ConnMeta {
                 peer,
                 proto: "http",
+                listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
         }
         Some(tls) => {
             let limit = snapshot.limits.header_read_timeout;
@@ -58,18 +59,22 @@ pub async fn serve(
             let meta = ConnMeta {
                 peer,
                 proto: "https",
+                listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
         }
     }
 }
 
-async fn serve_http<I>(
+/// HTTP on one connection. `intercepted` is set on the forward listener's tunnels: every
+/// request on the connection carries it.
+pub(super) async fn serve_http<I>(
     io: I,
     meta: ConnMeta,
     snapshot: &Snapshot,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<()>,
+    intercepted: Option<Intercepted>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -90,6 +95,9 @@ async fn serve_http<I>(
             if let Some(reason) = verdicts.next() {
                 req.extensions_mut().insert(Ambiguous(reason));
             }
+        }
+        if let Some(i) = &intercepted {
+            req.extensions_mut().insert(i.clone());
         }
         async move {
             let resp = pipeline::handle(&shared, req, meta).await;

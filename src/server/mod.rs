@@ -5,11 +5,13 @@
 mod admin;
 mod capacity;
 mod conn;
+mod forward;
 mod framing;
 mod idle;
 mod listener;
 
 pub use admin::Admin;
+pub use forward::ForwardServer;
 
 use crate::base::fds::{self, FdSlot};
 use crate::state::Shared;

@@ -118,6 +118,16 @@ impl Callers {
     /// removes `x-proxy-key`.
     pub fn authenticate(&self, headers: &mut HeaderMap) -> Result<Option<Caller>, AccessError> {
         let presented = take_key(headers);
+        self.identify(presented)
+    }
+
+    /// The caller a forward-proxy `CONNECT` authenticates as: its key in `Proxy-Authorization`,
+    /// as `Bearer <key>` or as the password of `Basic` (`HTTPS_PROXY=http://name:key@host:port`).
+    pub fn authenticate_proxy(&self, headers: &HeaderMap) -> Result<Option<Caller>, AccessError> {
+        self.identify(proxy_key(headers))
+    }
+
+    fn identify(&self, presented: Option<Secret>) -> Result<Option<Caller>, AccessError> {
         if !self.is_enabled() {
             return Ok(None);
         }
@@ -156,6 +166,31 @@ impl Callers {
 
 /// The key from `x-proxy-key`, else from `Authorization: Bearer`. More than one `x-proxy-key`
 /// is ambiguous and counts as none. The headers are removed here.
+fn proxy_key(headers: &HeaderMap) -> Option<Secret> {
+    use base64::Engine as _;
+    let mut values = headers.get_all(http::header::PROXY_AUTHORIZATION).iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let (scheme, rest) = v.to_str().ok()?.trim().split_once(' ')?;
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        match text.split_once(':') {
+            Some((_, pass)) if !pass.is_empty() => pass.to_string(),
+            Some((user, _)) => user.to_string(),
+            None => text,
+        }
+    } else {
+        return None;
+    };
+    (!key.is_empty()).then(|| Secret::new(key))
+}
+
 fn take_key(headers: &mut HeaderMap) -> Option<Secret> {
     let mut proxy_keys = headers.get_all(&X_PROXY_KEY).iter();
     let from_header = match (proxy_keys.next(), proxy_keys.next()) {

@@ -1,7 +1,9 @@
 //! What requests read: the [`Snapshot`] built from the config (routes, credentials, callers,
 //! shaping, listener TLS), swapped whole on reload through [`Shared`].
 
+mod ca;
 mod callers;
+mod forward;
 mod limits;
 mod routes;
 mod shaping;
@@ -9,6 +11,7 @@ mod snapshot;
 mod tls;
 
 pub use callers::{AccessError, Caller};
+pub use forward::Decision;
 pub use limits::ConnLimits;
 pub use routes::Route;
 pub use shaping::Permit;

@@ -73,6 +73,9 @@ pub struct Route {
     pub prefix: String,
     pub api: Option<Api>,
     pub upstream: Upstream,
+    /// The URL clients know the API by (the forward listener matches on it); a preset's own,
+    /// or `public_url`. `None` for routes without either.
+    pub public: Option<Upstream>,
     pub credential: Arc<Credential>,
     pub send_org_id: bool,
     /// The preset's and the route's static headers, built once.
@@ -127,6 +130,15 @@ impl Route {
         }
         let upstream = Upstream::parse(&upstream_url)
             .map_err(|r| ConfigError::new(format!("{key}.upstream"), r))?;
+        let public = match (&rc.public_url, rc.api) {
+            (Some(u), _) => Some(public_url(&format!("{key}.public_url"), u)?),
+            (None, Some(api)) => api
+                .default_upstream(rc.tenant.as_deref(), rc.stage)
+                .ok()
+                .map(|u| public_url(&format!("{key}.api"), &u))
+                .transpose()?,
+            (None, None) => None,
+        };
         let send_org_id = match (rc.api, rc.org_id_header) {
             (_, Some(explicit)) => explicit,
             (Some(api), None) => api.sends_org_id(),
@@ -142,6 +154,7 @@ impl Route {
             prefix,
             api: rc.api,
             upstream,
+            public,
             credential,
             send_org_id,
             headers: static_headers(&key, rc)?,
@@ -173,6 +186,18 @@ impl Route {
         }
         Some(out)
     }
+}
+
+/// A public URL: HTTPS, as every Adobe API is, so the forward listener can intercept it.
+fn public_url(key: &str, url: &str) -> Result<Upstream, ConfigError> {
+    let parsed = Upstream::parse(url).map_err(|r| ConfigError::new(key, r))?;
+    if parsed.scheme != Scheme::HTTPS {
+        return Err(ConfigError::new(
+            key,
+            format!("{url:?} must be an https:// URL"),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// The preset's headers the route does not override, then the route's own.
@@ -252,6 +277,39 @@ impl RouteTable {
         })
     }
 
+    /// The route whose public URL is the longest prefix of `host` + `path` (an intercepted
+    /// request), and the rest of the path after that URL's base path.
+    pub fn find_public<'a, 'p>(
+        &'a self,
+        host: &str,
+        path: &'p str,
+    ) -> Option<(&'a Route, &'p str)> {
+        self.routes
+            .iter()
+            .filter_map(|r| {
+                let public = r.public.as_ref()?;
+                if !same_host(public.authority.as_str(), host) {
+                    return None;
+                }
+                let rest = path.strip_prefix(public.base_path.as_str())?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((
+                    r,
+                    rest,
+                    public.base_path.len(),
+                ))
+            })
+            .max_by_key(|(_, _, len)| *len)
+            .map(|(r, rest, _)| (r, rest))
+    }
+
+    /// Whether some route's public URL is on `host`.
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.routes
+            .iter()
+            .filter_map(|r| r.public.as_ref())
+            .any(|p| same_host(p.authority.as_str(), host))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
     }
@@ -263,6 +321,15 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+}
+
+/// `mc.adobe.io` and `MC.adobe.io:443` are one host for HTTPS.
+pub fn same_host(authority: &str, host: &str) -> bool {
+    let strip = |a: &str| {
+        let a = a.strip_suffix(":443").unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    strip(authority) == strip(host)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! new snapshot keeps of the one it replaces.
 
 use super::callers::Callers;
+use super::forward::Forward;
 use super::limits::ConnLimits;
 use super::routes::{label, Route, RouteTable};
 use super::shaping::{RouteLimiter, Shaping};
@@ -29,6 +30,8 @@ pub struct Snapshot {
     /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
     outbound_source: (OutboundConfig, Option<Vec<u8>>),
     pub request_timeout: Duration,
+    /// For the forward listener's blind tunnels.
+    pub outbound_connect_timeout: Duration,
     /// Longest pause between two frames of a body in flight, either way.
     pub body_idle_timeout: Duration,
     /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
@@ -39,6 +42,8 @@ pub struct Snapshot {
     pub callers: Callers,
     /// Listener TLS, rebuilt from the files on every snapshot (so on every reload).
     pub tls: Option<ListenerTls>,
+    /// `[forward]`: the forward-proxy listener's policy and CA.
+    pub forward: Option<Forward>,
     pub limits: LimitsConfig,
     /// The proxy port's connection limits.
     pub conn_limits: ConnLimits,
@@ -123,7 +128,21 @@ impl Snapshot {
             .as_ref()
             .map(ListenerTls::build)
             .transpose()?;
-        check_exposure(config, listen, &callers, tls.as_ref())?;
+        check_exposure(config, "server.listen", listen, &callers, tls.as_ref())?;
+        let mut forward = match &config.forward {
+            None => None,
+            Some(f) => {
+                let ims_hosts = credentials
+                    .values()
+                    .filter_map(|c| c.ims_host())
+                    .chain(crate::adobe::SDK_IMS_HOSTS.map(String::from))
+                    .collect();
+                let fwd = Forward::build(f, ims_hosts, previous.and_then(|p| p.forward.as_ref()))?;
+                // The forward listener has no TLS of its own: callers need keys beyond loopback.
+                check_exposure(config, "forward.listen", fwd.listen, &callers, None)?;
+                Some(fwd)
+            }
+        };
         // Last, so that a more specific error (a bad key, say) is reported first.
         crate::config::validate(config)?;
         warn_about_secret_files(config);
@@ -137,6 +156,12 @@ impl Snapshot {
                 );
                 listen = p.listen;
             }
+            if let (Some(new), Some(old)) = (forward.as_mut(), p.forward.as_ref()) {
+                if new.listen != old.listen {
+                    tracing::warn!("forward.listen changed; it takes effect after a restart");
+                    new.listen = old.listen;
+                }
+            }
             if admin_listen != p.admin_listen {
                 tracing::warn!("admin.listen changed; it takes effect after a restart");
                 admin_listen = p.admin_listen;
@@ -149,12 +174,14 @@ impl Snapshot {
             outbound,
             outbound_source,
             request_timeout: config.outbound.request_timeout,
+            outbound_connect_timeout: config.outbound.connect_timeout,
             body_idle_timeout: config.outbound.body_idle_timeout,
             shaping,
             shutdown_grace: config.server.shutdown_grace,
             admin_listen,
             callers,
             tls,
+            forward,
             limits: config.server.limits.clone(),
             conn_limits,
             admin_limits,
@@ -235,6 +262,7 @@ impl Snapshot {
 /// privileges, so listening beyond loopback needs someone to check who is calling.
 fn check_exposure(
     config: &Config,
+    key: &str,
     listen: SocketAddr,
     callers: &Callers,
     tls: Option<&ListenerTls>,
@@ -251,7 +279,7 @@ fn check_exposure(
         return Ok(());
     }
     Err(ConfigError::new(
-        "server.listen",
+        key,
         format!(
             "{listen} is reachable from other hosts, and anyone who reaches it acts with your \
              organisation's Adobe privileges: configure [[clients]] keys or server.tls.client_ca_file \

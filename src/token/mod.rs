@@ -10,6 +10,7 @@ mod jwt;
 mod oauth;
 mod refresh;
 mod status;
+pub mod stub;
 
 pub use status::{CredentialState, CredentialStatus};
 
@@ -272,6 +273,12 @@ impl Credential {
             Flow::Jwt(j) => Some(&j.ims_url),
             Flow::OAuth(o) => Some(&o.ims_url),
         }
+    }
+
+    /// The host of [`Self::ims_url`].
+    pub fn ims_host(&self) -> Option<String> {
+        let url = url::Url::parse(self.ims_url()?).ok()?;
+        url.host_str().map(str::to_ascii_lowercase)
     }
 
     /// The metascopes (jwt) or scopes (oauth) this credential asks IMS for.

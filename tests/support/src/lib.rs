@@ -29,6 +29,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connect_proxy;
+pub mod forward;
 pub mod ims;
 pub mod logs;
 pub mod metrics;

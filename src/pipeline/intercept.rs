@@ -1,0 +1,62 @@
+//! Requests that came through the forward listener's `CONNECT` tunnels: what the listener
+//! learned at `CONNECT` (the host, the caller), and the IMS token endpoint it answers itself.
+
+use crate::base::headers::X_PROXY_KEY;
+use crate::body::BodyError;
+use crate::state::{Caller, Snapshot};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+/// IMS's token requests are a few hundred bytes; this is generous.
+const MAX_IMS_BODY: usize = 64 * 1024;
+
+/// Put in a request's extensions by the forward listener.
+#[derive(Debug, Clone)]
+pub struct Intercepted {
+    /// The host the tunnel was opened to, as the client named it.
+    pub host: String,
+    /// Who authenticated at `CONNECT` (`Proxy-Authorization`), when callers are configured.
+    pub caller: Option<Caller>,
+    /// The host is a credential's IMS: the proxy answers it itself.
+    pub ims: bool,
+}
+
+/// The caller authenticated at `CONNECT`. A key sent again inside the tunnel is removed, as on
+/// the reverse listener, so it is never forwarded.
+pub fn caller(i: &Intercepted, headers: &mut http::HeaderMap) -> Option<Caller> {
+    headers.remove(X_PROXY_KEY);
+    i.caller.clone()
+}
+
+/// Answers an IMS request locally (never forwarded), for the credentials using that IMS host.
+pub async fn ims(
+    snap: &Snapshot,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, BodyError> {
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, MAX_IMS_BODY)
+        .collect()
+        .await
+        .map_err(|e| BodyError::Broken(e.to_string()))?
+        .to_bytes();
+    // The credentials whose IMS this is first; then the rest, for SDKs that log in to Adobe's
+    // own IMS host while the credentials point elsewhere (the sandbox, a stage IMS).
+    let (mut credentials, others): (Vec<_>, Vec<_>) = snap
+        .credentials
+        .values()
+        .cloned()
+        .partition(|c| c.ims_host().is_some_and(|h| h.eq_ignore_ascii_case(host)));
+    credentials.extend(others);
+    Ok(crate::token::stub::answer(
+        &credentials,
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        &parts.headers,
+        &body,
+    )
+    .await)
+}

@@ -1,0 +1,304 @@
+//! The forward listener (`[forward] listen`): for tools that hard-code Adobe's hosts and honour
+//! `HTTPS_PROXY` (Adobe's SDKs). It accepts `CONNECT host:port` only where the snapshot's
+//! [`Forward`](crate::state::Forward) policy says so: a host a route's public URL is on, or a
+//! credential's IMS host, is intercepted (TLS terminated with a leaf from the local CA, and each
+//! request inside goes down the same pipeline as on the reverse listener); a `passthrough`
+//! pattern is tunnelled blind; anything else is refused with 403 and counted. Never an open
+//! proxy.
+
+use super::capacity::{self, Admission, ConnectionCounter};
+use super::conn;
+use super::listener;
+use crate::base::fds::FdSlot;
+use crate::pipeline::{error_response, ConnMeta, Intercepted};
+use crate::state::{Decision, Shared, Snapshot};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub struct ForwardServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl ForwardServer {
+    pub async fn bind(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<ForwardServer> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(ForwardServer { listener, shared })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets tunnels in flight finish within the grace.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (drain, _) = watch::channel(());
+        let connections = Arc::new(ConnectionCounter::default());
+        listener::accept_until(&self.listener, "forward", shutdown, |stream, peer| {
+            let snapshot = self.shared.snapshot.load_full();
+            let admitted = connections
+                .try_acquire(snapshot.conn_limits.max_connections)
+                .zip(FdSlot::try_acquire());
+            let Some((connection, fd)) = admitted else {
+                tracing::warn!(%peer, "forward connection refused: at the connection limit");
+                let _ = stream.try_write(capacity::OVER_CAPACITY_RESPONSE);
+                return;
+            };
+            let admission = Admission {
+                _connection: connection,
+                _peer: None,
+                _fd: Some(fd),
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(connection_task(
+                stream,
+                peer,
+                self.shared.clone(),
+                drain.subscribe(),
+                admission,
+            ));
+        })
+        .await;
+        drop(self.listener);
+        let grace = self.shared.snapshot.load().shutdown_grace;
+        let _ = drain.send(());
+        tokio::select! {
+            _ = drain.closed() => {}
+            _ = tokio::time::sleep(grace) => {}
+        }
+    }
+}
+
+/// One client connection: HTTP/1.1 until its `CONNECT`, then whatever the tunnel carries.
+async fn connection_task(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<()>,
+    admission: Admission,
+) {
+    let header_read_timeout = shared.snapshot.load().limits.header_read_timeout;
+    let admission = Arc::new(admission);
+    let service = service_fn(move |req| {
+        let (shared, shutdown, admission) = (shared.clone(), shutdown.clone(), admission.clone());
+        async move {
+            let resp = connect(shared, req, peer, shutdown, admission).await;
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "forward connection ended with an error");
+    }
+}
+
+/// Answers one request on the forward listener: a `CONNECT` it accepts, or a refusal.
+async fn connect(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<()>,
+    admission: Arc<Admission>,
+) -> Response<Full<Bytes>> {
+    let snap = shared.snapshot.load_full();
+    let Some(forward) = snap.forward.as_ref() else {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "forward_off",
+            "the forward listener is off",
+        );
+    };
+    if req.method() != Method::CONNECT {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "forward_refused",
+            "only CONNECT to Adobe's HTTPS hosts is accepted here: plain http:// requests are \
+             refused (Adobe's APIs are HTTPS only)",
+        );
+    }
+    let caller = match snap.callers.authenticate_proxy(req.headers()) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut resp = refusal(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "unauthorized",
+                &e.to_string(),
+            );
+            resp.headers_mut().insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ims-proxy\""),
+            );
+            return resp;
+        }
+    };
+    let Some(authority) = req.uri().authority().cloned() else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "CONNECT needs host:port",
+        );
+    };
+    let (host, port) = (
+        authority.host().to_string(),
+        authority.port_u16().unwrap_or(443),
+    );
+    match forward.decide(&snap.routes, &host, port) {
+        Decision::Refuse => {
+            tracing::warn!(%peer, %host, port, "CONNECT refused: no route serves this host");
+            crate::metrics::forward_refused();
+            refusal(
+                StatusCode::FORBIDDEN,
+                "forward_refused",
+                &format!(
+                    "ims-proxy tunnels only to the Adobe hosts its routes serve (and \
+                     forward.passthrough): {host}:{port} is refused"
+                ),
+            )
+        }
+        Decision::Tunnel => {
+            let timeout = snap.outbound_connect_timeout;
+            let upstream = match tokio::time::timeout(
+                timeout,
+                TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return refusal(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_unreachable",
+                        &format!("{host}:{port}: {e}"),
+                    )
+                }
+                Err(_) => {
+                    return refusal(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        &format!("{host}:{port}: no connection within {timeout:?}"),
+                    )
+                }
+            };
+            tokio::spawn(async move {
+                let _admission = admission;
+                let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                    return;
+                };
+                let mut client = TokioIo::new(upgraded);
+                let mut upstream = upstream;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+            established()
+        }
+        decision @ (Decision::Intercept | Decision::Ims) => {
+            let tls = match forward.ca.leaf(&host).and_then(server_config) {
+                Ok(t) => t,
+                Err(e) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "forward_tls", &e),
+            };
+            let intercepted = Intercepted {
+                host: host.to_ascii_lowercase(),
+                caller,
+                ims: decision == Decision::Ims,
+            };
+            tokio::spawn(intercept(
+                req,
+                tls,
+                intercepted,
+                peer,
+                snap,
+                shared,
+                shutdown,
+                admission,
+            ));
+            established()
+        }
+    }
+}
+
+/// Inside an accepted tunnel: the TLS handshake with the host's leaf, then HTTP as on the
+/// reverse listener, every request marked as intercepted.
+#[allow(clippy::too_many_arguments)]
+async fn intercept(
+    req: Request<Incoming>,
+    tls: Arc<rustls::ServerConfig>,
+    intercepted: Intercepted,
+    peer: SocketAddr,
+    snap: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<()>,
+    admission: Arc<Admission>,
+) {
+    let _admission = admission;
+    let Ok(upgraded) = hyper::upgrade::on(req).await else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let limit = snap.limits.header_read_timeout;
+    let stream = match tokio::time::timeout(limit, acceptor.accept(TokioIo::new(upgraded))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            // Most often: the client does not trust the local CA.
+            tracing::info!(%peer, host = %intercepted.host, error = %e, "TLS handshake in a CONNECT tunnel failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let meta = ConnMeta {
+        peer,
+        proto: "https",
+        listener: "forward",
+    };
+    conn::serve_http(stream, meta, &snap, shared, shutdown, Some(intercepted)).await;
+}
+
+fn server_config(
+    leaf: Arc<rustls::sign::CertifiedKey>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(OneLeaf(leaf)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The tunnel's host is known from its `CONNECT`: that host's leaf, whatever the SNI says.
+#[derive(Debug)]
+struct OneLeaf(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneLeaf {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn established() -> Response<Full<Bytes>> {
+    Response::new(Full::new(Bytes::new()))
+}
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let id: u128 = rand::random();
+    let id = HeaderValue::from_str(&format!("{id:032x}")).unwrap_or(HeaderValue::from_static("-"));
+    let mut resp = error_response(status, code, message, &id);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}

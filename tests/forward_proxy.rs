@@ -1,0 +1,284 @@
+//! The forward listener (`[forward]`): `CONNECT` to an Adobe host a route serves is intercepted
+//! with the local CA and goes down the same path as a reverse request; IMS's token endpoints are
+//! answered locally; `passthrough` hosts are tunnelled blind; everything else is refused.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use std::path::PathBuf;
+use support::forward::{connect, send_via, trusting};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Setup {
+    up: FakeUpstream,
+    proxy: ims_proxy::Running,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(forward_extra: &str, extra: &str) -> Setup {
+        let up = FakeUpstream::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_dir = dir.path().join("ca");
+        let route = Route::new("/campaign")
+            .api("campaign")
+            .extra("tenant = \"acme\"")
+            .upstream(up.url());
+        let proxy = static_proxy(route)
+            .section(&format!(
+                "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"\n{forward_extra}",
+                ca_dir.display()
+            ))
+            .append(extra)
+            .start()
+            .await;
+        Setup {
+            up,
+            proxy,
+            ca: ca_dir.join("ca.pem"),
+            _dir: dir,
+        }
+    }
+
+    fn forward(&self) -> std::net::SocketAddr {
+        self.proxy.forward_addr.expect("the forward listener is on")
+    }
+
+    async fn send(&self, host: &str, req: Request<Full<Bytes>>) -> Result<Got, String> {
+        send_via(self.forward(), host, trusting(&self.ca), "", req).await
+    }
+}
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", "mc.adobe.io")
+        .header("authorization", "Bearer dummy-token-from-the-sdk")
+        .header("x-api-key", "dummy-api-key")
+        .body(Full::default())
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_request_to_adobes_host_reaches_the_route_upstream_with_the_proxys_identity_only() {
+    let s = Setup::new("", "").await;
+    let got = s
+        .send(
+            "mc.adobe.io",
+            get("/acme/campaign/profileAndServices/profile"),
+        )
+        .await
+        .expect("through the tunnel");
+    assert_eq!(got.status, 200, "{}", got.text());
+    let seen = s.up.only_request();
+    assert_eq!(seen.target, "/profileAndServices/profile");
+    let header = |n: &str| seen.headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header("authorization"),
+        Some(format!("Bearer {STATIC_TOKEN}").as_str())
+    );
+    assert_eq!(header("x-api-key"), Some(STATIC_CLIENT_ID));
+    assert!(
+        !format!("{:?}", seen.headers).contains("dummy"),
+        "{:?}",
+        seen.headers
+    );
+}
+
+#[tokio::test]
+async fn an_intercepted_path_no_route_serves_is_a_404_and_nothing_is_forwarded() {
+    let s = Setup::new("", "").await;
+    let got = s
+        .send(
+            "mc.adobe.io",
+            get("/other-tenant/campaign/profileAndServices/profile"),
+        )
+        .await
+        .expect("through the tunnel");
+    assert_eq!(got.status, 404);
+    assert_eq!(got.json()["error_code"], "no_route");
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_connect_to_a_host_no_route_serves_is_refused_and_nothing_is_connected() {
+    let s = Setup::new("", "").await;
+    let (status, text, _) = connect(s.forward(), "example.com:443", "").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("\"error_code\":\"forward_refused\""),
+        "{text}"
+    );
+    // Not even a route's host on another port.
+    let (status, _, _) = connect(s.forward(), "mc.adobe.io:8443", "").await;
+    assert_eq!(status, 403);
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_plain_http_request_to_the_forward_listener_is_refused() {
+    let s = Setup::new("", "").await;
+    let reply = raw_send(
+        s.forward(),
+        b"GET http://mc.adobe.io/acme/campaign/x HTTP/1.1\r\nHost: mc.adobe.io\r\n\r\n",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(reply.status(), Some(403), "{}", reply.text);
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_local_ca_fails_the_handshake() {
+    let s = Setup::new("", "").await;
+    let other = support::tls::TestPki::new();
+    let err = send_via(
+        s.forward(),
+        "mc.adobe.io",
+        std::sync::Arc::new(other.client_config(None)),
+        "",
+        get("/acme/campaign/x"),
+    )
+    .await
+    .expect_err("an untrusted certificate");
+    assert!(err.starts_with("TLS"), "{err}");
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn the_local_ca_key_is_readable_by_the_proxy_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("", "").await;
+    let key = s.ca.with_file_name("ca.key");
+    let mode = std::fs::metadata(&key)
+        .expect("ca.key")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let pem = std::fs::read_to_string(&s.ca).expect("ca.pem");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[tokio::test]
+async fn passthrough_hosts_are_tunnelled_byte_for_byte() {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let s = Setup::new(&format!("passthrough = [\"127.0.0.1:{port}\"]"), "").await;
+    let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(status, 200, "{text}");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    tunnel.write_all(&bytes).await.expect("write");
+    let mut back = vec![0u8; bytes.len()];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tunnel.read_exact(&mut back),
+    )
+    .await
+    .expect("echoed in time")
+    .expect("read");
+    assert_eq!(back, bytes);
+}
+
+fn token_request(path: &str, content_type: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("host", "ims-na1.adobelogin.com")
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn ims_token_requests_are_answered_locally_in_adobes_units() {
+    let s = Setup::new("", "").await;
+    let form = "application/x-www-form-urlencoded";
+    let v3 = s
+        .send(
+            "ims-na1.adobelogin.com",
+            token_request(
+                "/ims/token/v3",
+                form,
+                "grant_type=client_credentials&client_id=dummy&client_secret=dummy&scope=openid",
+            ),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(v3.status, 200, "{}", v3.text());
+    let json = v3.json();
+    assert_eq!(json["token_type"], "bearer");
+    assert_eq!(json["expires_in"], 86_400, "seconds from token/v3");
+    assert_eq!(
+        json["access_token"]
+            .as_str()
+            .unwrap_or("")
+            .split('.')
+            .count(),
+        3
+    );
+    let jwt = s
+        .send(
+            "ims-na1.adobelogin.com",
+            token_request(
+                "/ims/exchange/jwt/",
+                form,
+                "client_id=dummy&client_secret=x&jwt_token=y",
+            ),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(
+        jwt.json()["expires_in"],
+        86_400_000u64,
+        "milliseconds from exchange/jwt"
+    );
+    let multipart = "--b0undary\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\ndummy\r\n--b0undary--\r\n";
+    let v2 = s
+        .send(
+            "ims-na1.adobelogin.com",
+            token_request(
+                "/ims/token/v2",
+                "multipart/form-data; boundary=b0undary",
+                multipart,
+            ),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(v2.status, 200, "{}", v2.text());
+    assert_eq!(s.up.count(), 0, "never forwarded");
+}
+
+#[tokio::test]
+async fn with_callers_configured_a_connect_needs_a_key_in_proxy_authorization() {
+    let key = "forward-caller-key-0123456789";
+    let s = Setup::new(
+        "",
+        &format!("[[clients]]\nname = \"sdk\"\nkey = \"{key}\"\n"),
+    )
+    .await;
+    let (status, _, _) = connect(s.forward(), "mc.adobe.io:443", "").await;
+    assert_eq!(status, 407);
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("sdk:{key}"));
+    let got = send_via(
+        s.forward(),
+        "mc.adobe.io",
+        trusting(&s.ca),
+        &format!("Proxy-Authorization: Basic {basic}\r\n"),
+        get("/acme/campaign/x"),
+    )
+    .await
+    .expect("through the tunnel");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(s.up.count(), 1);
+}
