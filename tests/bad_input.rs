@@ -188,3 +188,41 @@ GET /api/three HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n";
     assert_eq!(bodies[0], "hello");
     assert_eq!(bodies[1], "abc");
 }
+
+/// Sends `first` (a request the proxy serves) and then a request with both `Content-Length`
+/// and `Transfer-Encoding` on the same connection: the second must still be refused.
+async fn smuggling_after(first: &[u8]) {
+    let mut raw = first.to_vec();
+    raw.extend_from_slice(
+        b"POST /api/two HTTP/1.1\r\nHost: p\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let (reply, up) = exchange(&raw).await;
+    assert_eq!(
+        reply.text.matches("HTTP/1.1 200").count(),
+        1,
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("HTTP/1.1 400"), "{}", reply.text);
+    assert!(
+        reply.closed,
+        "the connection must be closed: {}",
+        reply.text
+    );
+    let targets: Vec<String> = up.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/one"], "only the first request may be forwarded");
+}
+
+#[tokio::test]
+async fn a_chunk_size_of_seventeen_hex_digits_does_not_blind_the_framing_watcher() {
+    smuggling_after(
+        b"POST /api/one HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n\
+00000000000000005\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_head_ending_in_lf_crlf_does_not_blind_the_framing_watcher() {
+    smuggling_after(b"GET /api/one HTTP/1.1\r\nHost: p\n\r\n").await;
+}

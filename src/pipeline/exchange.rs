@@ -27,6 +27,14 @@ pub enum ExchangeError {
     /// The exchange failed because the caller's body did: the caller's fault, not the upstream's.
     #[error(transparent)]
     CallerBody(BodyError),
+    /// The upstream's response head frames its body in a way two parsers could read
+    /// differently, or that the proxy could pass on only by re-framing it: refused before the
+    /// caller sees a byte, so no caller gets a body that looks complete but is not.
+    #[error("the upstream's response framing is refused: {0}")]
+    BadFraming(&'static str),
+    /// The proxy removes `Upgrade` from every request, so a 101 was never asked for.
+    #[error("the upstream switched protocols (101) although no upgrade was asked for")]
+    UnaskedUpgrade,
 }
 
 /// What a replay needs: the head as sent, and the body kept while it streamed.
@@ -151,9 +159,40 @@ async fn once(
         // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
         // response for the caller's own connection.
         Ok(Ok(mut resp)) => {
+            check_response(&resp)?;
             *resp.version_mut() = http::Version::HTTP_11;
             Ok(resp)
         }
+    }
+}
+
+/// RFC 9112 §6.3 lets a client read `Transfer-Encoding` over `Content-Length`, which is what
+/// hyper does; but the proxy strips `Transfer-Encoding` (hop-by-hop) and would pass the length
+/// on beside a body of another size. nginx answers 502 to both this and codings other than
+/// `chunked` (hyper would hand their bytes over undecoded, as if identity); so does the proxy.
+/// Two hash lookups on the common path.
+fn check_response<B>(resp: &Response<B>) -> Result<(), ExchangeError> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ExchangeError::UnaskedUpgrade);
+    }
+    let headers = resp.headers();
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let length = lengths.next().is_some();
+    if lengths.next().is_some() {
+        return Err(ExchangeError::BadFraming(
+            "more than one Content-Length header",
+        ));
+    }
+    let mut codings = headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        _ if length => Err(ExchangeError::BadFraming(
+            "both Content-Length and Transfer-Encoding are present",
+        )),
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(ExchangeError::BadFraming(
+            "Transfer-Encoding other than exactly \"chunked\"",
+        )),
     }
 }
 

@@ -108,6 +108,12 @@ impl ProxyError {
             ProxyError::Exchange(ExchangeError::Timeout(_)) => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
+            ProxyError::Exchange(ExchangeError::BadFraming(_)) => {
+                (StatusCode::BAD_GATEWAY, "upstream_bad_framing")
+            }
+            ProxyError::Exchange(ExchangeError::UnaskedUpgrade) => {
+                (StatusCode::BAD_GATEWAY, "upstream_bad_response")
+            }
         }
     }
 
