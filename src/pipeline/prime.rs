@@ -4,14 +4,15 @@
 //! upstream must treat as an incomplete request.
 
 use super::ctx::Ctx;
+use super::rewrite::CallerTrailers;
 use super::target::Target;
 use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Primed};
 use crate::config::LimitsConfig;
 use http::Request;
 use hyper::body::Incoming;
 
-/// The caller's body as it is forwarded.
-pub type CallerBody = Primed<Observed<Incoming, (Limit, ByteCount)>>;
+/// The caller's body as it is forwarded: limited, counted, its trailers dropped.
+pub type CallerBody = Primed<Observed<Incoming, (Limit, (ByteCount, CallerTrailers))>>;
 
 pub async fn body(
     req: Request<Incoming>,
@@ -21,7 +22,8 @@ pub async fn body(
 ) -> Result<Request<CallerBody>, BodyError> {
     let (parts, body) = req.into_parts();
     let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
-    let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
+    let count = ByteCount(ctx.bytes_in.clone());
+    let body = Observed::new(body, (limit, (count, CallerTrailers)));
     let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))
         .await
         .map_err(|_| BodyError::Timeout(limits.header_read_timeout))?;

@@ -8,7 +8,7 @@ use super::access_log::AccessLog;
 use super::admit::AdmitError;
 use super::ctx::Ctx;
 use super::exchange::ExchangeError;
-use super::rewrite::TokenUnavailable;
+use super::rewrite::{TokenUnavailable, UpstreamTrailers};
 use super::target::TargetError;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyError, Observed};
@@ -18,8 +18,9 @@ use http::{header, HeaderValue, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-/// What every response body is: the upstream's, or one the proxy made, with its access log.
-pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>, AccessLog>;
+/// What every response body is: the upstream's, or one the proxy made, with its access log
+/// and its trailers filtered.
+pub type ResponseBody = Observed<Either<Incoming, Full<Bytes>>, (AccessLog, UpstreamTrailers)>;
 
 /// Any stage's error. Which stage's it is says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +85,11 @@ impl ProxyError {
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "headers_too_large",
                 ),
-                AdmitError::Framing(_) | AdmitError::Method(_) | AdmitError::Path(_) => {
-                    (StatusCode::BAD_REQUEST, "bad_request")
-                }
+                AdmitError::Framing(_)
+                | AdmitError::Method(_)
+                | AdmitError::Path(_)
+                | AdmitError::Host(_)
+                | AdmitError::AuthorityForm => (StatusCode::BAD_REQUEST, "bad_request"),
             },
             ProxyError::Caller(e) => access(e),
             ProxyError::Target(e) => match e {
@@ -174,7 +177,7 @@ pub fn finish(result: Result<Response<Incoming>, ProxyError>, ctx: Ctx) -> Respo
         }
     };
     let log = AccessLog::new(ctx, resp.status().as_u16(), fault);
-    resp.map(|body| Observed::new(body, log))
+    resp.map(|body| Observed::new(body, (log, UpstreamTrailers)))
 }
 
 /// Builds a proxy-made error response in Adobe's gateway shape.
