@@ -63,10 +63,9 @@ async fn h2_request_trailers_never_reach_the_upstream() {
         Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"hello"))),
         Ok(Frame::trailers(trailers)),
     ]);
-    let client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .build_http::<UpBody>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<UpBody>();
     let req = Request::post(proxy_url(&p, "/api/x"))
         .header("trailer", SMUGGLED.join(", "))
         .body(BodyExt::boxed(StreamBody::new(frames)))

@@ -25,15 +25,32 @@ async fn refused_with_502(reply: &'static [u8]) -> (Got, RawUpstream) {
     (got, up)
 }
 
+const CL_AND_CHUNKED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+14\r\n01234567890123456789\r\n0\r\n\r\n";
+
 #[tokio::test]
 async fn a_response_with_both_content_length_and_chunked_is_a_502_not_a_truncated_body() {
-    let (got, _up) = refused_with_502(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
-14\r\n01234567890123456789\r\n0\r\n\r\n",
-    )
-    .await;
+    let (got, _up) = refused_with_502(CL_AND_CHUNKED).await;
     assert_eq!(got.json()["error_code"], "upstream_bad_framing");
     assert!(!got.text().contains("01234"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn an_upstream_connection_that_sent_ambiguous_framing_is_not_used_again() {
+    // The upstream answers once per connection and then only listens: a reused connection
+    // would leave the second request without an answer.
+    let up = RawUpstream::replying(CL_AND_CHUNKED)
+        .then(End::Hold)
+        .start()
+        .await;
+    let p = proxy_to(&up).await;
+    let client = h1_client();
+    for _ in 0..2 {
+        let got = Req::get(proxy_url(&p, "/api/x")).send_on(&client).await;
+        assert_eq!(got.status, 502, "{}", got.text());
+    }
+    assert_eq!(up.connections(), 2, "each answer came on a new connection");
 }
 
 #[tokio::test]

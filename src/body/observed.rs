@@ -109,7 +109,9 @@ where
                 Poll::Ready(p) => p,
             };
             // Only a trailers frame pays for this, and only when an observer changes them.
-            let Some(Ok(frame)) = polled else { break polled };
+            let Some(Ok(frame)) = polled else {
+                break polled;
+            };
             if !frame.is_trailers() {
                 break Some(Ok(frame));
             }

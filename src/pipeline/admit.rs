@@ -76,7 +76,9 @@ fn check_host(headers: &HeaderMap) -> Result<(), AdmitError> {
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), None) => Ok(()),
-        (None, _) => Err(AdmitError::Host("an HTTP/1.1 request must have a Host header")),
+        (None, _) => Err(AdmitError::Host(
+            "an HTTP/1.1 request must have a Host header",
+        )),
         (Some(_), Some(_)) => Err(AdmitError::Host("more than one Host header")),
     }
 }

@@ -144,9 +144,14 @@ fn replay_limit(credential: &Credential, headers: &HeaderMap) -> Option<usize> {
 /// One upstream exchange, bounded by the request timeout for the response head.
 async fn once(
     snap: &Snapshot,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
     ctx: &mut Ctx,
 ) -> Result<Response<Incoming>, ExchangeError> {
+    // To poison the connection should its response be refused: hyper-util would otherwise pool
+    // it (the body may already have been read whole), and what it sends next cannot be
+    // trusted to answer the next request (response-queue poisoning). A few small allocations
+    // per request; an outbound IO watcher could make this free.
+    let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
     let sent = Instant::now();
     let result = tokio::time::timeout(snap.request_timeout, snap.outbound.request(req)).await;
     ctx.upstream_time = Some(ctx.upstream_time.unwrap_or_default() + sent.elapsed());
@@ -156,10 +161,15 @@ async fn once(
             Some(b) => ExchangeError::CallerBody(b.clone()),
             None => ExchangeError::Unreachable(error_chain(&e)),
         }),
-        // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
-        // response for the caller's own connection.
         Ok(Ok(mut resp)) => {
-            check_response(&resp)?;
+            if let Err(e) = check_response(&resp) {
+                if let Some(c) = captured.connection_metadata().as_ref() {
+                    c.poison();
+                }
+                return Err(e);
+            }
+            // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
+            // response for the caller's own connection.
             *resp.version_mut() = http::Version::HTTP_11;
             Ok(resp)
         }

@@ -215,7 +215,10 @@ fn static_headers(
 /// look-alike dots and slashes (`%EF%BC%8E` is U+FF0E). Refusing a little too much is safe;
 /// forwarding an escape is not. The common path (no `.`, `%` or non-ASCII byte) is one scan.
 pub fn climbs_above_base(rest: &str) -> bool {
-    if !rest.bytes().any(|b| b == b'.' || b == b'%' || !b.is_ascii()) {
+    if !rest
+        .bytes()
+        .any(|b| b == b'.' || b == b'%' || !b.is_ascii())
+    {
         return false;
     }
     use std::borrow::Cow;

@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,8 +42,11 @@ impl RawUpstreamBuilder {
     pub async fn start(self) -> RawUpstream {
         let received: Arc<Mutex<Vec<u8>>> = Arc::default();
         let rec = received.clone();
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let conns = connections.clone();
         let (reply, end) = (self.reply, self.end);
         let (addr, tx) = crate::listen(move |mut stream| {
+            conns.fetch_add(1, Ordering::SeqCst);
             let rec = rec.clone();
             async move {
                 let mut buf = [0u8; 16 * 1024];
@@ -85,6 +89,7 @@ impl RawUpstreamBuilder {
         RawUpstream {
             addr,
             received,
+            connections,
             _shutdown: tx,
         }
     }
@@ -93,6 +98,7 @@ impl RawUpstreamBuilder {
 pub struct RawUpstream {
     pub addr: std::net::SocketAddr,
     received: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<AtomicUsize>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -109,6 +115,11 @@ impl RawUpstream {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Every byte received so far, all connections together, as text.
