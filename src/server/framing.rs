@@ -104,6 +104,9 @@ enum Chunk {
     },
 }
 
+/// hyper's HTTP/1 read buffer is never below 8 KiB (its minimum, and the floor `conn.rs` sets).
+const HYPER_MIN_READ_BUFFER: usize = 8192;
+
 pub struct FramingWatch<I> {
     inner: I,
     state: State,
@@ -112,11 +115,15 @@ pub struct FramingWatch<I> {
 }
 
 impl<I> FramingWatch<I> {
+    /// `max_head` is the proxy's head limit; the watcher follows heads up to the larger of it
+    /// and hyper's smallest read buffer, so that every head hyper accepts is one it can read
+    /// (a head that is merely over the proxy's limits then gets its 414/431 from the
+    /// pipeline, not a lost-stream refusal).
     pub fn new(inner: I, max_head: usize, verdicts: Verdicts) -> Self {
         FramingWatch {
             inner,
             state: State::Head(Vec::new()),
-            max_head,
+            max_head: max_head.max(HYPER_MIN_READ_BUFFER),
             verdicts,
         }
     }
@@ -361,7 +368,7 @@ mod tests {
     /// The verdicts the service would take for `requests` requests after feeding `bytes`.
     fn taken(bytes: &[u8], requests: usize) -> Vec<Verdict> {
         let v = Verdicts::default();
-        let mut w = FramingWatch::new((), 1 << 10, v.clone());
+        let mut w = FramingWatch::new((), 1 << 14, v.clone());
         w.observe(bytes);
         (0..requests).map(|_| v.next()).collect()
     }
@@ -412,8 +419,19 @@ FFFFFFFFFFFFFFFFFF\r\nGET /b HTTP/1.1\r\n\r\n";
     #[test]
     fn a_head_too_large_to_follow_is_refused() {
         let mut bytes = b"GET /a HTTP/1.1\r\nX-Big: ".to_vec();
-        bytes.extend(std::iter::repeat_n(b'a', 2048));
+        bytes.extend(std::iter::repeat_n(b'a', 20 * 1024));
         assert_eq!(taken(&bytes, 1), vec![Some(LOST)]);
+    }
+
+    #[test]
+    fn heads_up_to_hypers_read_buffer_are_followed_whatever_the_proxys_limit() {
+        let v = Verdicts::default();
+        let mut w = FramingWatch::new((), 1024, v.clone());
+        let mut bytes = b"GET /a HTTP/1.1\r\nX-Big: ".to_vec();
+        bytes.extend(std::iter::repeat_n(b'a', 6 * 1024));
+        bytes.extend_from_slice(b"\r\n\r\n");
+        w.observe(&bytes);
+        assert_eq!(v.next(), None);
     }
 
     #[test]
