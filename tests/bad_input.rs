@@ -188,3 +188,132 @@ GET /api/three HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n";
     assert_eq!(bodies[0], "hello");
     assert_eq!(bodies[1], "abc");
 }
+
+/// Sends `first` (a request the proxy serves) and then a request with both `Content-Length`
+/// and `Transfer-Encoding` on the same connection: the second must still be refused.
+async fn smuggling_after(first: &[u8]) {
+    let mut raw = first.to_vec();
+    raw.extend_from_slice(
+        b"POST /api/two HTTP/1.1\r\nHost: p\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let (reply, up) = exchange(&raw).await;
+    assert_eq!(
+        reply.text.matches("HTTP/1.1 200").count(),
+        1,
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("HTTP/1.1 400"), "{}", reply.text);
+    assert!(
+        reply.closed,
+        "the connection must be closed: {}",
+        reply.text
+    );
+    let targets: Vec<String> = up.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/one"], "only the first request may be forwarded");
+}
+
+#[tokio::test]
+async fn a_chunk_size_of_seventeen_hex_digits_does_not_blind_the_framing_watcher() {
+    smuggling_after(
+        b"POST /api/one HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n\
+00000000000000005\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_head_ending_in_lf_crlf_does_not_blind_the_framing_watcher() {
+    smuggling_after(b"GET /api/one HTTP/1.1\r\nHost: p\n\r\n").await;
+}
+
+#[tokio::test]
+async fn an_http11_request_without_host_is_refused() {
+    let text = refused(b"GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n", 400).await;
+    assert!(text.contains("Host"), "{text}");
+}
+
+#[tokio::test]
+async fn an_http11_request_with_two_hosts_is_refused() {
+    let text = refused(
+        b"GET /api/x HTTP/1.1\r\nHost: p\r\nHost: q\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+    assert!(text.contains("more than one Host"), "{text}");
+}
+
+#[tokio::test]
+async fn an_authority_form_target_outside_connect_is_refused() {
+    let text = refused(
+        b"GET 127.0.0.1:443 HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+    assert!(text.contains("authority-form"), "{text}");
+}
+
+#[tokio::test]
+async fn a_raw_nel_in_the_path_is_refused() {
+    // U+0085 as raw UTF-8: valid UTF-8, accepted by hyper, refused percent-encoded since
+    // it is a control character; raw it is refused for being non-ASCII.
+    let text = refused(
+        b"GET /api/a\xc2\x85b HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+    assert!(text.contains("non-ASCII"), "{text}");
+}
+
+#[tokio::test]
+async fn raw_non_ascii_bytes_in_the_query_are_refused() {
+    refused(
+        b"GET /api/x?q=caf\xc3\xa9 HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tomcat_path_parameter_on_a_dot_segment_cannot_climb_above_the_base() {
+    refused(
+        b"GET /api/..;/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn double_percent_encoded_dots_cannot_climb_above_the_base() {
+    refused(
+        b"GET /api/%252e%252e/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn percent_encoded_fullwidth_dots_cannot_climb_above_the_base() {
+    refused(
+        b"GET /api/%EF%BC%8E%EF%BC%8E/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_content_lengths_over_h2_are_refused() {
+    let up = FakeUpstream::start().await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await;
+    let got = Req::post(proxy_url(&p, "/api/x"))
+        .headers(&[("content-length", "4"), ("content-length", "4")])
+        .body("abcd")
+        .h2()
+        .send()
+        .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "bad_request");
+    assert_eq!(up.count(), 0, "nothing may be forwarded");
+}

@@ -31,6 +31,21 @@ async fn headers_larger_than_the_limit_get_431_and_nothing_is_forwarded() {
 }
 
 #[tokio::test]
+async fn a_head_over_the_limits_but_inside_the_read_buffer_gets_431_not_a_framing_refusal() {
+    // 3 KiB of limits, 8 KiB of hyper read buffer: the framing watcher must follow this head.
+    let up = FakeUpstream::start().await;
+    let limits = "max_header_size = \"1 KiB\"\nmax_uri_length = \"1 KiB\"";
+    let p = limited(&up, limits, "").await;
+    let got = Req::get(proxy_url(&p, "/api/x"))
+        .header("x-big", &"a".repeat(5000))
+        .send()
+        .await;
+    assert_eq!(got.status, 431, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
 async fn a_request_head_beyond_the_read_buffer_gets_431_and_the_connection_closes() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "max_header_size = \"1 KiB\"", "").await;

@@ -1,8 +1,10 @@
 //! The one body wrapper: [`Observed`] runs an [`Observer`] over every frame of a body and tells
-//! it, once, how the body ended.
+//! it, once, how the body ended. Trailers are the one thing an observer may change (or drop):
+//! they are headers, and the proxy filters headers.
 
 use crate::base::error::BoxError;
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,13 @@ pub trait Observer {
     #[inline]
     fn on_frame(&mut self, _frame: &Frame<Bytes>) -> Result<(), BoxError> {
         Ok(())
+    }
+
+    /// Trailers on their way through: what to pass on instead, `None` for nothing. Runs
+    /// before [`Observer::on_frame`] sees them.
+    #[inline]
+    fn on_trailers(&mut self, trailers: HeaderMap) -> Option<HeaderMap> {
+        Some(trailers)
     }
 
     /// The body the observer wraps failed.
@@ -33,6 +42,12 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn on_frame(&mut self, frame: &Frame<Bytes>) -> Result<(), BoxError> {
         self.0.on_frame(frame)?;
         self.1.on_frame(frame)
+    }
+
+    fn on_trailers(&mut self, trailers: HeaderMap) -> Option<HeaderMap> {
+        self.0
+            .on_trailers(trailers)
+            .and_then(|t| self.1.on_trailers(t))
     }
 
     fn on_error(&mut self, error: &BoxError) {
@@ -88,9 +103,29 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(p) => p,
+        let polled = loop {
+            let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(p) => p,
+            };
+            // Only a trailers frame pays for this, and only when an observer changes them.
+            let Some(Ok(frame)) = polled else {
+                break polled;
+            };
+            if !frame.is_trailers() {
+                break Some(Ok(frame));
+            }
+            let mapped = match (frame.into_trailers(), this.observer.as_mut()) {
+                (Ok(t), Some(o)) => o.on_trailers(t).map(Frame::trailers),
+                (Ok(t), None) => Some(Frame::trailers(t)),
+                (Err(f), _) => Some(f),
+            };
+            match mapped {
+                Some(f) => break Some(Ok(f)),
+                // Dropped: trailers are a body's last frame, so this is its end.
+                None if this.inner.is_end_stream() => break None,
+                None => continue,
+            }
         };
         match polled {
             Some(Ok(frame)) => {
@@ -177,6 +212,33 @@ mod tests {
             Some("hello".into())
         );
         assert_eq!(count.load(Ordering::SeqCst), 5);
+        assert!(ended.load(Ordering::SeqCst) && completed.load(Ordering::SeqCst));
+    }
+
+    struct NoTrailers;
+
+    impl Observer for NoTrailers {
+        fn on_trailers(&mut self, _: HeaderMap) -> Option<HeaderMap> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn an_observer_can_drop_trailers_and_the_body_still_completes() {
+        let mut t = HeaderMap::new();
+        t.insert("x-api-key", http::HeaderValue::from_static("smuggled"));
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter([
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"hello"))),
+            Ok(Frame::trailers(t)),
+        ]));
+        let (ended, completed) = (Arc::default(), Arc::default());
+        let body = Observed::new(
+            inner,
+            (NoTrailers, Ends(Arc::clone(&ended), Arc::clone(&completed))),
+        );
+        let got = body.collect().await.ok();
+        assert!(got.as_ref().is_some_and(|c| c.trailers().is_none()));
+        assert_eq!(got.map(|c| c.to_bytes()), Some("hello".into()));
         assert!(ended.load(Ordering::SeqCst) && completed.load(Ordering::SeqCst));
     }
 

@@ -4,8 +4,10 @@
 //! decode into something else. Every refusal here is the caller's fault.
 //!
 //! hyper's parser already refuses most malformed heads (obs-fold, bare CR, NUL or other control
-//! bytes in a header, non-ASCII request targets, invalid chunk sizes, differing duplicate
-//! `Content-Length`s). What it accepts but a careful proxy should not is refused here.
+//! bytes in a header, invalid chunk sizes, differing duplicate `Content-Length`s). What it
+//! accepts but a careful proxy should not is refused here: raw bytes above 0x7F in the target
+//! (hyper and `http` accept them in a path), a missing or repeated `Host` on HTTP/1.1,
+//! authority-form targets, repeated `Content-Length` on HTTP/2 too.
 
 use crate::config::LimitsConfig;
 use http::{header, HeaderMap, Method, Request, Version};
@@ -35,6 +37,12 @@ pub enum AdmitError {
     TooManyHeaders { count: usize, limit: usize },
     #[error("{0}")]
     Path(&'static str),
+    /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`.
+    #[error("{0}")]
+    Host(&'static str),
+    /// `host:port` as the target is CONNECT's form only (RFC 9112 §3.2.3).
+    #[error("authority-form request targets are only for CONNECT, which ims-proxy refuses")]
+    AuthorityForm,
 }
 
 /// Admits the request or says why not.
@@ -50,8 +58,43 @@ pub fn check<B>(limits: &LimitsConfig, req: &Request<B>) -> Result<(), AdmitErro
         return Err(AdmitError::Trace);
     }
     check_method(req.method())?;
+    if req.version() < Version::HTTP_2 {
+        if req.uri().scheme().is_none() && req.uri().authority().is_some() {
+            return Err(AdmitError::AuthorityForm);
+        }
+        if req.version() == Version::HTTP_11 {
+            check_host(req.headers())?;
+        }
+    }
     check_head(limits, req.uri(), req.headers())?;
-    check_path(req.uri().path())
+    check_target(req.uri())
+}
+
+/// Exactly one `Host` on HTTP/1.1 (HTTP/1.0 may omit it; h2 has `:authority`). Two `Host`s
+/// are two answers to "which site", and proxies that pick different ones disagree.
+fn check_host(headers: &HeaderMap) -> Result<(), AdmitError> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), None) => Ok(()),
+        (None, _) => Err(AdmitError::Host(
+            "an HTTP/1.1 request must have a Host header",
+        )),
+        (Some(_), Some(_)) => Err(AdmitError::Host("more than one Host header")),
+    }
+}
+
+/// The whole target (path and query) is ASCII: one rule, whatever the protocol. hyper and
+/// `http` accept raw bytes above 0x7F in a path (a raw U+0085 NEL, say), which upstreams
+/// decode in as many ways as there are upstreams; percent-encoded they are data, checked by
+/// [`check_path`]. One pass over bytes already in cache, no allocation.
+fn check_target(uri: &http::Uri) -> Result<(), AdmitError> {
+    let target = uri.path_and_query().map_or("", |p| p.as_str());
+    if !target.is_ascii() {
+        return Err(AdmitError::Path(
+            "the request target contains raw non-ASCII bytes; percent-encode them",
+        ));
+    }
+    check_path(uri.path())
 }
 
 /// Checks what the request head declares against the limits.
@@ -109,16 +152,18 @@ pub fn check_method(method: &Method) -> Result<(), AdmitError> {
 /// HTTP/1 framing that RFC 9112 allows a server to accept but that is the raw material of
 /// request smuggling when the next hop reads it differently.
 pub fn check_framing(version: Version, headers: &HeaderMap) -> Result<(), AdmitError> {
-    if version >= Version::HTTP_2 {
-        // h2 frames bodies itself; hyper refuses connection-specific headers there.
-        return Ok(());
-    }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let first = lengths.next();
     if lengths.next().is_some() {
+        // On h2 too: h2 enforces only the first against the DATA it receives, and an h1
+        // upstream would be sent both.
         return Err(AdmitError::Framing(
             "more than one Content-Length header".into(),
         ));
+    }
+    if version >= Version::HTTP_2 {
+        // h2 frames bodies itself; hyper refuses connection-specific headers there.
+        return Ok(());
     }
     if let Some(v) = first {
         let b = v.as_bytes();

@@ -32,6 +32,14 @@ pub enum ExchangeError {
     /// The exchange failed because the caller's body did: the caller's fault, not the upstream's.
     #[error(transparent)]
     CallerBody(BodyError),
+    /// The upstream's response head frames its body in a way two parsers could read
+    /// differently, or that the proxy could pass on only by re-framing it: refused before the
+    /// caller sees a byte, so no caller gets a body that looks complete but is not.
+    #[error("the upstream's response framing is refused: {0}")]
+    BadFraming(&'static str),
+    /// The proxy removes `Upgrade` from every request, so a 101 was never asked for.
+    #[error("the upstream switched protocols (101) although no upgrade was asked for")]
+    UnaskedUpgrade,
 }
 
 /// What a replay needs: the head as sent, and the body kept while it streamed.
@@ -144,9 +152,14 @@ fn replay_limit(credential: &Credential, headers: &HeaderMap) -> Option<usize> {
 /// too. `upload` is the first attempt's body; a replay sends bytes already in hand.
 async fn once(
     snap: &Snapshot,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
     ctx: &mut Ctx,
 ) -> Result<Response<Paced<Incoming>>, ExchangeError> {
+    // To poison the connection should its response be refused: hyper-util would otherwise pool
+    // it (the body may already have been read whole), and what it sends next cannot be
+    // trusted to answer the next request (response-queue poisoning). A few small allocations
+    // per request; an outbound IO watcher could make this free.
+    let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
     let sent = Instant::now();
     let upload = ctx.upload.take();
     let result = head(snap, req, upload.as_deref()).await;
@@ -159,9 +172,15 @@ async fn once(
                 (None, None) => ExchangeError::Unreachable(error_chain(&e)),
             },
         ),
-        // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
-        // response for the caller's own connection.
         Ok(mut resp) => {
+            if let Err(e) = check_response(&resp) {
+                if let Some(c) = captured.connection_metadata().as_ref() {
+                    c.poison();
+                }
+                return Err(e);
+            }
+            // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
+            // response for the caller's own connection.
             *resp.version_mut() = http::Version::HTTP_11;
             Ok(resp.map(|body| Paced::new(body, snap.body_idle_timeout).0))
         }
@@ -192,6 +211,36 @@ async fn head(
     tokio::time::timeout(snap.request_timeout, response)
         .await
         .map_err(|_| ExchangeError::Timeout(snap.request_timeout))
+}
+
+/// RFC 9112 §6.3 lets a client read `Transfer-Encoding` over `Content-Length`, which is what
+/// hyper does; but the proxy strips `Transfer-Encoding` (hop-by-hop) and would pass the length
+/// on beside a body of another size. nginx answers 502 to both this and codings other than
+/// `chunked` (hyper would hand their bytes over undecoded, as if identity); so does the proxy.
+/// Two hash lookups on the common path.
+fn check_response<B>(resp: &Response<B>) -> Result<(), ExchangeError> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ExchangeError::UnaskedUpgrade);
+    }
+    let headers = resp.headers();
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let length = lengths.next().is_some();
+    if lengths.next().is_some() {
+        return Err(ExchangeError::BadFraming(
+            "more than one Content-Length header",
+        ));
+    }
+    let mut codings = headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        _ if length => Err(ExchangeError::BadFraming(
+            "both Content-Length and Transfer-Encoding are present",
+        )),
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(ExchangeError::BadFraming(
+            "Transfer-Encoding other than exactly \"chunked\"",
+        )),
+    }
 }
 
 fn box_body<B>(body: B) -> RequestBody

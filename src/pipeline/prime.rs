@@ -4,6 +4,7 @@
 //! upstream must treat as an incomplete request.
 
 use super::ctx::Ctx;
+use super::rewrite::CallerTrailers;
 use super::target::Target;
 use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
 use crate::config::LimitsConfig;
@@ -11,8 +12,8 @@ use http::Request;
 use hyper::body::Incoming;
 use std::time::Duration;
 
-/// The caller's body as it is forwarded.
-pub type CallerBody = Primed<Observed<Paced<Incoming>, (Limit, ByteCount)>>;
+/// The caller's body as it is forwarded: paced, limited, counted, its trailers dropped.
+pub type CallerBody = Primed<Observed<Paced<Incoming>, (Limit, (ByteCount, CallerTrailers))>>;
 
 pub async fn body(
     req: Request<Incoming>,
@@ -25,7 +26,8 @@ pub async fn body(
     let (body, progress) = Paced::new(body, body_idle_timeout);
     ctx.upload = Some(progress);
     let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
-    let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
+    let count = ByteCount(ctx.bytes_in.clone());
+    let body = Observed::new(body, (limit, (count, CallerTrailers)));
     let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))
         .await
         .map_err(|_| BodyError::Timeout(limits.header_read_timeout))?;

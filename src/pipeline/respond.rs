@@ -8,7 +8,7 @@ use super::access_log::AccessLog;
 use super::admit::AdmitError;
 use super::ctx::Ctx;
 use super::exchange::ExchangeError;
-use super::rewrite::TokenUnavailable;
+use super::rewrite::{TokenUnavailable, UpstreamTrailers};
 use super::target::TargetError;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyError, Observed, Paced};
@@ -21,8 +21,8 @@ use hyper::body::Incoming;
 /// A response body before the access log: the upstream's, or one the proxy made.
 pub type Answer = Either<Paced<Incoming>, Full<Bytes>>;
 
-/// What every response body is: an [`Answer`] with its access log.
-pub type ResponseBody = Observed<Answer, AccessLog>;
+/// What every response body is: an [`Answer`] with its access log and its trailers filtered.
+pub type ResponseBody = Observed<Answer, (AccessLog, UpstreamTrailers)>;
 
 /// Any stage's error. Which stage's it is says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +87,11 @@ impl ProxyError {
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "headers_too_large",
                 ),
-                AdmitError::Framing(_) | AdmitError::Method(_) | AdmitError::Path(_) => {
-                    (StatusCode::BAD_REQUEST, "bad_request")
-                }
+                AdmitError::Framing(_)
+                | AdmitError::Method(_)
+                | AdmitError::Path(_)
+                | AdmitError::Host(_)
+                | AdmitError::AuthorityForm => (StatusCode::BAD_REQUEST, "bad_request"),
             },
             ProxyError::Caller(e) => access(e),
             ProxyError::Target(e) => match e {
@@ -113,6 +115,12 @@ impl ProxyError {
             }
             ProxyError::Exchange(ExchangeError::Busy(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_connection_limit")
+            }
+            ProxyError::Exchange(ExchangeError::BadFraming(_)) => {
+                (StatusCode::BAD_GATEWAY, "upstream_bad_framing")
+            }
+            ProxyError::Exchange(ExchangeError::UnaskedUpgrade) => {
+                (StatusCode::BAD_GATEWAY, "upstream_bad_response")
             }
         }
     }
@@ -162,10 +170,7 @@ fn body(e: &BodyError) -> (StatusCode, &'static str) {
 }
 
 /// The response the caller gets, with the access log riding in its body.
-pub fn finish(
-    result: Result<Response<Answer>, ProxyError>,
-    ctx: Ctx,
-) -> Response<ResponseBody> {
+pub fn finish(result: Result<Response<Answer>, ProxyError>, ctx: Ctx) -> Response<ResponseBody> {
     let (resp, fault) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
@@ -179,7 +184,7 @@ pub fn finish(
         }
     };
     let log = AccessLog::new(ctx, resp.status().as_u16(), fault);
-    resp.map(|body| Observed::new(body, log))
+    resp.map(|body| Observed::new(body, (log, UpstreamTrailers)))
 }
 
 /// Builds a proxy-made error response in Adobe's gateway shape.

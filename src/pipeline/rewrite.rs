@@ -1,7 +1,8 @@
 //! Stages 5 and 7, rewrite: the request as the upstream gets it (the credential's token and
 //! identity headers in, the caller's credentials and hop-by-hop headers out, `X-Forwarded-*`)
 //! and the response as the caller gets it (hop-by-hop headers out, `Location` kept on the
-//! proxy, request ids).
+//! proxy, request ids). Trailers are headers too: the caller's are dropped
+//! ([`CallerTrailers`]), the upstream's lose their hop-by-hop names ([`UpstreamTrailers`]).
 
 use super::ctx::Ctx;
 use super::target::Target;
@@ -9,6 +10,7 @@ use crate::base::headers::{
     CALLER_CREDENTIALS, HOP_BY_HOP, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST,
     X_FORWARDED_PROTO, X_GW_IMS_ORG_ID, X_REQUEST_ID, X_UPSTREAM_REQUEST_ID,
 };
+use crate::body::Observer;
 use crate::state::Route;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Version};
@@ -70,6 +72,45 @@ pub fn response<B>(mut resp: Response<B>, target: &Target<'_>, ctx: &Ctx) -> Res
     resp
 }
 
+/// The caller's request trailers are dropped, as nginx does. Stripping them like the head
+/// would need a second list kept in step with the first, for no API that uses them: Adobe's
+/// take none, and dropping cannot miss a name (every credential header was smuggled in
+/// trailers once, on h1 and h2 alike).
+pub struct CallerTrailers;
+
+impl Observer for CallerTrailers {
+    #[inline]
+    fn on_trailers(&mut self, _: HeaderMap) -> Option<HeaderMap> {
+        None
+    }
+}
+
+/// The upstream's response trailers reach the caller without hop-by-hop names (h2 would refuse
+/// the stream over them; h1 must not pass them on).
+pub struct UpstreamTrailers;
+
+impl Observer for UpstreamTrailers {
+    fn on_trailers(&mut self, mut trailers: HeaderMap) -> Option<HeaderMap> {
+        strip_hop_by_hop(&mut trailers);
+        Some(trailers)
+    }
+}
+
+/// Removes every header whose name has an underscore, as nginx does by default
+/// (`underscores_in_headers off`): some gateways read `_` as `-`, so `x_api_key` would be a
+/// second `x-api-key` that no strip list names. Adobe's APIs use no such header. One pass over
+/// the names; the removal allocates only when one is found.
+fn strip_underscored(headers: &mut HeaderMap) {
+    let underscored = |n: &HeaderName| n.as_str().as_bytes().contains(&b'_');
+    if !headers.keys().any(underscored) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| underscored(n)).cloned().collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
@@ -105,9 +146,15 @@ pub(super) fn rewrite_request_headers(
 ) {
     let forwarded_host = forwarded.host.cloned();
     strip_hop_by_hop(headers);
+    strip_underscored(headers);
     for h in &CALLER_CREDENTIALS {
         headers.remove(h);
     }
+    // The proxy speaks `X-Forwarded-*` only; a caller's `Forwarded` (RFC 7239) would tell the
+    // upstream a second, caller-chosen story of for/host/proto, so it goes.
+    headers.remove(header::FORWARDED);
+    // Request trailers are dropped (`CallerTrailers`): nothing is left to announce.
+    headers.remove(header::TRAILER);
     // The client's Host named the proxy; the outbound client sets the upstream's.
     headers.remove(header::HOST);
     // hyper answers `Expect: 100-continue` on the inbound side already.

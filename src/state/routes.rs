@@ -235,14 +235,44 @@ fn static_headers(
 /// True when resolving the dot-segments of `rest` would leave the base path. Percent-encoded
 /// dots and slashes and backslashes count as what they decode to, because some upstreams
 /// decode or normalise them; empty segments count as nothing, because some merge slashes.
-/// Refusing a little too much is safe; forwarding an escape is not.
+/// Beyond RFC 3986, what some upstreams also do counts: decoding twice (`%252e%252e`),
+/// dropping path parameters (Tomcat's `..;x/`) and NFKC-folding fullwidth and other
+/// look-alike dots and slashes (`%EF%BC%8E` is U+FF0E). Refusing a little too much is safe;
+/// forwarding an escape is not. The common path (no `.`, `%` or non-ASCII byte) is one scan.
 pub fn climbs_above_base(rest: &str) -> bool {
-    if !rest.contains('.') && !rest.contains('%') {
+    if !rest
+        .bytes()
+        .any(|b| b == b'.' || b == b'%' || !b.is_ascii())
+    {
         return false;
     }
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+    use std::borrow::Cow;
+    let mut level: Cow<'_, [u8]> = Cow::Borrowed(rest.as_bytes());
+    // Each level of decoding an upstream might apply, a few deep: `%25` is how a level hides.
+    for _ in 0..4 {
+        if climbs(&fold_look_alikes(&level)) {
+            return true;
+        }
+        if !level.contains(&b'%') {
+            return false;
+        }
+        let next: Cow<'_, [u8]> = percent_encoding::percent_decode(&level).into();
+        if next == level {
+            // A `%` that is not an escape (`50%/x`): decoding stops changing anything.
+            return false;
+        }
+        level = Cow::Owned(next.into_owned());
+    }
+    // Still decoding after that many levels: nobody legitimate does this.
+    true
+}
+
+/// Dot-segment resolution over `path`'s segments (split at `/` and `\`), each cut at its
+/// first `;` as Tomcat does: whether it climbs above where it started.
+fn climbs(path: &[u8]) -> bool {
     let mut depth: i64 = 0;
-    for seg in decoded.split(|b| *b == b'/' || *b == b'\\') {
+    for seg in path.split(|b| *b == b'/' || *b == b'\\') {
+        let seg = seg.split(|b| *b == b';').next().unwrap_or(seg);
         match seg {
             b"" | b"." => {}
             b".." => {
@@ -255,6 +285,34 @@ pub fn climbs_above_base(rest: &str) -> bool {
         }
     }
     false
+}
+
+/// UTF-8 look-alikes that NFKC folds to `.`, `/` or `\`, replaced by them.
+fn fold_look_alikes(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const FOLDS: [(&[u8], u8); 5] = [
+        ("\u{FF0E}".as_bytes(), b'.'),  // FULLWIDTH FULL STOP
+        ("\u{FE52}".as_bytes(), b'.'),  // SMALL FULL STOP
+        ("\u{2024}".as_bytes(), b'.'),  // ONE DOT LEADER
+        ("\u{FF0F}".as_bytes(), b'/'),  // FULLWIDTH SOLIDUS
+        ("\u{FF3C}".as_bytes(), b'\\'), // FULLWIDTH REVERSE SOLIDUS
+    ];
+    if !b.iter().any(|c| *c == 0xEF || *c == 0xE2) {
+        return std::borrow::Cow::Borrowed(b);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    'outer: while i < b.len() {
+        for (from, to) in FOLDS {
+            if b[i..].starts_with(from) {
+                out.push(to);
+                i += from.len();
+                continue 'outer;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[derive(Debug, Default)]
@@ -358,6 +416,33 @@ mod tests {
         ] {
             assert!(climbs_above_base(p), "{p} must be refused");
         }
+    }
+
+    #[test]
+    fn dot_segments_an_upstream_might_see_after_extra_decoding_are_refused() {
+        for p in [
+            "/..;/x",
+            "/..;jsessionid=1/x",
+            "/%2e%2e;/x",
+            "/%252e%252e/x",
+            "/%25252e%25252e/x",
+            "/a%252f..%252f..",
+            "/%EF%BC%8E%EF%BC%8E/x",
+            "/\u{FF0E}\u{FF0E}/x",
+            "/%EF%B9%92%EF%B9%92/x",
+            "/a%EF%BC%8F..%EF%BC%8F..",
+        ] {
+            assert!(climbs_above_base(p), "{p} must be refused");
+        }
+    }
+
+    #[test]
+    fn look_alikes_and_parameters_that_stay_inside_the_base_are_fine() {
+        assert!(!climbs_above_base("/a;v=1/b"));
+        assert!(!climbs_above_base("/a/%252e%252e/b"));
+        assert!(!climbs_above_base("/caf%C3%A9/%EF%BC%8E"));
+        assert!(!climbs_above_base("/50%25/x.json"));
+        assert!(!climbs_above_base("/100%/done"));
     }
 
     #[test]

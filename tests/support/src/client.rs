@@ -51,14 +51,18 @@ impl Got {
     }
 }
 
-/// Sends `req` on `client` and reads the whole response (within 30 s).
+/// Sends `req` on `client` and reads the whole response (head and body each within 30 s).
 pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Got {
     let resp = tokio::time::timeout(RESPONSE_DEADLINE, client.request(req))
         .await
         .expect("response within 30 s")
         .expect("request succeeds");
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
+    let body = tokio::time::timeout(RESPONSE_DEADLINE, body.collect())
+        .await
+        .expect("body within 30 s")
+        .expect("body")
+        .to_bytes();
     Got {
         status: parts.status,
         headers: parts.headers,
@@ -152,5 +156,44 @@ impl Req {
     /// Sends on `client` (to share its connections) and reads the whole response.
     pub async fn send_on(self, client: &TestClient) -> Got {
         send(client, self.build()).await
+    }
+}
+
+/// How a response body ended, read frame by frame.
+#[derive(Debug)]
+pub struct BodyEnd {
+    /// The data received before the end.
+    pub data: Bytes,
+    /// The trailers, if a trailers frame came.
+    pub trailers: Option<HeaderMap>,
+    /// The error the body ended with; `None` for a clean end.
+    pub error: Option<String>,
+}
+
+/// Reads `resp`'s body to its end (within 30 s), keeping how it ended: whether a client would
+/// have been told the body is incomplete.
+pub async fn read_body(resp: Response<Incoming>) -> BodyEnd {
+    let mut body = resp.into_body();
+    let mut data = Vec::new();
+    let mut trailers = None;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(f) => trailers = f.into_trailers().ok(),
+                },
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        None
+    };
+    let error = tokio::time::timeout(RESPONSE_DEADLINE, read)
+        .await
+        .expect("the body ends within 30 s");
+    BodyEnd {
+        data: data.into(),
+        trailers,
+        error,
     }
 }

@@ -16,7 +16,8 @@
 //! - the proxy's side: [`config`] renders TOML ([`ProxyToml`], [`Route`], the static
 //!   credential); [`proxy`] starts it in-process; [`child`] and [`cli`] run the real binary;
 //! - the upstream's side: [`upstream`] (recording, custom, or holding its answers until
-//!   released), [`ims`] (the library's fake IMS with registered clients), [`sandbox`],
+//!   released), [`raw_upstream`] (exact bytes back: broken framing, bodies cut short),
+//!   [`ims`] (the library's fake IMS with registered clients), [`sandbox`],
 //!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI);
 //! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole), [`raw`] (bytes no
 //!   well-behaved client sends);
@@ -35,18 +36,20 @@ pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod raw;
+pub mod raw_upstream;
 pub mod sandbox;
 pub mod tls;
 pub mod upstream;
 
 pub use child::{ChildProxy, Spawned};
 pub use cli::{Cli, Output};
-pub use client::{get, h1_client, h2c_client, send, Got, Req, TestClient};
+pub use client::{get, h1_client, h2c_client, read_body, send, BodyEnd, Got, Req, TestClient};
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
 pub use metrics::{metric_value, metrics_text};
 pub use proxy::{admin_url, proxy_url, start_proxy};
 pub use raw::{raw_send, RawConn, RawReply};
+pub use raw_upstream::{End, RawUpstream};
 pub use upstream::{full, BoxError, FakeUpstream, Recorded, UpBody};
 
 use std::future::Future;

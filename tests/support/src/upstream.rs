@@ -26,7 +26,8 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// One request as the upstream saw it. `body` is filled only by the default handler.
+/// One request as the upstream saw it. `body` and `trailers` are filled only by the recording
+/// handlers.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: Method,
@@ -35,6 +36,7 @@ pub struct Recorded {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
 }
 
 pub struct FakeUpstream {
@@ -173,15 +175,14 @@ impl FakeUpstream {
                             version: req.version(),
                             headers: req.headers().clone(),
                             body: Bytes::new(),
+                            trailers: None,
                         };
                         let resp = match mode {
                             Mode::Record(responder) => {
-                                rec.body = req
-                                    .into_body()
-                                    .collect()
-                                    .await
-                                    .map(|c| c.to_bytes())
-                                    .unwrap_or_default();
+                                if let Ok(c) = req.into_body().collect().await {
+                                    rec.trailers = c.trailers().cloned();
+                                    rec.body = c.to_bytes();
+                                }
                                 let resp = responder(&rec);
                                 reqs.lock().expect("lock").push(rec);
                                 resp
