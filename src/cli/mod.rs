@@ -3,6 +3,7 @@
 //!
 //! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
 
+mod ca;
 mod check;
 mod demo;
 mod health;
@@ -62,6 +63,10 @@ pub enum Command {
         #[arg(long)]
         live: bool,
     },
+    /// The forward listener's local CA: `path` prints where its certificate is, `show` prints
+    /// it, for the trust settings of the tools behind `HTTPS_PROXY`.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
     /// Serve a local stand-in for Adobe IMS and the four APIs, for development and tests;
     /// print its credentials (`key: value` lines) and write them with a ready proxy.toml.
     Sandbox(sandbox::SandboxArgs),
@@ -78,6 +83,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Check { online } => check::check(&cli.config, online),
         Command::Token { name } => token::token(&cli.config, &name),
         Command::Health { live } => health::health(&cli.config, live),
+        Command::Ca(what) => ca::ca(&cli.config, what),
         Command::Sandbox(args) => serve_until_signal(sandbox::run(args, shutdown_signal())),
         Command::Demo(args) => serve_until_signal(demo::run(args, shutdown_signal())),
     }

@@ -11,6 +11,7 @@ mod snapshot;
 mod tls;
 
 pub use callers::{AccessError, Caller};
+pub use ca::LocalCa;
 pub use forward::Decision;
 pub use limits::ConnLimits;
 pub use routes::Route;

@@ -212,6 +212,13 @@ impl Snapshot {
             },
             self.callers.len(),
         ));
+        if let Some(f) = &self.forward {
+            out.push_str(&format!(
+                "forward: {} (CA {})\n",
+                f.listen,
+                f.ca.cert_path().display()
+            ));
+        }
         for (name, c) in &self.credentials {
             out.push_str(&format!(
                 "credential {name}: type={} client_id={} org_id={}",
