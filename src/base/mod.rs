@@ -1,7 +1,9 @@
-//! What every layer may use and that knows nothing of the proxy: the error helpers, the header
-//! names the proxy owns, secrets and the files they live in, PEM files.
+//! What every layer may use and that knows nothing of the proxy: the error helpers, form
+//! bodies (URL-encoded and multipart), the header names the proxy owns, secrets and the files
+//! they live in, PEM files.
 
 pub mod error;
+pub mod form;
 pub mod headers;
 pub mod pem;
 pub mod secret;

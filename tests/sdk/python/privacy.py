@@ -5,7 +5,8 @@ through HTTPS_PROXY (ims-proxy's forward listener), which answers IMS and swaps 
 credential on the way to the API.
 
 env: DUMMY_ORG_ID, DUMMY_CLIENT_ID, DUMMY_SECRET (all required), DUMMY_SCOPES (default
-     "openid,AdobeID,read_organizations"), HTTPS_PROXY; REQUESTS_CA_BUNDLE (aepp passes
+     "openid,AdobeID,read_organizations"), COMPANY_ORG_ID (the org in the job body's
+     companyContexts; default DUMMY_ORG_ID), HTTPS_PROXY; REQUESTS_CA_BUNDLE (aepp passes
      verify=False everywhere, so it does not check certificates at all: see README.md).
 stdout: one JSON line; exit 1 with the error on stderr on any failure.
 """
@@ -50,7 +51,9 @@ def run():
         raise RuntimeError("aepp got no access token from IMS")
 
     job = {
-        "companyContexts": [{"namespace": "imsOrgID", "value": org_id}],
+        # The job body names the org too; the proxy never rewrites bodies, so a test that
+        # wants only real values upstream passes the real org here (it is no secret).
+        "companyContexts": [{"namespace": "imsOrgID", "value": env("COMPANY_ORG_ID", org_id)}],
         "users": [
             {
                 "key": "sdk-harness-user",
