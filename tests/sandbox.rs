@@ -355,3 +355,214 @@ async fn a_sandbox_can_be_built_from_a_written_identity() {
     assert_eq!(loaded.public_key_pem, identity().public_key_pem);
     Sandbox::new(loaded).expect("the loaded key registers");
 }
+
+// What Adobe's SDKs send (tests/sdk/README.md), straight to the sandbox.
+
+#[tokio::test]
+async fn ims_token_endpoints_take_multipart_bodies_as_adobes_node_libraries_send_them() {
+    let s = start_sandbox().await;
+    let id = identity();
+    // aio-lib-ims (OAuth Server-to-Server): /ims/token/v2, multipart, with org_id.
+    let (ct, body) = multipart_form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id.client_id),
+        ("client_secret", id.client_secret.expose()),
+        ("org_id", &id.org_id),
+        ("scope", "openid,AdobeID"),
+    ]);
+    let got = s
+        .call("POST", "/ims/token/v2", &[("content-type", &ct)], body)
+        .await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(got.json()["expires_in"], 86_399, "seconds for OAuth");
+    let token = got.json()["access_token"].as_str().unwrap().to_string();
+    let mut b = String::new();
+    let campaign = s.call("GET", CAMPAIGN, &auth(&token, &mut b), "").await;
+    assert_eq!(campaign.status, 200, "{:?}", campaign.body);
+
+    // jwt-auth and aio-lib-ims-jwt: /ims/exchange/jwt/ (trailing slash), multipart.
+    let jwt = sandbox_jwt(&s.url(), &["ent_campaign_sdk"]);
+    let (ct, body) = multipart_form(&[
+        ("client_id", &id.client_id),
+        ("client_secret", id.client_secret.expose()),
+        ("jwt_token", &jwt),
+    ]);
+    let got = s
+        .call("POST", "/ims/exchange/jwt/", &[("content-type", &ct)], body)
+        .await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(got.json()["expires_in"], 86_399_000, "milliseconds for JWT");
+    let token = got.json()["access_token"].as_str().unwrap().to_string();
+    assert!(s.sandbox.ims().validate_token(&token).is_some());
+}
+
+#[tokio::test]
+async fn multipart_bodies_are_checked_as_strictly_as_urlencoded_ones() {
+    let s = start_sandbox().await;
+    let id = identity();
+    let (ct, body) = multipart_form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id.client_id),
+        ("client_secret", "not-the-secret"),
+        ("scope", "openid,AdobeID"),
+    ]);
+    let got = s
+        .call("POST", "/ims/token/v3", &[("content-type", &ct)], body)
+        .await;
+    assert_eq!(got.status, 401, "{:?}", got.body);
+    assert_eq!(got.json()["error"], "invalid_client");
+
+    let (ct, body) = multipart_form(&[("client_id", &id.client_id)]);
+    let cut = body[..body.len() - 10].to_string();
+    for (ct, body) in [
+        (ct.as_str(), cut),
+        ("multipart/form-data", body.clone()),
+        ("multipart/form-data; boundary=other", body),
+    ] {
+        let got = s
+            .call("POST", "/ims/token/v3", &[("content-type", ct)], body)
+            .await;
+        assert_eq!(got.status, 400, "{ct}: {:?}", got.body);
+        assert_eq!(got.json()["error"], "invalid_request", "{ct}");
+    }
+    assert!(s.sandbox.ims().issued_tokens().is_empty());
+}
+
+#[tokio::test]
+async fn ims_takes_token_parameters_from_the_query_string_too() {
+    let s = start_sandbox().await;
+    let id = identity();
+    let all = serde_urlencoded::to_string([
+        ("client_id", id.client_id.as_str()),
+        ("client_secret", id.client_secret.expose()),
+        ("grant_type", "client_credentials"),
+        ("scope", "openid,AdobeID"),
+    ])
+    .unwrap();
+    let got = s
+        .call("POST", &format!("/ims/token/v2?{all}"), &[], "")
+        .await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+
+    // aio-lib-java: client_id in the query, the rest in a urlencoded body.
+    let rest = serde_urlencoded::to_string([
+        ("client_secret", id.client_secret.expose()),
+        ("grant_type", "client_credentials"),
+        ("scope", "openid"),
+    ])
+    .unwrap();
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let path = format!("/ims/token/v3?client_id={}", id.client_id);
+    let got = s.call("POST", &path, &ct, rest).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+
+    let wrong = format!("/ims/token/v3?{all}").replace(id.client_secret.expose(), "nope");
+    let got = s.call("POST", &wrong, &[], "").await;
+    assert_eq!(got.status, 401, "{:?}", got.body);
+}
+
+#[tokio::test]
+async fn campaign_profile_keys_may_be_percent_encoded_as_the_sdk_sends_them() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let mut b = String::new();
+    let headers = auth(&token, &mut b);
+    // aio-lib-campaign-standard creates at `.../profile/` with its JSON as text/plain.
+    let mut create = headers.to_vec();
+    create.push(("content-type", "text/plain;charset=UTF-8"));
+    let created = s
+        .call(
+            "POST",
+            &format!("{CAMPAIGN}/"),
+            &create,
+            r#"{"firstName":"Sdk","email":"sdk@example.com"}"#,
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let pkey = created.json()["PKey"].as_str().unwrap().to_string();
+    assert!(pkey.starts_with('@'), "{pkey}");
+
+    let escaped = pkey.replacen('@', "%40", 1);
+    for key in [escaped.as_str(), pkey.as_str()] {
+        let got = s
+            .call("GET", &format!("{CAMPAIGN}/{key}"), &headers, "")
+            .await;
+        assert_eq!(got.status, 200, "{key}: {:?}", got.body);
+        assert_eq!(got.json()["email"], "sdk@example.com");
+        assert_eq!(got.json()["PKey"], pkey.as_str());
+    }
+    // Escapes spelling another key, or no UTF-8: Campaign's 404.
+    for key in ["%40nope", "%ff%fe", "%2540nope"] {
+        let got = s
+            .call("GET", &format!("{CAMPAIGN}/{key}"), &headers, "")
+            .await;
+        assert_eq!(got.status, 404, "{key}: {:?}", got.body);
+    }
+    // Still the gateway first: no token, no profile.
+    let key = [("x-api-key", identity().client_id.as_str())];
+    let got = s
+        .call("GET", &format!("{CAMPAIGN}/{escaped}"), &key, "")
+        .await;
+    assert_eq!(
+        (got.status.as_u16(), error_code(&got)),
+        (401, "401013".into())
+    );
+    // The SDK lists at `.../profile/?_lineCount=10`.
+    let list = s
+        .call("GET", &format!("{CAMPAIGN}/?_lineCount=10"), &headers, "")
+        .await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    assert!(list.json()["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["PKey"] == pkey.as_str()));
+}
+
+#[tokio::test]
+async fn privacy_takes_aepps_requests_trailing_slash_and_sandbox_header_included() {
+    let s = start_sandbox().await;
+    let token = s.oauth_token().await;
+    let mut b = String::new();
+    let mut headers = auth(&token, &mut b).to_vec();
+    headers.extend([
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("x-sandbox-name", "prod"),
+    ]);
+    let job = serde_json::json!({
+        "companyContexts": [{"namespace": "imsOrgID", "value": identity().org_id}],
+        "users": [{"key": "sdk", "action": ["access"],
+                   "userIDs": [{"namespace": "email", "value": "sdk@example.com", "type": "standard"}]}],
+        "include": ["Analytics"], "expandIds": false, "priority": "normal", "regulation": "gdpr",
+    });
+    // Python's json.dumps spacing, as aepp sends it.
+    let body = serde_json::to_string_pretty(&job).unwrap();
+    let created = s
+        .call("POST", "/data/core/privacy/jobs/", &headers, body)
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let job_id = created.json()["jobs"][0]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = s
+        .call(
+            "GET",
+            &format!("/data/core/privacy/jobs/{job_id}"),
+            &headers,
+            "",
+        )
+        .await;
+    assert_eq!(one.status, 200, "{:?}", one.body);
+    assert_eq!(one.json()["status"], "processing");
+    let list = s
+        .call(
+            "GET",
+            "/data/core/privacy/jobs?size=50&regulation=gdpr",
+            &headers,
+            "",
+        )
+        .await;
+    assert_eq!(list.json()["totalRecords"], 1, "{:?}", list.body);
+}

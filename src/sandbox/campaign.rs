@@ -1,7 +1,10 @@
 //! Adobe Campaign Standard (`mc.adobe.io/{tenant}/campaign/...`): profiles under
 //! `profileAndServices/profile`. The tenant in the path must be the sandbox's (or its
 //! `-mkt-stage` twin); any other gets the 403023 a token without that product context gets.
-//! No `x-gw-ims-org-id` is required (ADOBE.md §4.1).
+//! No `x-gw-ims-org-id` is required (ADOBE.md §4.1). A profile's PKey in the path may be
+//! percent-encoded (`%40` for its leading `@`), as Adobe's SDK sends it. A trailing slash is
+//! ignored (the SDK lists and creates at `.../profile/`), and so is the request body's
+//! `Content-Type` (the SDK sends its JSON as `text/plain;charset=UTF-8`).
 
 use super::gateway::{self, json, Reply};
 use super::ims::FakeIms;
@@ -74,11 +77,14 @@ impl Campaign {
                     Ok(body) => self.create(body, &href_base),
                 }
             }
-            (&Method::GET, r) => match r.strip_prefix("profileAndServices/profile/") {
+            (&Method::GET, r) => match r
+                .strip_prefix("profileAndServices/profile/")
+                .and_then(decode_key)
+            {
                 Some(pkey) => match self
                     .with_hrefs(&href_base)
                     .into_iter()
-                    .find(|p| p["PKey"] == pkey)
+                    .find(|p| p["PKey"] == pkey.as_str())
                 {
                     Some(p) => json(200, &p),
                     None => not_found(),
@@ -132,6 +138,16 @@ fn profile(first: &str, last: &str, email: &str, birth: &str) -> serde_json::Val
         "created": now,
         "lastModified": now,
     })
+}
+
+/// A PKey as a path segment, percent-escapes decoded: PKeys start with `@`, which
+/// `aio-lib-campaign-standard` (swagger-client) sends as `%40`, as it escapes every character
+/// outside RFC 3986's unreserved set. `None` when the escapes do not spell UTF-8.
+fn decode_key(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
 }
 
 /// Campaign's answer to a URI it does not know (ADOBE.md §4.1).

@@ -6,10 +6,13 @@
 //! short-lived tokens, counts its calls, and remembers the tokens it issued so a fake API can
 //! check a bearer token with [`FakeIms::validate_token`].
 //!
-//! Facts: `shared/ADOBE.md` §1, §3 and §6. The multipart form encoding Adobe's Node
-//! libraries use is not accepted; only `application/x-www-form-urlencoded` and query
-//! parameters are.
+//! Facts: `shared/ADOBE.md` §1, §3 and §6. Parameters come from the query string and the
+//! body, the body's winning; the body is `application/x-www-form-urlencoded` (Python
+//! `requests`, curl) or `multipart/form-data` (the `form-data` package behind
+//! `@adobe/aio-lib-ims` and `@adobe/jwt-auth`), as its `Content-Type` says. A multipart body
+//! that does not parse is refused like a bad form: 400 `invalid_request`.
 
+use crate::base::form;
 use crate::base::secret::Secret;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -293,16 +296,19 @@ impl FakeIms {
             .query()
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = Limited::new(req.into_body(), MAX_BODY)
             .collect()
             .await
             .map_err(|_| reject(400, "invalid_request", "unreadable request body"))?
             .to_bytes();
         if !body.is_empty() {
-            let form: HashMap<String, String> =
-                serde_urlencoded::from_bytes(&body).map_err(|_| {
-                    reject(400, "invalid_request", "the body is not a URL-encoded form")
-                })?;
+            let form = form::parse(content_type.as_deref(), &body)
+                .map_err(|e| reject(400, "invalid_request", e.to_string()))?;
             params.extend(form);
         }
         let client = self.authenticate(&params)?;

@@ -112,3 +112,45 @@ pub fn value<'a>(lines: &'a [String], key: &str) -> &'a str {
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| panic!("no {key:?} line in {lines:?}"))
 }
+
+/// `fields` as `multipart/form-data`, written the way the `form-data` npm package behind
+/// `@adobe/aio-lib-ims` and `@adobe/jwt-auth` writes it: `(content type, body)`.
+pub fn multipart_form(fields: &[(&str, &str)]) -> (String, String) {
+    let boundary = format!("--------------------------{:024}", rand::random::<u64>());
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A JWT for the sandbox's `/ims/exchange/jwt`, as a Service Account client signs it: RS256
+/// with the shared identity's key, `aud` and the metascope claims on `ims_url`, 5 minutes.
+pub fn sandbox_jwt(ims_url: &str, metascopes: &[&str]) -> String {
+    let id = identity();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 300;
+    let mut claims = serde_json::json!({
+        "exp": exp,
+        "iss": id.org_id,
+        "sub": id.technical_account_id,
+        "aud": format!("{ims_url}/c/{}", id.client_id),
+    });
+    for m in metascopes {
+        claims[format!("{ims_url}/s/{m}")] = true.into();
+    }
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(id.private_key_pem.expose().as_bytes())
+        .expect("the identity's key");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .expect("sign")
+}
