@@ -1,18 +1,10 @@
-<<<<<<< HEAD
-//! What every layer may use and that knows nothing of the proxy: the error helpers, the header
-//! names the proxy owns, secrets and the files they live in, PEM files, the file-descriptor
-//! budget.
+//! What every layer may use and that knows nothing of the proxy: the error helpers, form
+//! bodies (URL-encoded and multipart), the header names the proxy owns, secrets and the files
+//! they live in, PEM files, the file-descriptor budget.
 
 pub mod error;
 pub mod fds;
-=======
-//! What every layer may use and that knows nothing of the proxy: the error helpers, form
-//! bodies (URL-encoded and multipart), the header names the proxy owns, secrets and the files
-//! they live in, PEM files.
-
-pub mod error;
 pub mod form;
->>>>>>> sdk-harness
 pub mod headers;
 pub mod pem;
 pub mod secret;
