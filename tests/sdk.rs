@@ -51,12 +51,12 @@ async fn setup() -> Setup {
     let url = sandbox.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_dir = dir.path().join("ca");
-    // The generated config's credentials, and one route per API the SDKs call.
+    // The generated config's OAuth credential, and one route per API the SDKs call.
     let generated = sandbox.proxy_toml();
     let credentials = generated
-        .split("\n[[routes]]")
+        .split("\n[credentials.jwt]")
         .next()
-        .expect("credentials first");
+        .expect("the oauth credential first");
     let toml = format!(
         "{credentials}
 [forward]

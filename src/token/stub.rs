@@ -6,6 +6,7 @@
 //! route's own credential replaces whatever `Authorization` the tool sends.
 
 use super::Credential;
+use crate::base::form;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -149,63 +150,15 @@ fn placeholder(client_id: &str, scope: Option<&str>, lifetime: Duration) -> Stri
 /// `multipart/form-data`, as aio-lib-ims sends them), the body's winning.
 fn parameters(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> BTreeMap<String, String> {
     let mut params: BTreeMap<String, String> = query
-        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
+        .and_then(|q| form::urlencoded(q.as_bytes()).ok())
         .unwrap_or_default()
         .into_iter()
         .collect();
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let from_body: Vec<(String, String)> = match multipart_boundary(content_type) {
-        Some(boundary) => multipart(body, &boundary),
-        None => serde_urlencoded::from_bytes(body).unwrap_or_default(),
-    };
-    params.extend(from_body);
+        .and_then(|v| v.to_str().ok());
+    params.extend(form::parse(content_type, body).unwrap_or_default());
     params
-}
-
-fn multipart_boundary(content_type: &str) -> Option<String> {
-    let (kind, rest) = content_type.split_once(';')?;
-    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    rest.split(';').find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.eq_ignore_ascii_case("boundary")
-            .then(|| v.trim_matches('"').to_string())
-    })
-}
-
-/// The text fields of a multipart body.
-fn multipart(body: &[u8], boundary: &str) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    let delimiter = format!("--{boundary}");
-    let mut out = Vec::new();
-    for part in text.split(delimiter.as_str()).skip(1) {
-        if part.starts_with("--") {
-            break;
-        }
-        let part = part.strip_prefix("\r\n").unwrap_or(part);
-        let Some((head, value)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let name = head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            if !k.trim().eq_ignore_ascii_case("content-disposition") {
-                return None;
-            }
-            v.split(';').find_map(|p| {
-                let (k, v) = p.trim().split_once('=')?;
-                (k == "name").then(|| v.trim_matches('"').to_string())
-            })
-        });
-        if let Some(name) = name {
-            let value = value.strip_suffix("\r\n").unwrap_or(value);
-            out.push((name, value.to_string()));
-        }
-    }
-    out
 }
 
 /// IMS's error shape: `{"error","error_description"}`.
