@@ -282,3 +282,18 @@ async fn with_callers_configured_a_connect_needs_a_key_in_proxy_authorization() 
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(s.up.count(), 1);
 }
+
+#[test]
+fn two_routes_with_one_public_url_are_a_config_error_when_the_forward_listener_is_on() {
+    let route = |prefix: &str| {
+        Route::new(prefix)
+            .api("privacy")
+            .upstream("http://127.0.0.1:1")
+    };
+    let err = static_proxy(route("/a"))
+        .route(route("/b"))
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"/nonexistent/never-created\"")
+        .build_error();
+    assert_eq!(err.key, "forward");
+    assert!(err.reason.contains("same public URL"), "{err}");
+}

@@ -20,7 +20,9 @@ pub fn ca(path: &std::path::Path, what: CaCommand) -> ExitCode {
         Err(code) => return code,
     };
     let Some(forward) = config.forward.as_ref() else {
-        eprintln!("error: forward: the forward listener is off, so there is no local CA (add [forward])");
+        eprintln!(
+            "error: forward: the forward listener is off, so there is no local CA (add [forward])"
+        );
         return ExitCode::from(2);
     };
     let ca = match LocalCa::load_or_create(&forward.ca_dir) {

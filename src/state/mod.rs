@@ -10,8 +10,8 @@ mod shaping;
 mod snapshot;
 mod tls;
 
-pub use callers::{AccessError, Caller};
 pub use ca::LocalCa;
+pub use callers::{AccessError, Caller};
 pub use forward::Decision;
 pub use limits::ConnLimits;
 pub use routes::Route;

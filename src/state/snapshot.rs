@@ -137,6 +137,7 @@ impl Snapshot {
                     .filter_map(|c| c.ims_host())
                     .chain(crate::adobe::SDK_IMS_HOSTS.map(String::from))
                     .collect();
+                check_public_urls(&routes)?;
                 let fwd = Forward::build(f, ims_hosts, previous.and_then(|p| p.forward.as_ref()))?;
                 // The forward listener has no TLS of its own: callers need keys beyond loopback.
                 check_exposure(config, "forward.listen", fwd.listen, &callers, None)?;
@@ -263,6 +264,27 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// The forward listener matches intercepted requests by public URL: two routes with the same
+/// one would make it guess.
+fn check_public_urls(routes: &[Route]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for r in routes {
+        let Some(public) = &r.public else { continue };
+        let url = public.to_string().to_ascii_lowercase();
+        if let Some(other) = seen.insert(url.clone(), r.label()) {
+            return Err(ConfigError::new(
+                "forward",
+                format!(
+                    "routes {other} and {} have the same public URL {url}: the forward listener \
+                     could not choose; remove one or give it its own public_url",
+                    r.label()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Safe by default: whoever reaches the listener acts with the organisation's Adobe
