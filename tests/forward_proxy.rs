@@ -297,3 +297,25 @@ fn two_routes_with_one_public_url_are_a_config_error_when_the_forward_listener_i
     assert_eq!(err.key, "forward");
     assert!(err.reason.contains("same public URL"), "{err}");
 }
+
+#[tokio::test]
+async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
+    let up = FakeUpstream::start().await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .section("[ims_endpoint]\nprefix = \"/ims\"")
+        .start()
+        .await;
+    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
+        .send()
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["expires_in"], 86_400);
+    let other = Req::post(proxy_url(&p, "/ims/ims/authorize/v2"))
+        .send()
+        .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.json()["error"], "not_found");
+    assert_eq!(up.count(), 0, "never forwarded");
+}

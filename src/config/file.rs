@@ -3,7 +3,7 @@
 use super::callers::CallerConfig;
 use super::credentials::CredentialConfig;
 use super::error::ConfigError;
-use super::forward::ForwardConfig;
+use super::forward::{ForwardConfig, ImsEndpointConfig};
 use super::outbound::OutboundConfig;
 use super::routes::RouteConfig;
 use super::server::{AdminConfig, ServerConfig};
@@ -32,6 +32,9 @@ pub struct Config {
     pub callers: Vec<CallerConfig>,
     /// `[forward]`: the forward-proxy listener, off unless present.
     pub forward: Option<ForwardConfig>,
+    /// `[ims_endpoint]`: IMS's token endpoints answered on the reverse listener, off unless
+    /// present.
+    pub ims_endpoint: Option<ImsEndpointConfig>,
 }
 
 impl Config {
@@ -67,7 +70,7 @@ impl Config {
 /// whose name has no `__` and is not a top-level section is one of those, and is ignored.
 /// Anything with `__` still goes through, so a misspelt section remains an error.
 fn is_service_link(key: &str) -> bool {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "server",
         "admin",
         "client",
@@ -75,6 +78,7 @@ fn is_service_link(key: &str) -> bool {
         "routes",
         "clients",
         "forward",
+        "ims_endpoint",
     ];
     !key.contains("__") && !SECTIONS.iter().any(|s| key.eq_ignore_ascii_case(s))
 }

@@ -18,3 +18,11 @@ pub struct ForwardConfig {
     #[serde(default)]
     pub passthrough: Vec<String>,
 }
+
+/// `[ims_endpoint]`: the proxy's own IMS token endpoint on the reverse listener, under `prefix`,
+/// for tools whose IMS URL can be set (`http://127.0.0.1:8080/ims`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImsEndpointConfig {
+    pub prefix: String,
+}

@@ -17,7 +17,7 @@ pub use callers::CallerConfig;
 pub use credentials::{CredentialConfig, CredentialKind};
 pub use error::ConfigError;
 pub use file::{key_path, Config};
-pub use forward::ForwardConfig;
+pub use forward::{ForwardConfig, ImsEndpointConfig};
 pub use outbound::OutboundConfig;
 pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{

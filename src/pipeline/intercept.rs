@@ -30,6 +30,19 @@ pub fn caller(i: &Intercepted, headers: &mut http::HeaderMap) -> Option<Caller> 
     i.caller.clone()
 }
 
+/// The IMS host a request is for, when the proxy answers it itself: an intercepted IMS host, or
+/// `[ims_endpoint] prefix` on the reverse listener ("": the credentials' own IMS).
+pub fn ims_host<B>(snap: &Snapshot, req: &Request<B>, i: Option<&Intercepted>) -> Option<String> {
+    match i {
+        Some(i) => i.ims.then(|| i.host.clone()),
+        None => {
+            let prefix = snap.ims_prefix.as_deref()?;
+            let rest = req.uri().path().strip_prefix(prefix)?;
+            rest.starts_with('/').then(String::new)
+        }
+    }
+}
+
 /// Answers an IMS request locally (never forwarded), for the credentials using that IMS host.
 pub async fn ims(
     snap: &Snapshot,
@@ -37,6 +50,11 @@ pub async fn ims(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, BodyError> {
     let (parts, body) = req.into_parts();
+    // Under `[ims_endpoint] prefix`, the path IMS would see is what follows the prefix.
+    let path = match (&snap.ims_prefix, host.is_empty()) {
+        (Some(p), true) => parts.uri.path().strip_prefix(p.as_str()).unwrap_or("/"),
+        _ => parts.uri.path(),
+    };
     let body = Limited::new(body, MAX_IMS_BODY)
         .collect()
         .await
@@ -53,7 +71,7 @@ pub async fn ims(
     Ok(crate::token::stub::answer(
         &credentials,
         &parts.method,
-        parts.uri.path(),
+        path,
         parts.uri.query(),
         &parts.headers,
         &body,

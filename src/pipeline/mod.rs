@@ -39,10 +39,9 @@ pub async fn handle(
             Some(i) => intercept::caller(i, req.headers_mut()), // authenticated at CONNECT
             None => snap.callers.authenticate(req.headers_mut())?, // before routing: a stranger learns nothing
         };
-        if let Some(i) = intercepted.as_ref().filter(|i| i.ims) {
-            return Ok(intercept::ims(&snap, &i.host, req)
-                .await?
-                .map(Either::Right)); // answered here
+        if let Some(host) = intercept::ims_host(&snap, &req, intercepted.as_ref()) {
+            return Ok(intercept::ims(&snap, &host, req).await?.map(Either::Right));
+            // IMS, answered here
         }
         let target = target::resolve(&snap, &req, caller, intercepted.as_ref(), &mut ctx).await?; // route, authorization, size, shaping
         let req = prime::body(req, &target, &snap.limits, snap.body_idle_timeout, &mut ctx).await?; // limit, pace, first frame

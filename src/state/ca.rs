@@ -47,6 +47,10 @@ impl LocalCa {
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca.key");
         let created = !key_path.exists();
+        if !created {
+            // The directory too: a CA key others can list and replace is a CA others control.
+            warn_if_exposed("forward.ca_dir", dir);
+        }
         let key = if !created {
             warn_if_exposed("forward.ca_dir", &key_path);
             let pem = std::fs::read_to_string(&key_path)

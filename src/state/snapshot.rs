@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub tls: Option<ListenerTls>,
     /// `[forward]`: the forward-proxy listener's policy and CA.
     pub forward: Option<Forward>,
+    /// `[ims_endpoint] prefix`, normalised: IMS's token endpoints on the reverse listener.
+    pub ims_prefix: Option<String>,
     pub limits: LimitsConfig,
     /// The proxy port's connection limits.
     pub conn_limits: ConnLimits,
@@ -121,6 +123,23 @@ impl Snapshot {
             routes.push(route);
         }
         let prefixes: Vec<String> = routes.iter().map(|r| r.prefix.clone()).collect();
+        let ims_prefix = match &config.ims_endpoint {
+            None => None,
+            Some(e) => {
+                let p = normalise_prefix(&e.prefix)
+                    .map_err(|r| ConfigError::new("ims_endpoint.prefix", r))?;
+                if p.is_empty() || prefixes.contains(&p) {
+                    return Err(ConfigError::new(
+                        "ims_endpoint.prefix",
+                        format!(
+                            "{:?} must be a prefix of its own, not \"/\" or a route's",
+                            e.prefix
+                        ),
+                    ));
+                }
+                Some(p)
+            }
+        };
         let callers = Callers::build(&config.callers, &prefixes)?;
         let tls = config
             .server
@@ -183,6 +202,7 @@ impl Snapshot {
             callers,
             tls,
             forward,
+            ims_prefix,
             limits: config.server.limits.clone(),
             conn_limits,
             admin_limits,
