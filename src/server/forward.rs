@@ -69,12 +69,7 @@ impl ForwardServer {
         })
         .await;
         drop(self.listener);
-        let grace = self.shared.snapshot.load().shutdown_grace;
-        let _ = drain.send(());
-        tokio::select! {
-            _ = drain.closed() => {}
-            _ = tokio::time::sleep(grace) => {}
-        }
+        listener::drain(&self.shared, drain).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! One accept loop for every listener of the proxy (the proxy port and the admin port).
 
+use crate::state::Shared;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,5 +29,18 @@ pub async fn accept_until(
             _ = &mut shutdown => return,
         };
         on_accept(stream, peer);
+    }
+}
+
+/// After the accept loop: tells every connection to drain and waits for them, up to the grace
+/// period, read now rather than at bind because a reload may have changed it.
+pub async fn drain(shared: &Shared, drain: tokio::sync::watch::Sender<()>) {
+    let grace = shared.snapshot.load().shutdown_grace;
+    let _ = drain.send(());
+    tokio::select! {
+        _ = drain.closed() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
+        }
     }
 }

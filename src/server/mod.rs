@@ -90,15 +90,7 @@ impl Server {
         })
         .await;
         drop(self.listener);
-        // Read now, not at bind: a reload may have changed it.
-        let grace = self.shared.snapshot.load().shutdown_grace;
-        let _ = drain.send(());
-        tokio::select! {
-            _ = drain.closed() => {}
-            _ = tokio::time::sleep(grace) => {
-                tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
-            }
-        }
+        listener::drain(&self.shared, drain).await;
     }
 }
 
