@@ -25,6 +25,7 @@ use http::{Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
+/// One request, from the listener to the answer: the stages in order over one [`Ctx`].
 pub async fn handle(
     shared: &Shared,
     mut req: Request<Incoming>,
@@ -32,23 +33,29 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     let snap = shared.snapshot.load_full();
     let mut ctx = Ctx::new(&req, conn);
-    let intercepted = req.extensions_mut().remove::<Intercepted>(); // came through a CONNECT tunnel
+    let intercepted = req.extensions_mut().remove::<Intercepted>();
     let result = async {
-        admit::check(&snap.limits, &req)?; // framing, method, head size, path
+        // Framing, method, head size, path.
+        admit::check(&snap.limits, &req)?;
+        // Before routing, so that a stranger learns nothing; through a tunnel, known at CONNECT.
         let caller = match &intercepted {
-            Some(i) => intercept::caller(i, req.headers_mut()), // authenticated at CONNECT
-            None => snap.callers.authenticate(req.headers_mut())?, // before routing: a stranger learns nothing
+            Some(i) => intercept::caller(i, req.headers_mut()),
+            None => snap.callers.authenticate(req.headers_mut())?,
         };
+        // IMS's token endpoints (an intercepted IMS host, or `[ims_endpoint]`): answered here.
         if let Some(host) = intercept::ims_host(&snap, &req, intercepted.as_ref()) {
             return Ok(intercept::ims(&snap, &host, req).await?.map(Either::Right));
-            // IMS, answered here
         }
-        let target = target::resolve(&snap, &req, caller, intercepted.as_ref(), &mut ctx).await?; // route, authorization, size, shaping
-        let req = prime::body(req, &target, &snap.limits, snap.body_idle_timeout, &mut ctx).await?; // limit, pace, first frame
-        let req = rewrite::request(req, &target, &ctx).await?; // token, identity headers, strip
-        let resp = exchange::send(&snap, req, &target, &mut ctx).await?; // timeout, one 401 replay
+        // Route (by prefix, or by public URL through a tunnel), authorization, size, shaping.
+        let target = target::resolve(&snap, &req, caller, intercepted.as_ref(), &mut ctx).await?;
+        // Body limit and pace armed, first frame read before anything is sent.
+        let req = prime::body(req, &target, &snap.limits, snap.body_idle_timeout, &mut ctx).await?;
+        // The credential's token and identity headers in; the caller's credentials out.
+        let req = rewrite::request(req, &target, &ctx).await?;
+        // Upstream under the response-head deadline; one replay after a 401.
+        let resp = exchange::send(&snap, req, &target, &mut ctx).await?;
+        // Hop-by-hop headers out, `Location` kept on the proxy, request ids.
         Ok::<_, respond::ProxyError>(rewrite::response(resp, &target, &ctx).map(Either::Left))
-        // Location, ids
     }
     .await;
     respond::finish(result, ctx)
