@@ -1,6 +1,7 @@
 //! Requests that came through the forward listener's `CONNECT` tunnels: what the listener
 //! learned at `CONNECT` (the host, the caller), and the IMS token endpoint it answers itself.
 
+use super::ctx::Ctx;
 use crate::base::headers::X_PROXY_KEY;
 use crate::body::BodyError;
 use crate::state::{Caller, Snapshot};
@@ -48,6 +49,7 @@ pub async fn ims(
     snap: &Snapshot,
     host: &str,
     req: Request<Incoming>,
+    ctx: &Ctx,
 ) -> Result<Response<Full<Bytes>>, BodyError> {
     let (parts, body) = req.into_parts();
     // Under `[ims_endpoint] prefix`, the path IMS would see is what follows the prefix.
@@ -60,6 +62,8 @@ pub async fn ims(
         .await
         .map_err(|e| BodyError::Broken(e.to_string()))?
         .to_bytes();
+    ctx.bytes_in
+        .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
     // The credentials whose IMS this is first; then the rest, for SDKs that log in to Adobe's
     // own IMS host while the credentials point elsewhere (the sandbox, a stage IMS).
     let (mut credentials, others): (Vec<_>, Vec<_>) = snap

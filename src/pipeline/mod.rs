@@ -44,7 +44,9 @@ pub async fn handle(
         };
         // IMS's token endpoints (an intercepted IMS host, or `[ims_endpoint]`): answered here.
         if let Some(host) = intercept::ims_host(&snap, &req, intercepted.as_ref()) {
-            return Ok(intercept::ims(&snap, &host, req).await?.map(Either::Right));
+            return Ok(intercept::ims(&snap, &host, req, &ctx)
+                .await?
+                .map(Either::Right));
         }
         // Route (by prefix, or by public URL through a tunnel), authorization, size, shaping.
         let target = target::resolve(&snap, &req, caller, intercepted.as_ref(), &mut ctx).await?;
