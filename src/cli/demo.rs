@@ -2,6 +2,7 @@
 //! routes the four APIs through an OAuth and a JWT credential, and `curl` commands to paste.
 //! Its credentials live in a temporary directory removed on exit.
 
+use super::logging::out;
 use super::sandbox::{CommandError, ImsBehaviour};
 use crate::sandbox::identity::Identity;
 use crate::sandbox::Sandbox;
@@ -58,14 +59,11 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> Result<(
     let config = crate::config::Config::from_toml(&toml)?;
     let running = crate::app::start(&config).await?;
     tracing::info!(addr = %running.addr, sandbox = %local.addr, "demo listening");
-    print!(
-        "{}",
-        instructions(
-            sandbox.identity(),
-            &local.url(),
-            &format!("http://{}", running.addr)
-        )
-    );
+    out(&instructions(
+        sandbox.identity(),
+        &local.url(),
+        &format!("http://{}", running.addr),
+    ));
     shutdown.await;
     running.stop().await;
     drop(local);
