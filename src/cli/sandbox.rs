@@ -121,7 +121,9 @@ pub async fn run(
         .map_err(|e| CommandError::Bind(args.listen, e))?;
     let url = local.url();
     let config_path = dir.join("proxy.toml");
-    let toml = sandbox.identity().proxy_toml(&url, "127.0.0.1:8080", &dir);
+    let toml = sandbox
+        .identity()
+        .proxy_toml(&url, "127.0.0.1:8080", "127.0.0.1:9090", &dir);
     write_private(&config_path, &toml)?;
     out("# ims-proxy sandbox: a local stand-in for Adobe IMS, Campaign, Audience Manager,\n");
     out("# Cloud Manager and Privacy Service. Plain HTTP: for loopback and tests only.\n");
