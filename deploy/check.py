@@ -162,7 +162,7 @@ def check_rules(name, manifests):
             psc = spec.get("securityContext", {})
             if spec.get("enableServiceLinks") is not False:
                 fail(f"{where}: enableServiceLinks must be false (service variables such as "
-                     f"IMS_PROXY_PORT would be read as config overrides)")
+                     f"IMS_PROXY_PORT: ignored by the proxy, but nobody's settings)")
             if psc.get("runAsNonRoot") is not True:
                 fail(f"{where}: securityContext.runAsNonRoot must be true")
             if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
@@ -291,6 +291,9 @@ def run_proxy_checks(binary, tmp):
                 (local / f).write_text(content)
                 os.chmod(local / f, 0o600)
             text = text.replace(f'"{d}/', f'"{local}/')
+        # The shipped files keep Developer Console's values as REPLACE_WITH_ placeholders,
+        # which `check` refuses; stand-ins go in, as a user's values would.
+        text = text.replace("REPLACE_WITH_", "example-")
         cfg = root / "proxy.toml"
         cfg.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_PROXY_")}

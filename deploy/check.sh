@@ -24,6 +24,9 @@ if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ] && command -v ap
 fi
 command -v openssl >/dev/null || { echo "deploy check: openssl is required" >&2; exit 1; }
 
-# The binary `ims-proxy check` runs: the debug build `cargo test` just made (a no-op then).
+# The binary `ims-proxy check` runs: the debug build `cargo test` just made (a no-op then),
+# wherever cargo puts it (CARGO_TARGET_DIR, build.target-dir): cargo says where.
 cargo build --quiet --bin ims-proxy
-exec python3 deploy/check.py target/debug/ims-proxy
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+exec python3 deploy/check.py "$target_dir/debug/ims-proxy"

@@ -1,5 +1,5 @@
 //! The four Adobe APIs ims-proxy knows by name: their upstreams, the headers each one requires,
-//! and the IMS metascopes and scopes their credentials need. Facts from `shared/ADOBE.md`.
+//! and the IMS metascopes and scopes their credentials need. Facts in `docs/adobe.md`.
 
 use serde::Deserialize;
 use std::fmt;

@@ -39,6 +39,22 @@ where
     }
 }
 
+/// A line of the same shape for what is printed outside tracing (a fatal `error:` before or
+/// after the subscriber runs): `{"timestamp","level","message","target"}`.
+pub fn plain_line(level: &str, message: &str, target: &str) -> String {
+    let mut line = String::with_capacity(128 + message.len());
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(&mut line, SystemTime::now());
+    line.push_str("\",\"level\":");
+    push_str(&mut line, level);
+    line.push_str(",\"message\":");
+    push_str(&mut line, message);
+    line.push_str(",\"target\":");
+    push_str(&mut line, target);
+    line.push_str("}\n");
+    line
+}
+
 struct Fields<'a> {
     line: &'a mut String,
 }

@@ -166,9 +166,17 @@ fn a_misspelt_section_in_an_environment_variable_is_still_an_error() {
 }
 
 #[test]
-fn the_shipped_example_config_passes_check() {
+fn the_shipped_example_config_passes_check_once_its_placeholders_are_set() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml.example");
-    let out = Cli::new().args(["check", "--config", example]).run();
+    let out = Cli::new()
+        .args(["check", "--config", example])
+        .envs(&[
+            ("IMS_PROXY_CREDENTIALS__ADOBE__CLIENT_ID", "cid"),
+            ("IMS_PROXY_CREDENTIALS__ADOBE__CLIENT_SECRET", "s3cret"),
+            ("IMS_PROXY_CREDENTIALS__ADOBE__ORG_ID", "O@AdobeOrg"),
+            ("IMS_PROXY_ROUTES__0__TENANT", "acme"),
+        ])
+        .run();
     let stdout = &out.stdout;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     for prefix in ["/campaign", "/aam", "/cloudmanager", "/privacy"] {

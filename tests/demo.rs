@@ -45,9 +45,13 @@ async fn the_sandbox_command_prints_its_credentials_and_writes_a_working_proxy_c
 
     let mut config = Config::load(std::path::Path::new(value(&out, "proxy_config"))).expect("load");
     config.server.listen = "127.0.0.1:0".into();
+    // The written config has an admin listener (on 9090, here moved to a free port).
+    assert_eq!(config.admin.listen.as_deref(), Some("127.0.0.1:9090"));
+    config.admin.listen = Some("127.0.0.1:0".into());
     let p = ims_proxy::start(&config)
         .await
         .expect("proxy from the written config");
+    assert!(p.admin_addr.is_some());
     let got = get(&proxy_url(&p, "/jwt/campaign/profileAndServices/profile")).await;
     assert_eq!(got.status, 200, "{:?}", got.body);
     assert!(got.json()["content"][0]["email"].is_string());
@@ -140,4 +144,79 @@ async fn the_demo_prints_curl_commands_and_the_campaign_one_returns_profiles_onl
         .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["error_code"], "401013");
+}
+
+#[tokio::test]
+async fn the_sandboxs_config_written_to_a_relative_directory_works_from_any_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Cli::new()
+        .json_logs("info")
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--credentials-dir",
+            "./creds",
+        ])
+        .command();
+    cmd.current_dir(dir.path());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn sandbox");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let config = tokio::time::timeout(STARTUP, async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Some(p) = l.strip_prefix("proxy_config: ") {
+                return p.to_string();
+            }
+        }
+        panic!("no proxy_config line");
+    })
+    .await
+    .expect("the sandbox starts");
+    // From elsewhere, naming the file by a path relative to there.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let config = std::path::Path::new(&config);
+    let config = if config.is_relative() {
+        dir.path().join(config)
+    } else {
+        config.to_path_buf()
+    };
+    let out = Cli::new()
+        .args(["check", "--config"])
+        .arg(&config)
+        .command()
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("check");
+    let out = Output::from(out);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("admin: 127.0.0.1:9090"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn the_demo_prints_admin_commands_that_answer() {
+    let demo = spawn(&["demo"]);
+    let out = demo.stdout_until("curl -s -H 'x-api-key: ", STARTUP).await;
+    let ready = out
+        .iter()
+        .find(|l| l.starts_with("curl ") && l.ends_with("/readyz"))
+        .unwrap_or_else(|| panic!("no /readyz curl in {out:?}"));
+    let got = get(&url_of(ready)).await;
+    assert!(got.status == 200 || got.status == 503, "{}", got.status);
+    assert!(
+        got.json()["credentials"]["oauth"].is_object(),
+        "{:?}",
+        got.body
+    );
+    let metrics = out
+        .iter()
+        .find(|l| l.starts_with("curl ") && l.ends_with("/metrics"))
+        .expect("a /metrics curl");
+    assert_eq!(get(&url_of(metrics)).await.status, 200);
 }

@@ -59,11 +59,11 @@ impl Running {
     }
 }
 
-/// Builds the snapshot, binds the listeners and serves in the background. Errors are the
-/// config's (exit 2) or the bind's.
+/// Builds the snapshot, binds the listeners, then starts the token refreshers and serves in
+/// the background: a port that cannot be bound costs no IMS call. Errors are the config's
+/// (exit 2) or the bind's.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let snapshot = Snapshot::build(config, None)?;
-    snapshot.start_refreshers();
     let admin_listen = snapshot.admin_listen;
     let forward_listen = snapshot.forward.as_ref().map(|f| f.listen);
     let shared = Shared::new(snapshot);
@@ -104,6 +104,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             (Some((tx, task)), Some(forward_addr))
         }
     };
+    // Every listener is bound: now the first tokens may be fetched.
+    shared.snapshot.load().start_refreshers();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async {
         let _ = rx.await;

@@ -1,6 +1,7 @@
 //! `ims-proxy check [--online]`: validate the configuration without listening, print what it
 //! resolves to (secrets redacted), and with `--online` try every credential and upstream.
 
+use super::logging::{fatal, out};
 use super::setup::{load, runtime};
 use crate::state::{Route, Snapshot};
 use std::process::ExitCode;
@@ -17,15 +18,20 @@ pub fn check(path: &std::path::Path, online: bool) -> ExitCode {
     // Building the snapshot validates everything `run` would, without listening.
     match rt.block_on(async { Snapshot::build(&config, None) }) {
         Ok(s) => {
-            print!("{}", s.describe());
-            println!("config ok");
+            let mut text = s.describe();
+            // Relative paths are resolved against the config file's directory.
+            for (key, file) in config.paths() {
+                text.push_str(&format!("file {key}: {}\n", file.display()));
+            }
+            text.push_str("config ok\n");
+            out(&text);
             if online && !rt.block_on(check_online(&s, config.outbound.request_timeout)) {
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            fatal(format_args!("{e}"));
             ExitCode::from(2)
         }
     }
@@ -49,11 +55,14 @@ async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
                     Some(secs) => format!("token expires in {secs} s"),
                     None => "token does not expire".into(),
                 };
-                println!("credential {name}: ok ({}, {expiry})", cred.kind);
+                out(&format!(
+                    "credential {name}: ok ({}, {expiry})\n",
+                    cred.kind
+                ));
                 credential_ok.insert(name.as_str(), true);
             }
             Err(e) => {
-                println!("credential {name}: FAILED: {e}");
+                out(&format!("credential {name}: FAILED: {e}\n"));
                 credential_ok.insert(name.as_str(), false);
                 failures += 1;
             }
@@ -79,10 +88,10 @@ async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
         let cred = r.credential.name.as_str();
         let cred_ok = credential_ok.get(cred).copied().unwrap_or(false);
         match (&reach, cred_ok) {
-            (Ok(()), true) => println!(
-                "route {prefix} -> {}: ok (credential {cred}, upstream reachable)",
+            (Ok(()), true) => out(&format!(
+                "route {prefix} -> {}: ok (credential {cred}, upstream reachable)\n",
                 r.upstream
-            ),
+            )),
             _ => {
                 failures += 1;
                 let mut why = Vec::new();
@@ -92,18 +101,18 @@ async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
                 if let Err(e) = &reach {
                     why.push(format!("upstream unreachable: {e}"));
                 }
-                println!(
-                    "route {prefix} -> {}: FAILED: {}",
+                out(&format!(
+                    "route {prefix} -> {}: FAILED: {}\n",
                     r.upstream,
                     why.join("; ")
-                );
+                ));
             }
         }
     }
     if failures == 0 {
-        println!("online check ok");
+        out("online check ok\n");
     } else {
-        println!("online check FAILED: {failures} problem(s)");
+        out(&format!("online check FAILED: {failures} problem(s)\n"));
     }
     failures == 0
 }

@@ -2,6 +2,7 @@
 //! routes the four APIs through an OAuth and a JWT credential, and `curl` commands to paste.
 //! Its credentials live in a temporary directory removed on exit.
 
+use super::logging::out;
 use super::sandbox::{CommandError, ImsBehaviour};
 use crate::sandbox::identity::Identity;
 use crate::sandbox::Sandbox;
@@ -14,6 +15,10 @@ pub struct DemoArgs {
     /// Where the proxy listens (a free port unless given).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Where the proxy's admin listener (/healthz, /readyz, /metrics) listens (a free port
+    /// unless given).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: String,
     /// Where the sandbox listens (a free port unless given).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub sandbox_listen: SocketAddr,
@@ -52,20 +57,22 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> Result<(
         .start(args.sandbox_listen)
         .await
         .map_err(|e| CommandError::Bind(args.sandbox_listen, e))?;
-    let toml = sandbox
-        .identity()
-        .proxy_toml(&local.url(), &args.listen, &dir.0);
+    let toml =
+        sandbox
+            .identity()
+            .proxy_toml(&local.url(), &args.listen, &args.admin_listen, &dir.0);
     let config = crate::config::Config::from_toml(&toml)?;
     let running = crate::app::start(&config).await?;
     tracing::info!(addr = %running.addr, sandbox = %local.addr, "demo listening");
-    print!(
-        "{}",
-        instructions(
-            sandbox.identity(),
-            &local.url(),
-            &format!("http://{}", running.addr)
-        )
-    );
+    let admin = running
+        .admin_addr
+        .map_or_else(String::new, |a| format!("http://{a}"));
+    out(&instructions(
+        sandbox.identity(),
+        &local.url(),
+        &format!("http://{}", running.addr),
+        &admin,
+    ));
     shutdown.await;
     running.stop().await;
     drop(local);
@@ -73,7 +80,7 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// What the demo prints: comments and one `curl` command per line.
-pub fn instructions(id: &Identity, sandbox: &str, proxy: &str) -> String {
+pub fn instructions(id: &Identity, sandbox: &str, proxy: &str, admin: &str) -> String {
     let job = serde_json::json!({
         "companyContexts": [{"namespace": "imsOrgID", "value": id.org_id}],
         "users": [{
@@ -101,6 +108,9 @@ curl -s -X PUT {proxy}/oauth/cloudmanager/api/program/4/pipeline/10/execution
 # Privacy Service: submit an access job, then list the jobs
 curl -s -X POST -H 'content-type: application/json' -d '{job}' {proxy}/oauth/privacy/jobs
 curl -s '{proxy}/jwt/privacy/jobs?regulation=gdpr'
+# The admin port: readiness (with each credential's token expiry) and Prometheus metrics
+curl -s {admin}/readyz
+curl -s {admin}/metrics
 # The sandbox itself, without a token: refused as Adobe would (401, error_code 401013)
 curl -s -H 'x-api-key: {client}' {sandbox}/{tenant}/campaign/profileAndServices/profile
 ",

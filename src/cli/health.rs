@@ -1,6 +1,7 @@
 //! `ims-proxy health [--live]`: ask the running proxy's admin port, as a health check for
 //! images without a shell or curl.
 
+use super::logging::{fatal, out};
 use super::setup::{load, runtime};
 use std::process::ExitCode;
 
@@ -10,7 +11,9 @@ pub fn health(path: &std::path::Path, live: bool) -> ExitCode {
         Err(code) => return code,
     };
     let Some(listen) = config.admin.listen.as_deref() else {
-        eprintln!("error: admin.listen: required for `health` (it asks the admin port)");
+        fatal(format_args!(
+            "admin.listen: required for `health` (it asks the admin port)"
+        ));
         return ExitCode::from(2);
     };
     let mut addr = match std::net::ToSocketAddrs::to_socket_addrs(listen)
@@ -19,7 +22,7 @@ pub fn health(path: &std::path::Path, live: bool) -> ExitCode {
     {
         Some(a) => a,
         None => {
-            eprintln!("error: admin.listen: {listen:?} is not host:port");
+            fatal(format_args!("admin.listen: {listen:?} is not host:port"));
             return ExitCode::from(2);
         }
     };
@@ -57,11 +60,11 @@ pub fn health(path: &std::path::Path, live: bool) -> ExitCode {
     });
     match result {
         Ok((status, body)) => {
-            println!(
-                "{} {}",
+            out(&format!(
+                "{} {}\n",
                 status.as_u16(),
                 String::from_utf8_lossy(&body).trim()
-            );
+            ));
             if status == http::StatusCode::OK {
                 ExitCode::SUCCESS
             } else {
@@ -69,7 +72,7 @@ pub fn health(path: &std::path::Path, live: bool) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: {url}: {e}");
+            fatal(format_args!("{url}: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,35 @@
 //! Log lines on stderr: text on a terminal, JSON lines otherwise.
 
 use clap::ValueEnum;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `--log-format json` was given: fatal errors are JSON lines then.
+static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
+
+/// The one line a command prints on stderr before it exits non-zero: `error: <message>`, or
+/// under `--log-format json` a JSON line of the log's shape with level `ERROR`. (Only when
+/// JSON is asked for: a pipe on stderr makes the logs JSON by default, but a person at a
+/// terminal or CI log then still reads a plain `error:` line.) A closed stderr is ignored.
+pub fn fatal(message: impl std::fmt::Display) {
+    let message = message.to_string();
+    let line = if JSON_ERRORS.load(Ordering::Relaxed) {
+        crate::logfmt::plain_line("ERROR", &message, "ims_proxy")
+    } else {
+        format!("error: {message}\n")
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Writes `text` to stdout. A closed stdout (`ims-proxy check | head -1`) is not an error:
+/// the rest is dropped quietly, as every Unix tool does, and the exit status stays the
+/// command's own.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
@@ -15,6 +44,7 @@ pub fn init(format: Option<LogFormat>) -> tracing_appender::non_blocking::Worker
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    JSON_ERRORS.store(matches!(format, Some(LogFormat::Json)), Ordering::Relaxed);
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,

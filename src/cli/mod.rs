@@ -14,7 +14,8 @@ mod token;
 
 pub use logging::LogFormat;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use logging::fatal;
 use setup::{load, runtime, shutdown_signal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,9 +27,10 @@ use std::process::ExitCode;
     about = "Authenticating reverse proxy for Adobe's server-to-server APIs"
 )]
 pub struct Cli {
-    /// Configuration file (TOML); IMS_PROXY_* environment variables override it.
-    #[arg(long, short, global = true, default_value = "proxy.toml")]
-    pub config: PathBuf,
+    /// Configuration file (TOML; default proxy.toml); IMS_PROXY_* environment variables
+    /// override it. Also accepted after `run`, `check`, `token` and `health`.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
     /// Log format on stderr: text on a terminal, JSON otherwise, unless given.
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -40,12 +42,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy (the default). SIGHUP reloads the configuration.
     Run {
+        #[command(flatten)]
+        config: ConfigArg,
         /// Also reload when the config file, or a secret or CA file it names, changes.
         #[arg(long)]
         watch: bool,
     },
     /// Validate the configuration and print the resolved routes, secrets redacted.
     Check {
+        #[command(flatten)]
+        config: ConfigArg,
         /// Also fetch a token for every credential and connect to every route's upstream
         /// (through the egress proxy, if any); exit 1 if anything fails.
         #[arg(long)]
@@ -53,20 +59,28 @@ pub enum Command {
     },
     /// Print a fresh access token for credential NAME on stdout (the token alone).
     Token {
+        #[command(flatten)]
+        config: ConfigArg,
         /// The credential, as in `[credentials.NAME]`.
         name: String,
     },
     /// Ask the running proxy's admin port (`admin.listen`) for /readyz, or /healthz with
     /// --live; exit 0 on 200, 1 otherwise: a health check for images without a shell or curl.
     Health {
+        #[command(flatten)]
+        config: ConfigArg,
         /// Check liveness (/healthz) rather than readiness (/readyz).
         #[arg(long)]
         live: bool,
     },
     /// The forward listener's local CA: `path` prints where its certificate is, `show` prints
     /// it, for the trust settings of the tools behind `HTTPS_PROXY`.
-    #[command(subcommand)]
-    Ca(ca::CaCommand),
+    Ca {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        what: ca::CaCommand,
+    },
     /// Serve a local stand-in for Adobe IMS and the four APIs, for development and tests;
     /// print its credentials (`key: value` lines) and write them with a ready proxy.toml.
     Sandbox(sandbox::SandboxArgs),
@@ -74,16 +88,40 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// `--config` for the commands that read a configuration (`sandbox` and `demo` write their
+/// own, so they take none).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArg {
+    /// Configuration file (TOML; default proxy.toml); IMS_PROXY_* environment variables
+    /// override it. Relative paths in it are relative to its directory.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
 /// Exit statuses: 0 fine, 1 runtime failure, 2 bad configuration.
 pub fn main(cli: Cli) -> ExitCode {
     // Held until the end of main: dropping it flushes the log lines still queued.
     let _log_guard = logging::init(cli.log_format);
-    match cli.command.unwrap_or(Command::Run { watch: false }) {
-        Command::Run { watch } => run(&cli.config, watch),
-        Command::Check { online } => check::check(&cli.config, online),
-        Command::Token { name } => token::token(&cli.config, &name),
-        Command::Health { live } => health::health(&cli.config, live),
-        Command::Ca(what) => ca::ca(&cli.config, what),
+    let top = cli.config;
+    let path = |c: ConfigArg| {
+        c.config
+            .or_else(|| top.clone())
+            .unwrap_or_else(|| PathBuf::from("proxy.toml"))
+    };
+    let command = cli.command.unwrap_or(Command::Run {
+        config: ConfigArg::default(),
+        watch: false,
+    });
+    if let (Command::Sandbox(_) | Command::Demo(_), Some(_)) = (&command, &top) {
+        fatal("--config: `sandbox` and `demo` write their own proxy.toml and read none");
+        return ExitCode::from(2);
+    }
+    match command {
+        Command::Run { config, watch } => run(&path(config), watch),
+        Command::Check { config, online } => check::check(&path(config), online),
+        Command::Token { config, name } => token::token(&path(config), &name),
+        Command::Health { config, live } => health::health(&path(config), live),
+        Command::Ca { config, what } => ca::ca(&path(config), what),
         Command::Sandbox(args) => serve_until_signal(sandbox::run(args, shutdown_signal())),
         Command::Demo(args) => serve_until_signal(demo::run(args, shutdown_signal())),
     }
@@ -100,7 +138,7 @@ fn serve_until_signal(
     match rt.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            fatal(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }
@@ -122,11 +160,11 @@ fn run(path: &std::path::Path, watch: bool) -> ExitCode {
     match rt.block_on(crate::app::run(&config, options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(crate::app::StartError::Config(e)) => {
-            eprintln!("error: {e}");
+            fatal(format_args!("{e}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            fatal(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 //! stdout and write them (with a ready `proxy.toml`) to a directory. The flags shared with
 //! `demo` shorten token lifetimes and inject IMS failures, to rehearse refresh and outages.
 
+use super::logging::out;
 use crate::sandbox::identity::{write_private, Identity, IdentityError};
 use crate::sandbox::ims::{FailWhen, Failure, Knobs};
 use crate::sandbox::Sandbox;
@@ -120,13 +121,18 @@ pub async fn run(
         .map_err(|e| CommandError::Bind(args.listen, e))?;
     let url = local.url();
     let config_path = dir.join("proxy.toml");
-    let toml = sandbox.identity().proxy_toml(&url, "127.0.0.1:8080", &dir);
+    let toml = sandbox
+        .identity()
+        .proxy_toml(&url, "127.0.0.1:8080", "127.0.0.1:9090", &dir);
     write_private(&config_path, &toml)?;
-    println!("# ims-proxy sandbox: a local stand-in for Adobe IMS, Campaign, Audience Manager,");
-    println!("# Cloud Manager and Privacy Service. Plain HTTP: for loopback and tests only.");
-    print!("{}", sandbox.identity().describe(&url, &dir));
-    println!("proxy_config: {}", config_path.display());
-    println!("# try: ims-proxy run --config {}", config_path.display());
+    out("# ims-proxy sandbox: a local stand-in for Adobe IMS, Campaign, Audience Manager,\n");
+    out("# Cloud Manager and Privacy Service. Plain HTTP: for loopback and tests only.\n");
+    out(&sandbox.identity().describe(&url, &dir));
+    out(&format!("proxy_config: {}\n", config_path.display()));
+    out(&format!(
+        "# try: ims-proxy run --config {}\n",
+        config_path.display()
+    ));
     tracing::info!(addr = %local.addr, "sandbox listening");
     shutdown.await;
     drop(local);

@@ -1,12 +1,13 @@
 //! What every command needs: the configuration, a runtime, the shutdown signal.
 
+use super::logging::fatal;
 use crate::config::Config;
 use std::process::ExitCode;
 
 /// Loads the configuration; a bad one is exit status 2, with one `error: key: reason` line.
 pub fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+        fatal(format_args!("{e}"));
         ExitCode::from(2)
     })
 }
@@ -24,7 +25,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         Some(raw) => match worker_threads(&raw.to_string_lossy()) {
             Ok(n) => Some(n),
             Err(reason) => {
-                eprintln!("error: TOKIO_WORKER_THREADS: {reason}");
+                fatal(format_args!("TOKIO_WORKER_THREADS: {reason}"));
                 return Err(ExitCode::from(2));
             }
         },
@@ -39,7 +40,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the runtime: {e}");
+        fatal(format_args!("cannot start the runtime: {e}"));
         ExitCode::FAILURE
     })
 }

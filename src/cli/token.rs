@@ -1,5 +1,6 @@
 //! `ims-proxy token NAME`: a fresh token on stdout, for scripts.
 
+use super::logging::{fatal, out};
 use super::setup::{load, runtime};
 use crate::state::Snapshot;
 use std::process::ExitCode;
@@ -18,30 +19,30 @@ pub fn token(path: &std::path::Path, name: &str) -> ExitCode {
         let snapshot = match Snapshot::build(&config, None) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
+                fatal(format_args!("{e}"));
                 return ExitCode::from(2);
             }
         };
         let Some(credential) = snapshot.credentials.get(name) else {
             let known: Vec<&str> = snapshot.credentials.keys().map(String::as_str).collect();
-            eprintln!(
-                "error: credentials.{name}: no such credential (known: {})",
+            fatal(format_args!(
+                "credentials.{name}: no such credential (known: {})",
                 if known.is_empty() {
                     "none".into()
                 } else {
                     known.join(", ")
                 }
-            );
+            ));
             return ExitCode::from(2);
         };
         credential.warn_if_retired();
         match credential.fetch().await {
             Ok(token) => {
-                println!("{}", token.expose());
+                out(&format!("{}\n", token.expose()));
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: credentials.{name}: {e}");
+                fatal(format_args!("credentials.{name}: {e}"));
                 ExitCode::FAILURE
             }
         }

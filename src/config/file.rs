@@ -2,16 +2,18 @@
 
 use super::callers::CallerConfig;
 use super::credentials::CredentialConfig;
+use super::env;
 use super::error::ConfigError;
 use super::forward::{ForwardConfig, ImsEndpointConfig};
 use super::outbound::OutboundConfig;
 use super::routes::RouteConfig;
 use super::server::{AdminConfig, ServerConfig};
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Dict;
 use figment::Figment;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +40,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `path` (which must exist) and overlays `IMS_PROXY_*` environment variables.
+    /// Reads `path` (which must exist), overlays `IMS_PROXY_*` environment variables (see
+    /// `env`), and resolves relative paths against the directory of `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         if let Err(e) = std::fs::metadata(path) {
             return Err(ConfigError::new(
@@ -46,41 +49,116 @@ impl Config {
                 format!("cannot read {}: {}", path.display(), e),
             ));
         }
-        Self::from_figment(
-            Figment::new().merge(Toml::file_exact(path)).merge(
-                Env::prefixed("IMS_PROXY_")
-                    .filter(|key| !is_service_link(key.as_str()))
-                    .split("__"),
-            ),
-        )
+        let mut tree: Dict = Figment::from(Toml::file_exact(path))
+            .extract()
+            .map_err(figment_error)?;
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter_map(|(k, v)| Some((k.strip_prefix(env::PREFIX)?.to_string(), v)))
+            .collect();
+        env::overlay(&mut tree, vars)?;
+        let mut config = Self::from_tree(tree)?;
+        config.resolve_paths(&config_dir(path));
+        Ok(config)
     }
 
-    /// Parses a TOML string alone (no environment); used by tests and `demo`.
+    /// Parses a TOML string alone (no environment, paths as written); used by tests and `demo`.
     pub fn from_toml(toml: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(toml)))
+        let tree: Dict = Figment::from(Toml::string(toml))
+            .extract()
+            .map_err(figment_error)?;
+        Self::from_tree(tree)
     }
 
-    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        figment.extract().map_err(figment_error)
+    fn from_tree(tree: Dict) -> Result<Config, ConfigError> {
+        if let Some((path, value)) = env::find_placeholder(&tree) {
+            return Err(ConfigError::new(
+                key_path(&path),
+                format!(
+                    "{value:?} is still a placeholder from proxy.toml.example: put in the value \
+                     Adobe Developer Console shows for your project (or set it with an IMS_PROXY_ variable)"
+                ),
+            ));
+        }
+        Figment::from(Serialized::defaults(tree))
+            .extract()
+            .map_err(figment_error)
+    }
+
+    /// Every file or directory path the configuration names, with its key.
+    pub fn paths(&self) -> Vec<(String, &Path)> {
+        let mut out: Vec<(String, &Path)> = Vec::new();
+        if let Some(p) = &self.outbound.ca_file {
+            out.push(("client.ca_file".into(), p));
+        }
+        if let Some(tls) = &self.server.tls {
+            out.push(("server.tls.cert_file".into(), &tls.cert_file));
+            out.push(("server.tls.key_file".into(), &tls.key_file));
+            if let Some(p) = &tls.client_ca_file {
+                out.push(("server.tls.client_ca_file".into(), p));
+            }
+        }
+        for (name, c) in &self.credentials {
+            let fields = [
+                ("access_token_file", &c.access_token_file),
+                ("client_secret_file", &c.client_secret_file),
+                ("private_key_file", &c.private_key_file),
+            ];
+            for (field, p) in fields {
+                if let Some(p) = p {
+                    out.push((format!("credentials.{name}.{field}"), p));
+                }
+            }
+        }
+        for (i, c) in self.callers.iter().enumerate() {
+            if let Some(p) = &c.key_file {
+                out.push((format!("clients[{i}].key_file"), p));
+            }
+        }
+        if let Some(f) = &self.forward {
+            out.push(("forward.ca_dir".into(), &f.ca_dir));
+        }
+        out
+    }
+
+    /// Makes every relative path absolute against `dir`, the config file's directory (as
+    /// nginx and systemd do), whichever source it came from.
+    fn resolve_paths(&mut self, dir: &Path) {
+        let mut all: Vec<&mut PathBuf> = Vec::new();
+        all.extend(self.outbound.ca_file.as_mut());
+        if let Some(tls) = &mut self.server.tls {
+            all.push(&mut tls.cert_file);
+            all.push(&mut tls.key_file);
+            all.extend(tls.client_ca_file.as_mut());
+        }
+        for c in self.credentials.values_mut() {
+            all.extend(c.access_token_file.as_mut());
+            all.extend(c.client_secret_file.as_mut());
+            all.extend(c.private_key_file.as_mut());
+        }
+        for c in &mut self.callers {
+            all.extend(c.key_file.as_mut());
+        }
+        if let Some(f) = &mut self.forward {
+            all.push(&mut f.ca_dir);
+        }
+        for p in all {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
     }
 }
 
-/// Kubernetes gives every pod `IMS_PROXY_PORT`, `IMS_PROXY_SERVICE_HOST` and the like when a
-/// Service is named `ims-proxy`; Docker links do the same. They are not settings: a variable
-/// whose name has no `__` and is not a top-level section is one of those, and is ignored.
-/// Anything with `__` still goes through, so a misspelt section remains an error.
-fn is_service_link(key: &str) -> bool {
-    const SECTIONS: [&str; 8] = [
-        "server",
-        "admin",
-        "client",
-        "credentials",
-        "routes",
-        "clients",
-        "forward",
-        "ims_endpoint",
-    ];
-    !key.contains("__") && !SECTIONS.iter().any(|s| key.eq_ignore_ascii_case(s))
+/// The directory `path` is in, made absolute (so `check` prints where files really are).
+fn config_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    // `a/./b` reads badly; `..` is kept (a symlinked directory makes it meaningful).
+    dir.components().collect()
 }
 
 /// Turns figment's error into `key.path[1].field: reason`.
@@ -106,6 +184,32 @@ fn figment_error(err: figment::Error) -> ConfigError {
             }
         }
         Kind::Message(m) => m.clone(),
+        Kind::UnknownVariant(found, expected) => format!(
+            "unknown value {found:?} (known: {})",
+            expected
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Kind::InvalidType(figment::error::Actual::Unsigned(n), expected)
+            if expected.contains("duration") =>
+        {
+            format!("a duration needs a unit: write \"{n}s\" (or \"{n}ms\", \"{n}m\")")
+        }
+        Kind::InvalidType(figment::error::Actual::Signed(n), expected)
+            if expected.contains("duration") =>
+        {
+            format!("a duration needs a unit: write \"{n}s\" (or \"{n}ms\", \"{n}m\")")
+        }
+        Kind::InvalidType(figment::error::Actual::Float(n), expected)
+            if expected.contains("duration") =>
+        {
+            format!(
+                "a duration needs a unit: write \"{n}s\" (or \"{}ms\")",
+                n * 1000.0
+            )
+        }
         other => other.to_string(),
     };
     let key = key_path(&path);

@@ -5,6 +5,7 @@
 
 mod callers;
 mod credentials;
+mod env;
 mod error;
 mod file;
 mod forward;

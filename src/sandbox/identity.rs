@@ -214,13 +214,20 @@ impl Identity {
 
     /// A `proxy.toml` for ims-proxy in front of the sandbox: an `oauth` and a `jwt`
     /// credential, each routing the four APIs under `/oauth/...` and `/jwt/...`.
-    pub fn proxy_toml(&self, sandbox_url: &str, listen: &str, dir: &Path) -> String {
+    /// `admin` is the admin listener's address (`/healthz`, `/readyz`, `/metrics`).
+    pub fn proxy_toml(&self, sandbox_url: &str, listen: &str, admin: &str, dir: &Path) -> String {
         let mut out = format!(
             "# ims-proxy in front of the local Adobe sandbox (`ims-proxy sandbox`), plain HTTP on\n\
              # loopback. Point `ims_url` and each `upstream` at Adobe to go live.\n\n\
-             [server]\nlisten = {}\n",
-            toml_str(listen)
+             [server]\nlisten = {}\n\n\
+             # /healthz, /readyz and /metrics; `ims-proxy health --config THIS_FILE` asks it.\n\
+             [admin]\nlisten = {}\n",
+            toml_str(listen),
+            toml_str(admin)
         );
+        // Absolute, so the file works from any working directory and however it is read.
+        let key = self.private_key_path(dir);
+        let key = std::path::absolute(&key).unwrap_or(key);
         let common = format!(
             "client_id = {}\nclient_secret = {}\norg_id = {}\nims_url = {}\n",
             toml_str(&self.client_id),
@@ -236,7 +243,7 @@ impl Identity {
         out.push_str(&format!(
             "\n[credentials.jwt]\ntype = \"jwt\"\n{common}technical_account_id = {}\nprivate_key_file = {}\n",
             toml_str(&self.technical_account_id),
-            toml_str(&self.private_key_path(dir).display().to_string()),
+            toml_str(&key.display().to_string()),
         ));
         for cred in ["oauth", "jwt"] {
             for (api, prefix, upstream) in self.upstreams(sandbox_url) {
