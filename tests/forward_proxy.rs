@@ -319,3 +319,38 @@ async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_reques
     assert_eq!(other.json()["error"], "not_found");
     assert_eq!(up.count(), 0, "never forwarded");
 }
+
+#[test]
+fn ca_path_and_show_print_the_certificate_and_never_the_key() {
+    let toml = static_proxy(
+        Route::new("/a")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+    .toml();
+    let (dir, config) = support::cli::write_config(&toml);
+    let path = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(path.code, Some(0), "{}", path.stderr);
+    let expected = dir.path().join("ca").join("ca.pem");
+    assert_eq!(path.stdout.trim(), expected.display().to_string());
+    let show = Cli::new().args(["ca", "show"]).config_file(&config).run();
+    assert!(
+        show.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("PRIVATE KEY"));
+    assert_eq!(
+        std::fs::read_to_string(&expected).ok().as_deref(),
+        Some(show.stdout.as_str())
+    );
+}
+
+#[test]
+fn ca_without_a_forward_listener_is_a_config_error() {
+    let toml = static_proxy(Route::new("/a").upstream("http://127.0.0.1:1")).toml();
+    let out = Cli::new().args(["ca", "path"]).config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("forward"), "{}", out.stderr);
+}

@@ -2,6 +2,7 @@
 //! for the client's trust settings (`NODE_EXTRA_CA_CERTS=$(ims-proxy ca path)`). The CA is
 //! generated here if the proxy has not made it yet. Never the key.
 
+use super::logging::{fatal, out};
 use super::setup::load;
 use crate::state::LocalCa;
 use std::process::ExitCode;

@@ -76,8 +76,9 @@ pub enum Command {
     /// The forward listener's local CA: `path` prints where its certificate is, `show` prints
     /// it, for the trust settings of the tools behind `HTTPS_PROXY`.
     Ca {
-        #[command(flatten)]
-        config: ConfigArg,
+        /// Configuration file (TOML; default proxy.toml), before or after `path`/`show`.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         what: ca::CaCommand,
     },
@@ -121,7 +122,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Check { config, online } => check::check(&path(config), online),
         Command::Token { config, name } => token::token(&path(config), &name),
         Command::Health { config, live } => health::health(&path(config), live),
-        Command::Ca { config, what } => ca::ca(&path(config), what),
+        Command::Ca { config, what } => ca::ca(&path(ConfigArg { config }), what),
         Command::Sandbox(args) => serve_until_signal(sandbox::run(args, shutdown_signal())),
         Command::Demo(args) => serve_until_signal(demo::run(args, shutdown_signal())),
     }
