@@ -21,21 +21,19 @@ pub fn ca(path: &std::path::Path, what: CaCommand) -> ExitCode {
         Err(code) => return code,
     };
     let Some(forward) = config.forward.as_ref() else {
-        eprintln!(
-            "error: forward: the forward listener is off, so there is no local CA (add [forward])"
-        );
+        fatal("forward: the forward listener is off, so there is no local CA (add [forward])");
         return ExitCode::from(2);
     };
     let ca = match LocalCa::load_or_create(&forward.ca_dir) {
         Ok(ca) => ca,
         Err(e) => {
-            eprintln!("error: {e}");
+            fatal(e);
             return ExitCode::from(2);
         }
     };
     match what {
-        CaCommand::Path => println!("{}", ca.cert_path().display()),
-        CaCommand::Show => print!("{}", ca.cert_pem()),
+        CaCommand::Path => out(&format!("{}\n", ca.cert_path().display())),
+        CaCommand::Show => out(ca.cert_pem()),
     }
     ExitCode::SUCCESS
 }
