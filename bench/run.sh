@@ -11,14 +11,21 @@
 #                                and end, appends to bench/SOAK.md
 # knobs: DURATION (s per point, default 10), RUNS (default 3, median reported), CONNS
 #        ("1 16 256"), STREAM_BYTES (default 2 GiB).
+#        LAYOUT=pinned (default): each proxy one worker on core 0, wrk and the upstream on core 1;
+#        LAYOUT=shared: nothing pinned, WORKERS (default: the core count) workers for each proxy
+#        (nginx worker_processes, ims-proxy TOKIO_WORKER_THREADS).
+#        BASELINE=/path/to/ims-proxy: also measure that build (say, main's) as "baseline", with
+#        the same config, in the same runs: an A/B on a shared machine.
+#        PROXY_BIN=/path/to/ims-proxy: measure that build as "ims-proxy" instead of this tree's.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DURATION=${DURATION:-10}
+USER_RUNS=${RUNS:-}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-"1 16 256"}
 STREAM_BYTES=${STREAM_BYTES:-2147483648}
-if [ "${QUICK:-0}" = 1 ]; then DURATION=3; RUNS=1; STREAM_BYTES=268435456; fi
+if [ "${QUICK:-0}" = 1 ]; then DURATION=3; RUNS=${USER_RUNS:-1}; STREAM_BYTES=268435456; fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx; then
@@ -30,8 +37,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 echo "building (release)" >&2
 cargo build --release --quiet
 (cd bench && cargo build --release --quiet)
-PROXY="$ROOT/target/release/ims-proxy"
-BIN="$ROOT/bench/target/release"
+PROXY=${PROXY_BIN:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/ims-proxy"}
+BIN="${CARGO_TARGET_DIR:-$ROOT/bench/target}/release"
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -42,18 +49,20 @@ ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
 # Two cores: the proxy under test (nginx or ims-proxy, one worker each) gets core 0; the load
 # generator and the upstream share core 1. On bigger machines the same split applies.
 NCPU=$(nproc)
+LAYOUT=${LAYOUT:-pinned}
 if [ "$NCPU" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
+if [ "$LAYOUT" = shared ]; then WORKERS=${WORKERS:-$NCPU}; else WORKERS=1; fi
 # exec: every caller runs pin in a subshell (`&` or `$(...)`), and $! must be the program itself.
-pin() { local cpu=$1; shift; if need taskset; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi; }
+pin() { local cpu=$1; shift; if need taskset && [ "$LAYOUT" != shared ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi; }
 
 UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103; OAUTHP=127.0.0.1:19105
-SANDBOX=127.0.0.1:19106; UP_ANY=127.0.0.1:19107
+SANDBOX=127.0.0.1:19106; UP_ANY=127.0.0.1:19107; BASEP=127.0.0.1:19108
 TOKEN=bench-token-0123456789; KEY=bench-client-id
 
 wait_port() { for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done; echo "nothing listens on $1" >&2; return 1; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-for port in 19101 19102 19103 19104 19105 19106 19107; do
+for port in 19101 19102 19103 19104 19105 19106 19107 19108; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
 done
 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
@@ -61,7 +70,7 @@ wait_port "$UP"
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGX
-worker_processes 1;
+worker_processes $WORKERS;
 daemon off;
 user root;
 pid $WORK/nginx/nginx.pid;
@@ -100,8 +109,15 @@ prefix = "/campaign"
 upstream = "http://$UP/campaign"
 credential = "bench"
 TOML
-TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy.toml" 2>"$WORK/proxy.log" & IMS_PID=$!; PIDS+=($IMS_PID)
+TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy.toml" 2>"$WORK/proxy.log" & IMS_PID=$!; PIDS+=($IMS_PID)
 wait_port "$IMSP"
+TARGETS="direct nginx ims-proxy ims-proxy-oauth"
+if [ -n "${BASELINE:-}" ]; then
+  sed "s/19103/19108/" "$WORK/proxy.toml" > "$WORK/baseline.toml"
+  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline.toml" 2>"$WORK/baseline.log" & PIDS+=($!)
+  wait_port "$BASEP"
+  TARGETS="direct nginx baseline ims-proxy ims-proxy-oauth"
+fi
 sleep 1
 IDLE_RSS=$(rss_kib "$IMS_PID")
 
@@ -140,7 +156,7 @@ prefix = "/campaign"
 upstream = "http://$UP_ANY/campaign"
 credential = "bench"
 TOML
-RUST_LOG=$PROXY_LOG TOKIO_WORKER_THREADS=1 pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/oauth.toml" 2>"$WORK/oauth.log" & OAUTH_PID=$!; PIDS+=($OAUTH_PID)
+RUST_LOG=$PROXY_LOG TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/oauth.toml" 2>"$WORK/oauth.log" & OAUTH_PID=$!; PIDS+=($OAUTH_PID)
 wait_port "$OAUTHP"
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://$OAUTHP/campaign/x" 2>/dev/null && break; sleep 0.05; done
 
@@ -170,9 +186,9 @@ fi
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 for c in $CONNS; do
-  for target in direct nginx ims-proxy ims-proxy-oauth; do
-    case $target in direct) addr=$UP;; nginx) addr=$NGX;; ims-proxy) addr=$IMSP;; ims-proxy-oauth) addr=$OAUTHP;; esac
-    for run in $(seq 1 "$RUNS"); do
+  for run in $(seq 1 "$RUNS"); do
+    for target in $TARGETS; do
+      case $target in direct) addr=$UP;; nginx) addr=$NGX;; baseline) addr=$BASEP;; ims-proxy) addr=$IMSP;; ims-proxy-oauth) addr=$OAUTHP;; esac
       # Every target gets the same request, auth headers included (the proxies replace them).
       line=$(pin "$LOAD_CPU" wrk -t1 -c"$c" -d"${DURATION}s" --latency -s bench/report.lua \
         -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$addr$PATH_Q" | tail -n 1)
@@ -234,14 +250,27 @@ print("# ims-proxy benchmark results\n")
 print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu}), {ver('uname -r')}")
 print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('rustc --version')}")
 print(f"- ims-proxy-oauth: an oauth credential whose tokens (from the sandbox's IMS, 4 s lifetime) are refreshed about every 3 s during each run: {REFRESHES} refreshes in all")
-print(f"- method: wrk -t1, {$DURATION} s per point, median of {$RUNS} runs; proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, ims-proxy TOKIO_WORKER_THREADS=1), wrk and the upstream on core $LOAD_CPU; keep-alive to the upstream in both proxies; both write an access log.")
-print(f"- reproduce: \`bench/run.sh\`\n")
+targets = "$TARGETS".split()
+if "$LAYOUT" == "shared":
+    layout = f"nothing pinned: proxies, wrk and the upstream share all {$NCPU} cores; {$WORKERS} workers each (nginx worker_processes $WORKERS, ims-proxy TOKIO_WORKER_THREADS=$WORKERS)"
+else:
+    layout = "proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, ims-proxy TOKIO_WORKER_THREADS=1), wrk and the upstream on core $LOAD_CPU"
+print(f"- method: wrk -t1, {$DURATION} s per point, median of {$RUNS} runs, targets interleaved; layout $LAYOUT: {layout}; keep-alive to the upstream in both proxies; both write an access log.")
+if "baseline" in targets:
+    print(f"- baseline: \`${BASELINE:-}\` (another ims-proxy build, same config), measured in the same runs")
+print(f"- reproduce: \`LAYOUT=$LAYOUT bench/run.sh\`\n")
 print("| target | conns | req/s | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for c in conns:
-    for t in ["direct", "nginx", "ims-proxy", "ims-proxy-oauth"]:
+    for t in targets:
         print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
 print("\n## Ratios (same run)\n")
+if "baseline" in targets:
+    print("| conns | baseline / nginx req/s | ims-proxy / nginx req/s | ims-proxy / baseline req/s |")
+    print("|---:|---:|---:|---:|")
+    for c in conns:
+        print(f"| {c} | {med('baseline',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('baseline',c,'rps'):.2f} |")
+    print()
 print("| conns | ims-proxy / nginx req/s | ims-proxy / direct req/s | oauth / static req/s | added p50 µs (ims-proxy − direct) | added p99 µs | nginx added p50 µs | nginx added p99 µs | oauth max µs / static p99.9 µs |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in conns:

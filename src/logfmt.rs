@@ -25,17 +25,17 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut line = String::with_capacity(384);
-        line.push_str("{\"timestamp\":\"");
-        push_timestamp(&mut line, SystemTime::now());
-        line.push_str("\",\"level\":\"");
-        line.push_str(event.metadata().level().as_str());
-        line.push('"');
-        event.record(&mut Fields { line: &mut line });
-        line.push_str(",\"target\":");
-        push_str(&mut line, event.metadata().target());
-        line.push_str("}\n");
-        writer.write_str(&line)
+        // Straight into the subscriber's reused line buffer: no allocation per event.
+        let line = &mut writer;
+        line.write_str("{\"timestamp\":\"")?;
+        push_timestamp(line, SystemTime::now());
+        line.write_str("\",\"level\":\"")?;
+        line.write_str(event.metadata().level().as_str())?;
+        line.write_char('"')?;
+        event.record(&mut Fields { line: &mut *line });
+        line.write_str(",\"target\":")?;
+        push_str(line, event.metadata().target());
+        line.write_str("}\n")
     }
 }
 
@@ -55,19 +55,19 @@ pub fn plain_line(level: &str, message: &str, target: &str) -> String {
     line
 }
 
-struct Fields<'a> {
-    line: &'a mut String,
+struct Fields<'a, W: fmt::Write> {
+    line: &'a mut W,
 }
 
-impl Fields<'_> {
+impl<W: fmt::Write> Fields<'_, W> {
     fn key(&mut self, field: &Field) {
-        self.line.push(',');
+        let _ = self.line.write_char(',');
         push_str(self.line, field.name());
-        self.line.push(':');
+        let _ = self.line.write_char(':');
     }
 }
 
-impl Visit for Fields<'_> {
+impl<W: fmt::Write> Visit for Fields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field);
         push_str(self.line, value);
@@ -88,24 +88,44 @@ impl Visit for Fields<'_> {
         if value.is_finite() {
             let _ = write!(self.line, "{value}");
         } else {
-            self.line.push_str("null");
+            let _ = self.line.write_str("null");
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        self.line.push_str(if value { "true" } else { "false" });
+        let _ = self.line.write_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.key(field);
-        push_str(self.line, &format!("{value:?}"));
+        push_debug(self.line, value);
     }
 }
 
+/// A `Debug` value as a JSON string literal, escaped as it is written.
+fn push_debug(out: &mut impl fmt::Write, value: &dyn fmt::Debug) {
+    struct Escaping<'a, W: fmt::Write>(&'a mut W);
+    impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            push_escaped(self.0, s);
+            Ok(())
+        }
+    }
+    let _ = out.write_char('"');
+    let _ = write!(Escaping(out), "{value:?}");
+    let _ = out.write_char('"');
+}
+
 /// A JSON string literal.
-fn push_str(out: &mut String, s: &str) {
-    out.push('"');
+fn push_str(out: &mut impl fmt::Write, s: &str) {
+    let _ = out.write_char('"');
+    push_escaped(out, s);
+    let _ = out.write_char('"');
+}
+
+/// `s` with JSON's string escapes, no quotes.
+fn push_escaped(out: &mut impl fmt::Write, s: &str) {
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -117,20 +137,19 @@ fn push_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        let _ = out.write_str(&s[start..i]);
         if escape.is_empty() {
             let _ = write!(out, "\\u{b:04x}");
         } else {
-            out.push_str(escape);
+            let _ = out.write_str(escape);
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    let _ = out.write_str(&s[start..]);
 }
 
 /// RFC 3339 in UTC with microseconds, as `2026-11-24T19:41:53.988742Z`.
-fn push_timestamp(out: &mut String, now: SystemTime) {
+fn push_timestamp(out: &mut impl fmt::Write, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);

@@ -22,8 +22,8 @@ pub struct Running {
     pub forward_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     draining: Arc<AtomicBool>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    /// One per proxy-port listener (one per runtime in thread-per-core).
+    listeners: Vec<Background>,
     admin: Option<Background>,
     forward: Option<Background>,
 }
@@ -44,14 +44,19 @@ impl Running {
     /// listener stays up meanwhile, with `/readyz` answering 503.
     pub async fn stop(mut self) {
         self.draining.store(true, Ordering::Relaxed);
-        if let Some(tx) = self.shutdown.take() {
+        let listeners = std::mem::take(&mut self.listeners);
+        let mut tasks = Vec::with_capacity(listeners.len());
+        for (tx, task) in listeners {
             let _ = tx.send(());
+            tasks.push(task);
         }
         if let Some((tx, task)) = self.forward.take() {
             let _ = tx.send(());
             let _ = task.await;
         }
-        let _ = (&mut self.task).await;
+        for task in tasks {
+            let _ = task.await;
+        }
         if let Some((tx, task)) = self.admin.take() {
             let _ = tx.send(());
             let _ = task.await;
@@ -63,16 +68,34 @@ impl Running {
 /// the background: a port that cannot be bound costs no IMS call. Errors are the config's
 /// (exit 2) or the bind's.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_on(config, &[]).await
+}
+
+/// As [`start`]; with `workers`, the proxy port gets one `SO_REUSEPORT` listener on this
+/// runtime and one on each of those (thread-per-core: each serves the connections it
+/// accepts). The admin and forward listeners, refreshers and reload stay on this runtime.
+pub async fn start_on(
+    config: &Config,
+    workers: &[tokio::runtime::Handle],
+) -> Result<Running, StartError> {
     let snapshot = Snapshot::build(config, None)?;
     let admin_listen = snapshot.admin_listen;
     let forward_listen = snapshot.forward.as_ref().map(|f| f.listen);
     let shared = Shared::new(snapshot);
-    let server = Server::bind(shared.clone())
-        .await
-        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
-    let addr = server
-        .local_addr()
-        .map_err(|e| StartError::Bind(config.server.listen.clone(), e))?;
+    let bind_err = |e| StartError::Bind(config.server.listen.clone(), e);
+    let servers = if workers.is_empty() {
+        vec![(None, Server::bind(shared.clone()).await.map_err(bind_err)?)]
+    } else {
+        let here = tokio::runtime::Handle::current();
+        let bound = Server::bind_reuseport(shared.clone(), workers.len() + 1).map_err(bind_err)?;
+        let mut servers = Vec::with_capacity(bound.len());
+        for (b, handle) in bound.into_iter().zip(std::iter::once(&here).chain(workers)) {
+            let _entered = handle.enter();
+            servers.push((Some(handle.clone()), b.register().map_err(bind_err)?));
+        }
+        servers
+    };
+    let addr = servers[0].1.local_addr().map_err(bind_err)?;
     let draining = Arc::new(AtomicBool::new(false));
     let (admin, admin_addr) = match admin_listen {
         None => (None, None),
@@ -106,18 +129,27 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     // Every listener is bound: now the first tokens may be fetched.
     shared.snapshot.load().start_refreshers();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = rx.await;
-    }));
+    let listeners = servers
+        .into_iter()
+        .map(|(handle, server)| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let serve = server.serve(async {
+                let _ = rx.await;
+            });
+            let task = match handle {
+                Some(h) => h.spawn(serve),
+                None => tokio::spawn(serve),
+            };
+            (tx, task)
+        })
+        .collect();
     Ok(Running {
         addr,
         admin_addr,
         forward_addr,
         shared,
         draining,
-        shutdown: Some(tx),
-        task,
+        listeners,
         admin,
         forward,
     })
@@ -130,6 +162,9 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Also reload when that file (or a file it names) changes.
     pub watch: bool,
+    /// Further runtimes (current-thread, each on its own thread) that get a proxy-port
+    /// listener of their own: see [`start_on`]. Empty: one listener, on this runtime.
+    pub workers: Vec<tokio::runtime::Handle>,
 }
 
 /// Runs the proxy until `shutdown` resolves.
@@ -138,7 +173,7 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let running = start(config).await?;
+    let running = start_on(config, &options.workers).await?;
     // Tests and supervisors find the ports from these lines, so they name them plainly.
     tracing::info!(addr = %running.addr, "listening");
     if let Some(a) = running.admin_addr {

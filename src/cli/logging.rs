@@ -38,8 +38,10 @@ pub enum LogFormat {
 }
 
 /// Logs go to stderr through a writer thread, so a request never waits on a `write` syscall
-/// for its access-log line; lines are batched by that thread and never dropped (a full queue
-/// applies back-pressure instead).
+/// for its access-log line; lines are never dropped (a full queue applies back-pressure
+/// instead). The thread batches: it writes into a 64 KiB buffer and flushes it when full or
+/// when the queue is empty, so a busy proxy makes one `write` per many lines and an idle one
+/// shows each line at once.
 pub fn init(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -52,7 +54,10 @@ pub fn init(format: Option<LogFormat>) -> tracing_appender::non_blocking::Worker
     };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(!json && std::io::stderr().is_terminal())

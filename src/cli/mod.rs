@@ -16,7 +16,7 @@ pub use logging::LogFormat;
 
 use clap::{Args, Parser, Subcommand};
 use logging::fatal;
-use setup::{load, runtime, shutdown_signal};
+use setup::{load, runtime, runtimes, shutdown_signal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -150,15 +150,19 @@ fn run(path: &std::path::Path, watch: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    // Thread-per-core: each runtime accepts on its own listener and serves what it accepts.
+    let (rt, workers) = match runtimes() {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let options = crate::app::RunOptions {
         config_path: Some(path.to_path_buf()),
         watch,
+        workers: workers.handles.clone(),
     };
-    match rt.block_on(crate::app::run(&config, options, shutdown_signal())) {
+    let outcome = rt.block_on(crate::app::run(&config, options, shutdown_signal()));
+    drop(workers);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(crate::app::StartError::Config(e)) => {
             fatal(format_args!("{e}"));

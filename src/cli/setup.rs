@@ -20,17 +20,7 @@ const MAX_WORKER_THREADS: usize = 256;
 /// One worker thread (a sidecar pinned to a core) runs on Tokio's single-threaded scheduler,
 /// which skips the work-stealing machinery it would not use.
 pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    let workers = match std::env::var_os("TOKIO_WORKER_THREADS") {
-        None => None,
-        Some(raw) => match worker_threads(&raw.to_string_lossy()) {
-            Ok(n) => Some(n),
-            Err(reason) => {
-                fatal(format_args!("TOKIO_WORKER_THREADS: {reason}"));
-                return Err(ExitCode::from(2));
-            }
-        },
-    };
-    let mut builder = match workers {
+    let builder = match workers()? {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -39,6 +29,74 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
+    build(builder)
+}
+
+/// Thread-per-core, for `run`: `TOKIO_WORKER_THREADS` (or the core count) single-threaded
+/// runtimes. The caller drives the first on its own thread; the others each get a thread here
+/// that runs until the returned [`Workers`] is dropped.
+pub fn runtimes() -> Result<(tokio::runtime::Runtime, Workers), ExitCode> {
+    let n = match workers()? {
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKER_THREADS)),
+    };
+    let main = build(tokio::runtime::Builder::new_current_thread())?;
+    let mut workers = Workers::default();
+    for i in 1..n {
+        let rt = build(tokio::runtime::Builder::new_current_thread())?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        workers.handles.push(rt.handle().clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("ims-proxy-{i}"))
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = rx.await;
+                })
+            })
+            .map_err(|e| {
+                fatal(format_args!("cannot start the runtime: {e}"));
+                ExitCode::FAILURE
+            })?;
+        workers.stops.push(tx);
+        workers.threads.push(thread);
+    }
+    Ok((main, workers))
+}
+
+/// The further runtimes of [`runtimes`]; dropping this stops their threads and waits for them.
+#[derive(Default)]
+pub struct Workers {
+    pub handles: Vec<tokio::runtime::Handle>,
+    /// Dropping one ends its thread's `block_on`.
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stops.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `TOKIO_WORKER_THREADS`, when set.
+fn workers() -> Result<Option<usize>, ExitCode> {
+    match std::env::var_os("TOKIO_WORKER_THREADS") {
+        None => Ok(None),
+        Some(raw) => match worker_threads(&raw.to_string_lossy()) {
+            Ok(n) => Ok(Some(n)),
+            Err(reason) => {
+                fatal(format_args!("TOKIO_WORKER_THREADS: {reason}"));
+                Err(ExitCode::from(2))
+            }
+        },
+    }
+}
+
+/// The one place runtimes are built.
+fn build(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
     builder.enable_all().build().map_err(|e| {
         fatal(format_args!("cannot start the runtime: {e}"));
         ExitCode::FAILURE

@@ -51,7 +51,7 @@ impl Observer for AccessLog {
             method = ctx.method.as_str(),
             path = ctx.path.as_str(),
             route,
-            credential = ctx.credential.as_deref().unwrap_or("-"),
+            credential = ctx.credential.as_ref().map_or("-", |c| c.name.as_str()),
             status = self.status,
             fault = self.fault.unwrap_or("-"),
             bytes_in,

@@ -4,6 +4,7 @@
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
 use crate::state::Permit;
+use crate::token::Credential;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -29,8 +30,9 @@ pub struct Ctx {
     /// The `[[clients]]` name the request authenticated as.
     pub caller: Option<Arc<str>>,
     /// The route's label ([`crate::state::Route::label`]).
-    pub route: Option<String>,
-    pub credential: Option<String>,
+    pub route: Option<Arc<str>>,
+    /// The route's credential (for its name).
+    pub credential: Option<Arc<Credential>>,
     /// Time spent waiting for upstream response heads, replay included.
     pub upstream_time: Option<Duration>,
     pub bytes_in: Arc<AtomicU64>,
@@ -72,7 +74,32 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let n: u128 = rand::random();
-    let s = format!("{n:032x}");
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("unknown"))
+    HeaderValue::from_bytes(&hex32(rand::random())).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// `format!("{n:032x}")`, written in place: no `String` per request.
+fn hex32(n: u128) -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = [0u8; 32];
+    for (i, c) in s.iter_mut().enumerate() {
+        *c = HEX[(n >> (124 - 4 * i)) as usize & 0xf];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex32;
+
+    #[test]
+    fn request_ids_are_32_lowercase_hex_digits() {
+        for n in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(hex32(n), format!("{n:032x}").as_bytes());
+        }
+    }
 }

@@ -61,8 +61,8 @@ pub async fn resolve<'s, B>(
         Some(i) => TargetError::NoRoute(format!("https://{}{path}", i.host)),
         None => TargetError::NoRoute(path.to_string()),
     })?;
-    ctx.route = Some(route.label().to_string());
-    ctx.credential = Some(route.credential.name.clone());
+    ctx.route = Some(route.shared_label.clone());
+    ctx.credential = Some(route.credential.clone());
     if let Some(who) = caller {
         ctx.caller = Some(who.name.clone());
         snap.callers.authorize(&who, &route.prefix)?;

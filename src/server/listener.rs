@@ -6,6 +6,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
+/// A listening socket on `addr` that other sockets of this process may share
+/// (`SO_REUSEPORT`), non-blocking, with the backlog and `SO_REUSEADDR` Tokio's own `bind` uses.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    {
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 /// Accepts connections until `shutdown` resolves, handing each to `on_accept`, which must not
 /// await: a flood of connections must not pile up in the loop.
 pub async fn accept_until(

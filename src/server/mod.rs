@@ -24,13 +24,56 @@ use tokio::net::TcpListener;
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Shared by every listener of the proxy port, so the limits count all its connections.
+    connections: Arc<ConnectionCounter>,
+    peers: Arc<PeerCounter>,
+    /// The first (or only) listener of the port says what concerns them all.
+    first: bool,
+}
+
+/// One of the proxy port's listeners, bound but not yet given to a runtime.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    connections: Arc<ConnectionCounter>,
+    peers: Arc<PeerCounter>,
+    first: bool,
 }
 
 impl Server {
     pub async fn bind(shared: Arc<Shared>) -> std::io::Result<Server> {
         let addr = shared.snapshot.load().listen;
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, shared })
+        Ok(Server {
+            listener,
+            shared,
+            connections: Arc::default(),
+            peers: Arc::default(),
+            first: true,
+        })
+    }
+
+    /// `n` listeners on the proxy port's address with `SO_REUSEPORT`, one for each runtime of
+    /// a thread-per-core process: the kernel spreads new connections over them. The first
+    /// picks the port when the address says 0; the others take the same. The connection
+    /// limits count across all of them.
+    pub fn bind_reuseport(shared: Arc<Shared>, n: usize) -> std::io::Result<Vec<Bound>> {
+        let mut addr = shared.snapshot.load().listen;
+        let connections = Arc::<ConnectionCounter>::default();
+        let peers = Arc::<PeerCounter>::default();
+        let mut bound = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let listener = listener::bind_reuseport(addr)?;
+            addr = listener.local_addr()?;
+            bound.push(Bound {
+                listener,
+                shared: shared.clone(),
+                connections: connections.clone(),
+                peers: peers.clone(),
+                first: i == 0,
+            });
+        }
+        Ok(bound)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -40,9 +83,10 @@ impl Server {
     /// Serves until `shutdown` resolves, then waits up to the grace period for connections.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (drain, _) = tokio::sync::watch::channel(());
-        let connections = Arc::new(ConnectionCounter::default());
-        let peers = Arc::new(PeerCounter::default());
-        warn_if_few_descriptors(&self.shared);
+        let (connections, peers) = (&self.connections, &self.peers);
+        if self.first {
+            warn_if_few_descriptors(&self.shared);
+        }
         listener::accept_until(&self.listener, "proxy", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
             let limits = &snapshot.conn_limits;
@@ -91,6 +135,19 @@ impl Server {
         .await;
         drop(self.listener);
         listener::drain(&self.shared, drain).await;
+    }
+}
+
+impl Bound {
+    /// Registers the listener with the runtime this is called on (inside `Handle::enter`).
+    pub fn register(self) -> std::io::Result<Server> {
+        Ok(Server {
+            listener: TcpListener::from_std(self.listener)?,
+            shared: self.shared,
+            connections: self.connections,
+            peers: self.peers,
+            first: self.first,
+        })
     }
 }
 

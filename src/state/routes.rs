@@ -82,6 +82,8 @@ pub struct Route {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Request body limit in bytes; `None` is unlimited.
     pub max_body_size: Option<u64>,
+    /// [`Route::label`], shared: what each request's context holds, with no copy.
+    pub shared_label: Arc<str>,
 }
 
 impl Route {
@@ -151,6 +153,7 @@ impl Route {
             ));
         }
         Ok(Route {
+            shared_label: label(&prefix).into(),
             prefix,
             api: rc.api,
             upstream,
