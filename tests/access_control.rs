@@ -152,11 +152,16 @@ async fn the_access_log_names_the_client() {
     let logs = logs::capture_trace();
     let up = FakeUpstream::start().await;
     let p = guarded(&up).await;
-    get_with(&p, "/privacy/x", Some(("x-proxy-key", PRIVACY_KEY))).await;
+    // Other tests in this binary log too: find this request's line by its id.
+    let id = "access-log-names-the-client";
+    Req::get(proxy_url(&p, "/privacy/x"))
+        .headers(&[("x-proxy-key", PRIVACY_KEY), ("x-request-id", id)])
+        .send()
+        .await;
     let text = logs.text();
     let line = text
         .lines()
-        .find(|l| l.contains("\"target\":\"ims_proxy::access\""))
+        .find(|l| l.contains("\"target\":\"ims_proxy::access\"") && l.contains(id))
         .unwrap_or_else(|| panic!("no access log line in {text}"));
     assert!(line.contains("\"client\":\"gdpr-tool\""), "{line}");
 }
