@@ -115,13 +115,14 @@ async fn the_demo_prints_curl_commands_and_the_campaign_one_returns_profiles_onl
     assert!(curls.len() >= 8, "{out:?}");
     for path in [
         "/oauth/campaign/",
-        "/aam/v1/",
-        "/cloudmanager/api/",
-        "/privacy/jobs",
-        "/jwt/",
+        "/oauth/aam/v1/",
+        "/oauth/cloudmanager/api/",
+        "/oauth/privacy/jobs",
     ] {
         assert!(curls.iter().any(|c| c.contains(path)), "no curl for {path}");
     }
+    // JWT is retired: the demo shows OAuth Server-to-Server only.
+    assert!(!curls.iter().any(|c| c.contains("/jwt/")), "{curls:?}");
     let campaign = curls
         .iter()
         .find(|c| c.contains("/oauth/campaign/profileAndServices/profile"))

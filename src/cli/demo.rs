@@ -1,5 +1,7 @@
 //! `ims-proxy demo`: the sandbox and the proxy in one process, with a generated config that
-//! routes the four APIs through an OAuth and a JWT credential, and `curl` commands to paste.
+//! routes the four APIs through an OAuth Server-to-Server credential, and `curl` commands to
+//! paste. (Its config also has the legacy Service Account (JWT) routes, `/jwt/...`, for orgs
+//! that still have one; the printed commands use OAuth only.)
 //! Its credentials live in a temporary directory removed on exit.
 
 use super::logging::out;
@@ -93,21 +95,21 @@ pub fn instructions(id: &Identity, sandbox: &str, proxy: &str, admin: &str) -> S
     format!(
         "# ims-proxy demo: ims-proxy at {proxy} in front of a local Adobe sandbox at {sandbox}
 # (plain HTTP on loopback; the sandbox's IMS issues the tokens). The commands carry no
-# credentials: the proxy adds Authorization, x-api-key and x-gw-ims-org-id. /oauth/... routes
-# use an OAuth Server-to-Server credential, /jwt/... a Service Account (JWT) one. Ctrl-C stops.
+# credentials: the proxy adds Authorization, x-api-key and x-gw-ims-org-id, with an OAuth
+# Server-to-Server credential (what Adobe issues today). Ctrl-C stops.
 
 # Campaign: profiles
 curl -s {proxy}/oauth/campaign/profileAndServices/profile
 # Audience Manager: segments and traits
-curl -s {proxy}/jwt/aam/v1/segments
+curl -s {proxy}/oauth/aam/v1/segments
 curl -s {proxy}/oauth/aam/v1/traits
 # Cloud Manager: programs, pipelines, start an execution
 curl -s {proxy}/oauth/cloudmanager/api/programs
-curl -s {proxy}/jwt/cloudmanager/api/program/4/pipelines
+curl -s {proxy}/oauth/cloudmanager/api/program/4/pipelines
 curl -s -X PUT {proxy}/oauth/cloudmanager/api/program/4/pipeline/10/execution
 # Privacy Service: submit an access job, then list the jobs
 curl -s -X POST -H 'content-type: application/json' -d '{job}' {proxy}/oauth/privacy/jobs
-curl -s '{proxy}/jwt/privacy/jobs?regulation=gdpr'
+curl -s '{proxy}/oauth/privacy/jobs?regulation=gdpr'
 # The admin port: readiness (with each credential's token expiry) and Prometheus metrics
 curl -s {admin}/readyz
 curl -s {admin}/metrics

@@ -372,8 +372,10 @@ impl Credential {
             tracing::warn!(
                 credential = %self.name,
                 "Adobe retired Service Account (JWT) credentials: none can be created since \
-                 2024-06-03 and they reached end of life on 2025-06-30; migrate this credential \
-                 to type = \"oauth\" (OAuth Server-to-Server), see the README, \"Moving from jwt to oauth\""
+                 2024-06-03 and the deadline to convert them, 2026-03-01, has passed; migrate \
+                 this credential to type = \"oauth\" (OAuth Server-to-Server): see the README, \
+                 \"Moving from jwt to oauth\", and Adobe's migration guide, \
+                 https://developer.adobe.com/developer-console/docs/guides/authentication/ServerToServerAuthentication/migration/"
             );
         }
     }
