@@ -566,3 +566,27 @@ async fn privacy_takes_aepps_requests_trailing_slash_and_sandbox_header_included
         .await;
     assert_eq!(list.json()["totalRecords"], 1, "{:?}", list.body);
 }
+
+#[tokio::test]
+async fn a_second_route_on_api_lets_a_raw_tool_follow_cloud_managers_root_relative_links() {
+    let s = start_sandbox().await;
+    // What the README tells a raw HTTP tool to add: Cloud Manager's links start with /api/.
+    let toml = format!(
+        "{}\n[[routes]]\nprefix = \"/api\"\napi = \"cloud-manager\"\nupstream = \"{}/api\"\ncredential = \"oauth\"\n",
+        s.proxy_toml(),
+        s.url()
+    );
+    let p = start_proxy(&toml).await;
+    let programs = get(&proxy_url(&p, "/oauth/cloudmanager/api/programs"))
+        .await
+        .json();
+    let link = programs["_embedded"]["programs"][0]["_links"]["self"]["href"]
+        .as_str()
+        .expect("a self link")
+        .to_string();
+    assert!(link.starts_with("/api/"), "{link}");
+    // Followed exactly as written, against the proxy's origin.
+    let program = get(&proxy_url(&p, &link)).await;
+    assert_eq!(program.status, 200, "{}", program.text());
+    assert_eq!(program.json()["_links"]["self"]["href"], link);
+}
