@@ -2,6 +2,7 @@
 //! current snapshot's limits, so a reload changes them without a restart.
 
 use crate::base::fds::FdSlot;
+use crate::state::ConnLimits;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,6 +87,44 @@ pub struct Admission {
     pub _connection: ConnectionSlot,
     pub _peer: Option<PeerSlot>,
     pub _fd: Option<FdSlot>,
+}
+
+/// Why a connection was refused: for the log, and the answer to try writing.
+pub struct Refusal {
+    pub why: &'static str,
+    pub answer: &'static [u8],
+}
+
+/// Admits a connection from `peer` against `limits` (all connections, this address's, file
+/// descriptors), or says which limit refused it. Never awaits.
+pub fn admit(
+    connections: &Arc<ConnectionCounter>,
+    peers: &Arc<PeerCounter>,
+    limits: &ConnLimits,
+    peer: IpAddr,
+) -> Result<Admission, Refusal> {
+    let connection = connections
+        .try_acquire(limits.max_connections)
+        .ok_or(Refusal {
+            why: "at the connection limit (server.limits.max_connections)",
+            answer: OVER_CAPACITY_RESPONSE,
+        })?;
+    let peer_slot = match limits.max_connections_per_peer {
+        None => None,
+        Some(max) => Some(peers.try_acquire(peer, max).ok_or(Refusal {
+            why: "at the limit for this client address (server.limits.max_connections_per_peer)",
+            answer: OVER_PEER_CAPACITY_RESPONSE,
+        })?),
+    };
+    let fd = FdSlot::try_acquire().ok_or(Refusal {
+        why: "file descriptors nearly exhausted (RLIMIT_NOFILE)",
+        answer: OVER_CAPACITY_RESPONSE,
+    })?;
+    Ok(Admission {
+        _connection: connection,
+        _peer: peer_slot,
+        _fd: Some(fd),
+    })
 }
 
 /// What a client over the connection limit gets: one attempt to say why, then the close.

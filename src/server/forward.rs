@@ -6,10 +6,9 @@
 //! pattern is tunnelled blind; anything else is refused with 403 and counted. Never an open
 //! proxy.
 
-use super::capacity::{self, Admission, ConnectionCounter};
+use super::capacity::{self, Admission, ConnectionCounter, PeerCounter};
 use super::conn;
 use super::listener;
-use crate::base::fds::FdSlot;
 use crate::pipeline::{error_response, ConnMeta, Intercepted};
 use crate::state::{Decision, Shared, Snapshot};
 use bytes::Bytes;
@@ -43,20 +42,17 @@ impl ForwardServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (drain, _) = watch::channel(());
         let connections = Arc::new(ConnectionCounter::default());
+        let peers = Arc::new(PeerCounter::default());
         listener::accept_until(&self.listener, "forward", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
-            let admitted = connections
-                .try_acquire(snapshot.conn_limits.max_connections)
-                .zip(FdSlot::try_acquire());
-            let Some((connection, fd)) = admitted else {
-                tracing::warn!(%peer, "forward connection refused: at the connection limit");
-                let _ = stream.try_write(capacity::OVER_CAPACITY_RESPONSE);
-                return;
-            };
-            let admission = Admission {
-                _connection: connection,
-                _peer: None,
-                _fd: Some(fd),
+            let limits = &snapshot.conn_limits;
+            let admission = match capacity::admit(&connections, &peers, limits, peer.ip()) {
+                Ok(a) => a,
+                Err(refusal) => {
+                    tracing::warn!(%peer, "forward connection refused: {}", refusal.why);
+                    let _ = stream.try_write(refusal.answer);
+                    return;
+                }
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(connection_task(

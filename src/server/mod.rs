@@ -13,9 +13,9 @@ mod listener;
 pub use admin::Admin;
 pub use forward::ForwardServer;
 
-use crate::base::fds::{self, FdSlot};
+use crate::base::fds;
 use crate::state::Shared;
-use capacity::{Admission, ConnectionCounter, PeerCounter};
+use capacity::{ConnectionCounter, PeerCounter};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,36 +91,20 @@ impl Server {
             let snapshot = self.shared.snapshot.load_full();
             let limits = &snapshot.conn_limits;
             // The admin listener's cap is kept out of what this port and outbound may hold.
-            let reserved = snapshot.admin_listen.map_or(0, |_| snapshot.admin_limits.max_connections);
+            let reserved = snapshot
+                .admin_listen
+                .map_or(0, |_| snapshot.admin_limits.max_connections);
             fds::set_share(fds::share(reserved));
-            let refuse = |why: &str, answer: &[u8]| {
-                tracing::warn!(%peer, "connection refused: {why}");
-                if snapshot.tls.is_none() {
-                    let _ = stream.try_write(answer);
-                }
-            };
-            let Some(connection) = connections.try_acquire(limits.max_connections) else {
-                refuse("at the connection limit (server.limits.max_connections)", capacity::OVER_CAPACITY_RESPONSE);
-                return;
-            };
-            let peer_slot = match limits.max_connections_per_peer {
-                None => None,
-                Some(max) => match peers.try_acquire(peer.ip(), max) {
-                    Some(slot) => Some(slot),
-                    None => {
-                        refuse("at the limit for this client address (server.limits.max_connections_per_peer)", capacity::OVER_PEER_CAPACITY_RESPONSE);
-                        return;
+            let admission = match capacity::admit(connections, peers, limits, peer.ip()) {
+                Ok(a) => a,
+                Err(refusal) => {
+                    tracing::warn!(%peer, "connection refused: {}", refusal.why);
+                    // Over TLS a plain-text answer would only garble the handshake.
+                    if snapshot.tls.is_none() {
+                        let _ = stream.try_write(refusal.answer);
                     }
-                },
-            };
-            let Some(fd) = FdSlot::try_acquire() else {
-                refuse("file descriptors nearly exhausted (RLIMIT_NOFILE)", capacity::OVER_CAPACITY_RESPONSE);
-                return;
-            };
-            let admission = Admission {
-                _connection: connection,
-                _peer: peer_slot,
-                _fd: Some(fd),
+                    return;
+                }
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(conn::serve(
