@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# ims-proxy benchmark: the upstream directly, through nginx, and through ims-proxy, in one run
-# on one machine, with the same load generator. Writes bench/RESULTS.md.
+# ims-proxy benchmark: the upstream directly, through nginx, through HAProxy and through
+# ims-proxy, in one run on one machine, with the same load generator; to a plain-HTTP upstream
+# and to an HTTPS one (every Adobe API is HTTPS), with HTTP/1.1 clients (wrk) and an HTTP/2
+# client (h2load). Each point also records the CPU time the proxy process(es) spent, so CPU per
+# request is compared, not only throughput. Writes bench/RESULTS.md.
 #
-# usage: bench/run.sh            full run (about 8 minutes)
+# usage: bench/run.sh            full run (about 25 minutes; DURATION=5 CONNS="16 256": 8)
 #        QUICK=1 bench/run.sh    one short run per point, to check the harness
 #        SOAK=1 bench/run.sh     soak only: SOAK_SECONDS (default 600) of steady load through an
 #                                oauth credential with 30 s tokens while IMS fails every other
@@ -17,6 +20,7 @@
 #        BASELINE=/path/to/ims-proxy: also measure that build (say, main's) as "baseline", with
 #        the same config, in the same runs: an A/B on a shared machine.
 #        PROXY_BIN=/path/to/ims-proxy: measure that build as "ims-proxy" instead of this tree's.
+#        H2=0: skip the HTTP/2 client (h2load) points; TLS=0: skip the HTTPS-upstream points.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,11 +32,14 @@ STREAM_BYTES=${STREAM_BYTES:-2147483648}
 if [ "${QUICK:-0}" = 1 ]; then DURATION=3; RUNS=${USER_RUNS:-1}; STREAM_BYTES=268435456; fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx; then
-  echo "installing wrk and nginx from Debian's packages" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+if ! need wrk || ! need nginx || ! need haproxy || ! need h2load; then
+  echo "installing wrk, nginx, haproxy and h2load from Debian's packages" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx haproxy nghttp2-client >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+H2=${H2:-1}; TLS=${TLS:-1}
+CLK_TCK=$(getconf CLK_TCK)
 
 echo "building (release)" >&2
 cargo build --release --quiet
@@ -57,16 +64,24 @@ pin() { local cpu=$1; shift; if need taskset && [ "$LAYOUT" != shared ]; then ex
 
 UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103; OAUTHP=127.0.0.1:19105
 SANDBOX=127.0.0.1:19106; UP_ANY=127.0.0.1:19107; BASEP=127.0.0.1:19108
+HAP=127.0.0.1:19109; UP_TLS=127.0.0.1:19110; NGX_TLS=127.0.0.1:19111; HAP_TLS=127.0.0.1:19112
+IMSP_TLS=127.0.0.1:19113; BASEP_TLS=127.0.0.1:19114; NGX_H2=127.0.0.1:19115; HAP_H2=127.0.0.1:19116
 TOKEN=bench-token-0123456789; KEY=bench-client-id
 
 wait_port() { for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done; echo "nothing listens on $1" >&2; return 1; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system, clock ticks) of the given processes and their children's threads:
+# /proc/PID/stat fields 14 and 15 count every thread of the process.
+cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
 
-for port in 19101 19102 19103 19104 19105 19106 19107 19108; do
+for port in $(seq 19101 19116); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
 done
 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
 wait_port "$UP"
+CERT="$WORK/upstream.pem"
+BENCH_TLS_CERT=$CERT pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_TLS" "$TOKEN" "$KEY" & PIDS+=($!)
+wait_port "$UP_TLS"
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGX
@@ -75,14 +90,36 @@ daemon off;
 user root;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 2048; }
 http {
+  # As many requests per connection as the other proxies (nginx's default closes at 1,000).
+  keepalive_requests 1000000;
   access_log $WORK/nginx/access.log;
   upstream adobe { server $UP; keepalive 256; }
+  upstream adobe_tls { server $UP_TLS; keepalive 256; }
   server {
     listen $NGX;
+    listen $NGX_H2 http2;
     location /campaign/ {
       proxy_pass http://adobe;
+      include $WORK/nginx/common.conf;
+    }
+  }
+  server {
+    listen $NGX_TLS;
+    location /campaign/ {
+      proxy_pass https://adobe_tls;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $CERT;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      include $WORK/nginx/common.conf;
+    }
+  }
+}
+NGX
+cat > "$WORK/nginx/common.conf" <<NGX
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer $TOKEN";
@@ -90,12 +127,43 @@ http {
       proxy_request_buffering off;
       proxy_buffering off;
       client_max_body_size 0;
-    }
-  }
-}
 NGX
-pin "$PROXY_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+pin "$PROXY_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NGX_PID=$!; PIDS+=($NGX_PID)
 wait_port "$NGX"
+
+# HAProxy: connection reuse to the upstream (http-reuse always), TLS sessions reused (its
+# default), an access log line per request (option httplog, to a file through stdout).
+cat > "$WORK/haproxy.cfg" <<HAP
+global
+  nbthread $WORKERS
+  maxconn 2000
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend plain
+  bind $HAP
+  bind $HAP_H2 proto h2
+  default_backend up
+frontend tls
+  bind $HAP_TLS
+  default_backend up_tls
+backend up
+  http-request set-header Authorization "Bearer $TOKEN"
+  http-request set-header x-api-key "$KEY"
+  server s1 $UP
+backend up_tls
+  http-request set-header Authorization "Bearer $TOKEN"
+  http-request set-header x-api-key "$KEY"
+  server s1 $UP_TLS ssl verify required ca-file $CERT sni str(localhost) alpn http/1.1
+HAP
+pin "$PROXY_CPU" "$HAPROXY" -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 & HAP_PID=$!; PIDS+=($HAP_PID)
+wait_port "$HAP"
 
 cat > "$WORK/proxy.toml" <<TOML
 [server]
@@ -111,13 +179,38 @@ credential = "bench"
 TOML
 TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy.toml" 2>"$WORK/proxy.log" & IMS_PID=$!; PIDS+=($IMS_PID)
 wait_port "$IMSP"
-TARGETS="direct nginx ims-proxy ims-proxy-oauth"
+cat > "$WORK/proxy-tls.toml" <<TOML
+[server]
+listen = "$IMSP_TLS"
+[client]
+ca_file = "$CERT"
+[credentials.bench]
+type = "static"
+access_token = "$TOKEN"
+client_id = "$KEY"
+[[routes]]
+prefix = "/campaign"
+upstream = "https://localhost:${UP_TLS#*:}/campaign"
+credential = "bench"
+TOML
+TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy-tls.toml" 2>"$WORK/proxy-tls.log" & IMS_TLS_PID=$!; PIDS+=($IMS_TLS_PID)
+wait_port "$IMSP_TLS"
+TARGETS="direct nginx haproxy ims-proxy ims-proxy-oauth"
+TLS_TARGETS="direct-tls nginx-tls haproxy-tls ims-proxy-tls"
+H2_TARGETS="direct-h2 nginx-h2 haproxy-h2 ims-proxy-h2"
 if [ -n "${BASELINE:-}" ]; then
   sed "s/19103/19108/" "$WORK/proxy.toml" > "$WORK/baseline.toml"
-  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline.toml" 2>"$WORK/baseline.log" & PIDS+=($!)
+  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline.toml" 2>"$WORK/baseline.log" & BASE_PID=$!; PIDS+=($BASE_PID)
   wait_port "$BASEP"
-  TARGETS="direct nginx baseline ims-proxy ims-proxy-oauth"
+  sed "s/19113/19114/" "$WORK/proxy-tls.toml" > "$WORK/baseline-tls.toml"
+  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline-tls.toml" 2>"$WORK/baseline-tls.log" & BASE_TLS_PID=$!; PIDS+=($BASE_TLS_PID)
+  wait_port "$BASEP_TLS"
+  TARGETS="direct nginx haproxy baseline ims-proxy ims-proxy-oauth"
+  TLS_TARGETS="direct-tls nginx-tls haproxy-tls baseline-tls ims-proxy-tls"
+  H2_TARGETS="direct-h2 nginx-h2 haproxy-h2 baseline-h2 ims-proxy-h2"
 fi
+[ "$TLS" = 1 ] && TARGETS="$TARGETS $TLS_TARGETS"
+[ "$H2" = 1 ] && TARGETS="$TARGETS $H2_TARGETS"
 sleep 1
 IDLE_RSS=$(rss_kib "$IMS_PID")
 
@@ -183,17 +276,62 @@ if [ "${SOAK:-0}" = 1 ]; then
   exit 0
 fi
 
+# Where each target listens, and which processes to charge its CPU time to (the upstream and
+# the load generator are not charged: they are the same for every target).
+url_of() {
+  case $1 in
+    direct|direct-h2) echo "http://$UP";; direct-tls) echo "https://localhost:${UP_TLS#*:}";;
+    nginx) echo "http://$NGX";; nginx-tls) echo "http://$NGX_TLS";; nginx-h2) echo "http://$NGX_H2";;
+    haproxy) echo "http://$HAP";; haproxy-tls) echo "http://$HAP_TLS";; haproxy-h2) echo "http://$HAP_H2";;
+    baseline|baseline-h2) echo "http://$BASEP";; baseline-tls) echo "http://$BASEP_TLS";;
+    ims-proxy|ims-proxy-h2) echo "http://$IMSP";; ims-proxy-tls) echo "http://$IMSP_TLS";;
+    ims-proxy-oauth) echo "http://$OAUTHP";;
+  esac
+}
+pids_of() {
+  case $1 in
+    direct*) ;;
+    nginx*) echo "$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')";;
+    haproxy*) echo "$HAP_PID";;
+    baseline-tls) echo "$BASE_TLS_PID";; baseline*) echo "$BASE_PID";;
+    ims-proxy-tls) echo "$IMS_TLS_PID";; ims-proxy-oauth) echo "$OAUTH_PID";; ims-proxy*) echo "$IMS_PID";;
+  esac
+}
+# One point: prints wrk's JSON line (h2load's numbers in the same shape for the -h2 targets).
+load() { # target conns
+  local url; url="$(url_of "$1")$PATH_Q"
+  case $1 in
+    *-h2)
+      # h2load: h2c with prior knowledge, -m 8 streams per connection; it reports a mean, not
+      # percentiles, so only req/s and the mean are compared for HTTP/2.
+      pin "$LOAD_CPU" h2load -t1 -c"$2" -m8 -D"$DURATION" --warm-up-time=1 \
+        -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "$url" 2>&1 | python3 -c '
+import json, re, sys
+out = sys.stdin.read()
+rps = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out).group(1))
+m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+us = float(re.sub(r"[a-z]+$", "", mean)) * {"us": 1, "ms": 1e3, "s": 1e6}[re.search(r"[a-z]+$", mean).group(0)]
+done, ok = int(m.group(2)), int(m.group(3))
+print(json.dumps({"requests": done, "rps": rps, "p50": us, "p99": float("nan"), "p999": float("nan"), "max": float("nan"), "non2xx": done - ok, "socket_errors": int(m.group(4)) + int(m.group(5)), "mean": us}))
+';;
+    *)
+      # Every target gets the same request, auth headers included (the proxies replace them).
+      pin "$LOAD_CPU" wrk -t1 -c"$2" -d"${DURATION}s" --latency -s bench/report.lua \
+        -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "$url" | tail -n 1;;
+  esac
+}
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 for c in $CONNS; do
   for run in $(seq 1 "$RUNS"); do
     for target in $TARGETS; do
-      case $target in direct) addr=$UP;; nginx) addr=$NGX;; baseline) addr=$BASEP;; ims-proxy) addr=$IMSP;; ims-proxy-oauth) addr=$OAUTHP;; esac
-      # Every target gets the same request, auth headers included (the proxies replace them).
-      line=$(pin "$LOAD_CPU" wrk -t1 -c"$c" -d"${DURATION}s" --latency -s bench/report.lua \
-        -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$addr$PATH_Q" | tail -n 1)
-      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"wrk\":$line}" >> "$RESULTS"
-      echo "$target c=$c run=$run $line" >&2
+      read -ra pids <<< "$(pids_of "$target")"
+      t0=$(cpu_ticks "${pids[@]}")
+      line=$(load "$target" "$c")
+      t1=$(cpu_ticks "${pids[@]}")
+      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"wrk\":$line}" >> "$RESULTS"
+      echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) $line" >&2
     done
   done
 done
@@ -239,42 +377,62 @@ REFRESHES = "$REFRESHES"
 def med(target, c, key):
     v = [r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c]
     return statistics.median(v) if v else float("nan")
+def cpu(target, c):
+    v = [r["cpu_s"] * 1e6 / r["wrk"]["requests"] for r in rows if r["target"] == target and r["conns"] == c and r["wrk"]["requests"]]
+    return statistics.median(v) if v and not target.startswith("direct") else float("nan")
 def tot(target, c, key):
     return sum(r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c)
+def ratio(a, b):
+    return a / b if b == b and b else float("nan")
 conns = [int(c) for c in "$CONNS".split()]
 def ver(cmd):
     try: return subprocess.run(cmd, capture_output=True, text=True, shell=True).stdout.strip() or subprocess.run(cmd, capture_output=True, text=True, shell=True).stderr.strip()
     except Exception: return "?"
-cpu = ver("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+cpu_model = ver("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 print("# ims-proxy benchmark results\n")
-print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu}), {ver('uname -r')}")
-print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('rustc --version')}")
+print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu_model}), {ver('uname -r')}")
+print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('$HAPROXY -v | head -1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('h2load --version')}; {ver('rustc --version')}")
 print(f"- ims-proxy-oauth: an oauth credential whose tokens (from the sandbox's IMS, 4 s lifetime) are refreshed about every 3 s during each run: {REFRESHES} refreshes in all")
 targets = "$TARGETS".split()
 if "$LAYOUT" == "shared":
-    layout = f"nothing pinned: proxies, wrk and the upstream share all {$NCPU} cores; {$WORKERS} workers each (nginx worker_processes $WORKERS, ims-proxy TOKIO_WORKER_THREADS=$WORKERS)"
+    layout = f"nothing pinned: proxies, load generator and upstream share all {$NCPU} cores; {$WORKERS} workers each (nginx worker_processes, HAProxy nbthread, ims-proxy TOKIO_WORKER_THREADS)"
 else:
-    layout = "proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, ims-proxy TOKIO_WORKER_THREADS=1), wrk and the upstream on core $LOAD_CPU"
-print(f"- method: wrk -t1, {$DURATION} s per point, median of {$RUNS} runs, targets interleaved; layout $LAYOUT: {layout}; keep-alive to the upstream in both proxies; both write an access log.")
+    layout = "proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, HAProxy nbthread 1, ims-proxy TOKIO_WORKER_THREADS=1), load generator and upstream on core $LOAD_CPU"
+print(f"- method: wrk -t1 (HTTP/1.1) and h2load -t1 -m8 (HTTP/2, h2c), {$DURATION} s per point, median of {$RUNS} runs, targets interleaved; layout $LAYOUT: {layout}; keep-alive (and for \`-tls\`, TLS session reuse) to the upstream in every proxy; every proxy writes an access log.")
+print("- targets: \`X\` = plain-HTTP upstream; \`X-tls\` = the same upstream over HTTPS (self-signed, verified; HTTP/1.1 as nginx and HAProxy speak to upstreams); \`X-h2\` = HTTP/2 client to the proxy, plain-HTTP upstream; \`direct*\` = no proxy.")
+print("- CPU µs/req: user + system time of the proxy's process(es) during the point (/proc/PID/stat), divided by the requests answered.")
 if "baseline" in targets:
     print(f"- baseline: \`${BASELINE:-}\` (another ims-proxy build, same config), measured in the same runs")
-print(f"- reproduce: \`LAYOUT=$LAYOUT bench/run.sh\`\n")
-print("| target | conns | req/s | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print(f"- reproduce: \`LAYOUT=$LAYOUT DURATION=$DURATION RUNS=$RUNS CONNS=\"$CONNS\" bench/run.sh\`\n")
+print("| target | conns | req/s | CPU µs/req | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for c in conns:
     for t in targets:
-        print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
+        print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {cpu(t,c):.1f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
+print("\n(\`-h2\` rows: h2load gives the mean latency, shown as p50; no percentiles.)")
 print("\n## Ratios (same run)\n")
-if "baseline" in targets:
-    print("| conns | baseline / nginx req/s | ims-proxy / nginx req/s | ims-proxy / baseline req/s |")
-    print("|---:|---:|---:|---:|")
+print("| case | conns | ims-proxy / nginx req/s | ims-proxy / HAProxy req/s | HAProxy / nginx req/s | CPU µs/req ims-proxy · nginx · HAProxy | added p99 µs over direct ims-proxy · nginx · HAProxy |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for suffix, case in (("", "HTTP upstream"), ("-tls", "HTTPS upstream"), ("-h2", "HTTP/2 client")):
+    i, n, h, d = "ims-proxy" + suffix, "nginx" + suffix, "haproxy" + suffix, "direct" + suffix
+    if i not in targets:
+        continue
     for c in conns:
-        print(f"| {c} | {med('baseline',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('baseline',c,'rps'):.2f} |")
-    print()
-print("| conns | ims-proxy / nginx req/s | ims-proxy / direct req/s | oauth / static req/s | added p50 µs (ims-proxy − direct) | added p99 µs | nginx added p50 µs | nginx added p99 µs | oauth max µs / static p99.9 µs |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        added = " · ".join(f"{med(t,c,'p99')-med(d,c,'p99'):.0f}" for t in (i, n, h)) if suffix != "-h2" else "n/a"
+        print(f"| {case} | {c} | {ratio(med(i,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(h,c,'rps')):.2f} | {ratio(med(h,c,'rps'),med(n,c,'rps')):.2f} | {cpu(i,c):.1f} · {cpu(n,c):.1f} · {cpu(h,c):.1f} | {added} |")
+if "baseline" in targets:
+    print("\n| case | conns | baseline / nginx req/s | ims-proxy / nginx req/s | ims-proxy / baseline req/s | CPU µs/req baseline · ims-proxy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for suffix, case in (("", "HTTP upstream"), ("-tls", "HTTPS upstream"), ("-h2", "HTTP/2 client")):
+        i, n, b = "ims-proxy" + suffix, "nginx" + suffix, "baseline" + suffix
+        if b not in targets:
+            continue
+        for c in conns:
+            print(f"| {case} | {c} | {ratio(med(b,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(b,c,'rps')):.2f} | {cpu(b,c):.1f} · {cpu(i,c):.1f} |")
+print("\n| conns | oauth / static req/s | oauth max µs / static p99.9 µs |")
+print("|---:|---:|---:|")
 for c in conns:
-    print(f"| {c} | {med('ims-proxy',c,'rps')/med('nginx',c,'rps'):.2f} | {med('ims-proxy',c,'rps')/med('direct',c,'rps'):.2f} | {med('ims-proxy-oauth',c,'rps')/med('ims-proxy',c,'rps'):.2f} | {med('ims-proxy',c,'p50')-med('direct',c,'p50'):.0f} | {med('ims-proxy',c,'p99')-med('direct',c,'p99'):.0f} | {med('nginx',c,'p50')-med('direct',c,'p50'):.0f} | {med('nginx',c,'p99')-med('direct',c,'p99'):.0f} | {med('ims-proxy-oauth',c,'max'):.0f} / {med('ims-proxy',c,'p999'):.0f} |")
+    print(f"| {c} | {ratio(med('ims-proxy-oauth',c,'rps'),med('ims-proxy',c,'rps')):.2f} | {med('ims-proxy-oauth',c,'max'):.0f} / {med('ims-proxy',c,'p999'):.0f} |")
 gb = $STREAM_BYTES / 1e9
 up_p, up_d, dn_p, dn_d = float("${STREAM[up.proxy]}"), float("${STREAM[up.direct]}"), float("${STREAM[down.proxy]}"), float("${STREAM[down.direct]}")
 print("\n## Memory, streaming, start-up\n")

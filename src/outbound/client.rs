@@ -2,6 +2,12 @@
 //! connections, rustls with the webpki roots plus an optional extra CA file, HTTP/2 when the
 //! server offers it by ALPN. Connections go through [`super::egress`] (a corporate proxy, if
 //! one is configured).
+//!
+//! Each thread keeps its own pool. Under thread-per-core (`ims-proxy run`) a pooled connection
+//! is driven by a task on the runtime that opened it; a shared pool would hand it to a request
+//! on another thread, and every exchange would then cross threads twice (request in, response
+//! out), with the wake-ups that costs. The connector (and so the per-upstream connection cap,
+//! the egress proxy and the TLS session cache) stays shared.
 
 use super::breaker::Breaker;
 use super::egress::{Egress, EgressConnector};
@@ -13,18 +19,31 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
 type Connector = HttpsConnector<EgressConnector>;
 
+type Pool = Client<Connector, RequestBody>;
+
 #[derive(Clone)]
 pub struct Outbound {
-    pub inner: Client<Connector, RequestBody>,
     pub egress: Arc<Egress>,
     connector: Connector,
+    pool_idle_timeout: Duration,
+    /// Identifies this outbound (and its clones) in each thread's pool list; when the last
+    /// clone is dropped (a reload replaced it), the threads' pools for it are dropped lazily.
+    id: Arc<()>,
+}
+
+thread_local! {
+    /// This thread's pools, one per live [`Outbound`]: a handful at most (one per reload that
+    /// changed the `[client]` section, until the old snapshot's last request ends).
+    static POOLS: RefCell<Vec<(Weak<()>, Pool)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl std::fmt::Debug for Outbound {
@@ -54,26 +73,44 @@ impl Outbound {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https.clone());
         Ok(Outbound {
-            inner,
             egress,
             connector: https,
+            pool_idle_timeout: cfg.pool_idle_timeout,
+            id: Arc::new(()),
+        })
+    }
+
+    /// Runs `f` with this thread's pool, made on first use.
+    fn with_pool<R>(&self, f: impl FnOnce(&Pool) -> R) -> R {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            // A dead outbound's allocation lives while a Weak to it does, so its address
+            // cannot be reused by a live one: comparing addresses is exact.
+            let mine = Arc::as_ptr(&self.id);
+            if let Some((_, pool)) = pools.iter().find(|(id, _)| std::ptr::eq(id.as_ptr(), mine)) {
+                return f(pool);
+            }
+            pools.retain(|(id, _)| id.strong_count() > 0);
+            let pool = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.connector.clone());
+            let out = f(&pool);
+            pools.push((Arc::downgrade(&self.id), pool));
+            out
         })
     }
 
     /// Sends `req`, adding `Proxy-Authorization` when it goes as plain HTTP through an egress
-    /// proxy with credentials. Use this rather than `inner.request` for every outbound call.
+    /// proxy with credentials. Every outbound call goes through here.
     pub fn request(&self, mut req: http::Request<RequestBody>) -> ResponseFuture {
         if let Some(auth) = self.egress.forward_auth(req.uri()) {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
-        self.inner.request(req)
+        self.with_pool(|pool| pool.request(req))
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel

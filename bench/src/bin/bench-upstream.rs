@@ -5,6 +5,11 @@
 //!
 //! usage: bench-upstream ADDR EXPECTED_TOKEN EXPECTED_API_KEY   (EXPECTED_TOKEN `-`: any
 //! bearer token, for credentials whose tokens IMS issues during the run)
+//!
+//! With `BENCH_TLS_CERT=FILE` it serves HTTPS instead (HTTP/1.1 only, as nginx and HAProxy
+//! speak to upstreams) with a self-signed certificate for `localhost` and 127.0.0.1, written to
+//! FILE for the proxies to trust. TLS sessions are resumable (tickets and a session cache), as
+//! Adobe's are, so a proxy that reuses sessions gets the short handshake.
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -94,19 +99,49 @@ async fn main() {
         std::process::exit(2);
     }
     let expect = Arc::new((format!("Bearer {}", args[2]), args[3].clone()));
+    let tls = std::env::var_os("BENCH_TLS_CERT").map(|path| tls_acceptor(std::path::Path::new(&path)));
     let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
         let expect = expect.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let expect = expect.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(req, expect).await) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let http = auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
+}
+
+fn tls_acceptor(cert_out: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let cert = params.self_signed(&key).expect("self-signed");
+    std::fs::write(cert_out, cert.pem()).expect("write the certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("certificate");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
