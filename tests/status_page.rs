@@ -162,7 +162,7 @@ async fn a_credential_whose_ims_call_fails_shows_as_failing_with_imss_error() {
     );
     assert!(html.contains(error), "{error} in\n{html}");
     assert!(
-        html.contains("state-not_ready\">not_ready</span>"),
+        html.contains("state-not_ready\">not ready</span>"),
         "{html}"
     );
 }

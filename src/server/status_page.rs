@@ -191,7 +191,7 @@ impl Status {
         let (ready, ready_class) = if self.ready {
             ("ready", "ok")
         } else {
-            ("not_ready", "not_ready")
+            ("not ready", "not_ready")
         };
         let window = match self.rate_window_seconds {
             Some(s) => format!("the last {} s", s.round()),

@@ -72,7 +72,7 @@
       return tr;
     }));
     var ready = document.getElementById("ready");
-    ready.textContent = s.ready ? "ready" : "not_ready";
+    ready.textContent = s.ready ? "ready" : "not ready";
     ready.className = "state state-" + (s.ready ? "ok" : "not_ready");
     document.getElementById("window").textContent =
       s.rate_window_seconds === null ? "collecting" : "the last " + Math.round(s.rate_window_seconds) + " s";
