@@ -3,7 +3,7 @@
 
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
-use crate::state::Permit;
+use crate::state::{Permit, RouteStats};
 use crate::token::Credential;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use std::net::SocketAddr;
@@ -33,6 +33,8 @@ pub struct Ctx {
     pub route: Option<Arc<str>>,
     /// The route's credential (for its name).
     pub credential: Option<Arc<Credential>>,
+    /// The route's counts, where the answer is counted.
+    pub route_stats: Option<Arc<RouteStats>>,
     /// Time spent waiting for upstream response heads, replay included.
     pub upstream_time: Option<Duration>,
     pub bytes_in: Arc<AtomicU64>,
@@ -57,6 +59,7 @@ impl Ctx {
             caller: None,
             route: None,
             credential: None,
+            route_stats: None,
             upstream_time: None,
             bytes_in: Arc::default(),
             body_failure: BodyFailure::default(),

@@ -183,6 +183,9 @@ pub fn finish(result: Result<Response<Answer>, ProxyError>, ctx: Ctx) -> Respons
             (resp.map(Either::Right), Some(e.fault().as_str()))
         }
     };
+    if let Some(stats) = &ctx.route_stats {
+        stats.record(resp.status().as_u16());
+    }
     let log = AccessLog::new(ctx, resp.status().as_u16(), fault);
     resp.map(|body| Observed::new(body, (log, UpstreamTrailers)))
 }

@@ -63,6 +63,7 @@ pub async fn resolve<'s, B>(
     })?;
     ctx.route = Some(route.shared_label.clone());
     ctx.credential = Some(route.credential.clone());
+    ctx.route_stats = Some(route.stats.clone());
     if let Some(who) = caller {
         ctx.caller = Some(who.name.clone());
         snap.callers.authorize(&who, &route.prefix)?;

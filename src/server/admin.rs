@@ -1,9 +1,10 @@
-//! The admin listener (`[admin] listen`): `/healthz`, `/readyz` and `/metrics` on a port of
-//! their own, so no route prefix can shadow them and they can be firewalled apart from the
-//! proxy port.
+//! The admin listener (`[admin] listen`): `/healthz`, `/readyz`, `/metrics` and the status
+//! page (`/`, `/status.json`) on a port of their own, so no route prefix can shadow them and
+//! they can be firewalled apart from the proxy port.
 
 use super::capacity::ConnectionCounter;
 use super::idle::{Activity, PrefaceWatch};
+use super::status_page::{Rates, Status, CONTENT_SECURITY_POLICY, SAMPLE_EVERY};
 use crate::state::Shared;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -23,6 +24,7 @@ pub struct Admin {
     listener: TcpListener,
     shared: Arc<Shared>,
     draining: Arc<AtomicBool>,
+    rates: Arc<Rates>,
 }
 
 impl Admin {
@@ -40,6 +42,7 @@ impl Admin {
             listener,
             shared,
             draining,
+            rates: Arc::default(),
         })
     }
 
@@ -54,6 +57,17 @@ impl Admin {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (drain, _) = tokio::sync::watch::channel(());
         let connections = Arc::new(ConnectionCounter::default());
+        // The status page's rates need samples whether or not anyone looks.
+        let sampler = {
+            let (shared, rates) = (self.shared.clone(), self.rates.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(SAMPLE_EVERY);
+                loop {
+                    every.tick().await;
+                    rates.sample(&shared.snapshot.load());
+                }
+            })
+        };
         super::listener::accept_until(&self.listener, "admin", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
             let limits = snapshot.admin_limits;
@@ -64,11 +78,12 @@ impl Admin {
             };
             let shared = self.shared.clone();
             let draining = self.draining.clone();
+            let rates = self.rates.clone();
             let activity = Activity::new(None);
             let service_activity = activity.clone();
             let service = service_fn(move |req| {
                 let in_flight = service_activity.begin(false);
-                let resp = answer(&shared, &draining, &req);
+                let resp = answer(&shared, &draining, &rates, &req);
                 drop(in_flight);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
@@ -88,6 +103,7 @@ impl Admin {
             });
         })
         .await;
+        sampler.abort();
         drop(self.listener);
         let _ = drain.send(());
         let _ = tokio::time::timeout(Duration::from_secs(1), drain.closed()).await;
@@ -97,12 +113,21 @@ impl Admin {
 fn answer(
     shared: &Shared,
     draining: &AtomicBool,
+    rates: &Rates,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
     match req.uri().path() {
+        path @ ("/" | "/status.json") => {
+            let status = Status::read(
+                &shared.snapshot.load(),
+                rates,
+                draining.load(Ordering::Relaxed),
+            );
+            status_page(path == "/status.json" || wants_json(req), &status)
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             let (status, body) = readiness(shared, draining.load(Ordering::Relaxed));
@@ -130,9 +155,47 @@ fn answer(
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: /healthz, /readyz, /metrics\n",
+            "not found: /, /status.json, /healthz, /readyz, /metrics\n",
         ),
     }
+}
+
+/// The page, or its data as JSON. Neither may be kept by a cache: both are of this moment.
+fn status_page(json: bool, status: &Status) -> Response<Full<Bytes>> {
+    let (body, content_type) = if json {
+        (status.json(), "application/json")
+    } else {
+        (status.html(), "text/html; charset=utf-8")
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    h.insert(header::VARY, header::HeaderValue::from_static("accept"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(csp) = header::HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
+}
+
+/// `Accept: application/json` on `/` asks for the data rather than the page.
+fn wants_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().map(str::trim) == Some("application/json"))
 }
 
 /// Ready when the config is loaded (it is, or we would not be serving), no shutdown is under

@@ -1,6 +1,6 @@
 //! Listeners: accept connections, serve HTTP/1.1 and HTTP/2 (h2c prior knowledge on plain
 //! TCP) on each, and shut down gracefully, letting requests in flight finish. The proxy port
-//! hands requests to [`crate::pipeline`]; the admin port answers health and metrics itself.
+//! hands requests to [`crate::pipeline`]; the admin port answers health, metrics and its status page itself.
 
 mod admin;
 mod capacity;
@@ -9,6 +9,7 @@ mod forward;
 mod framing;
 mod idle;
 mod listener;
+mod status_page;
 
 pub use admin::Admin;
 pub use forward::ForwardServer;

@@ -8,6 +8,7 @@ mod limits;
 mod routes;
 mod shaping;
 mod snapshot;
+mod stats;
 mod tls;
 
 pub use ca::LocalCa;
@@ -17,6 +18,7 @@ pub use limits::ConnLimits;
 pub use routes::Route;
 pub use shaping::Permit;
 pub use snapshot::Snapshot;
+pub use stats::{RouteCounts, RouteStats};
 
 use arc_swap::ArcSwap;
 use std::sync::Arc;

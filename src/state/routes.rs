@@ -2,6 +2,7 @@
 //! onto the upstream's base path byte for byte (no decoding, no re-encoding), refusing only
 //! dot-segments that would climb above that base.
 
+use super::stats::RouteStats;
 use crate::adobe::Api;
 use crate::base::headers::RESERVED;
 use crate::config::{normalise_prefix, ConfigError, RouteConfig};
@@ -84,6 +85,9 @@ pub struct Route {
     pub max_body_size: Option<u64>,
     /// [`Route::label`], shared: what each request's context holds, with no copy.
     pub shared_label: Arc<str>,
+    /// Its answers so far, for the status page; [`crate::state::Snapshot::build`] carries
+    /// them over a reload.
+    pub stats: Arc<RouteStats>,
 }
 
 impl Route {
@@ -162,6 +166,7 @@ impl Route {
             send_org_id,
             headers: static_headers(&key, rc)?,
             max_body_size: rc.max_body_size.map(|b| b.0).or(default_max_body),
+            stats: Arc::default(),
         })
     }
 

@@ -61,6 +61,7 @@ impl Snapshot {
     ///   running refresher (no IMS call);
     /// - each route limiter whose settings are unchanged, with its tokens and requests in
     ///   flight;
+    /// - each route's request counts (the status page's), while its prefix stays;
     /// - the listen addresses, which only a restart can change (with a warning).
     pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
         let mut listen = resolve_addr("server.listen", &config.server.listen)?;
@@ -112,7 +113,11 @@ impl Snapshot {
                     format!("duplicate prefix {:?} (also routes[{j}])", rc.prefix),
                 ));
             }
-            let route = Route::build(i, rc, &credentials, default_max_body)?;
+            let mut route = Route::build(i, rc, &credentials, default_max_body)?;
+            // The status page's counts and rates run on over a reload while the prefix stays.
+            if let Some(old) = previous.and_then(|p| p.routes.iter().find(|r| r.prefix == prefix)) {
+                route.stats = old.stats.clone();
+            }
             if let Some(l) = RouteLimiter::from_config(&key, label(&prefix), rc)? {
                 let kept = previous
                     .and_then(|p| p.shaping.get(&prefix))
@@ -379,5 +384,18 @@ mod tests {
             Snapshot::build(&config(1.0, 5.0), Some(&first)).unwrap_or_else(|e| panic!("{e}"));
         assert!(Arc::ptr_eq(&first.shaping["/a"], &second.shaping["/a"]));
         assert!(!Arc::ptr_eq(&first.shaping["/b"], &second.shaping["/b"]));
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_keeps_each_routes_counts_by_prefix() {
+        let first = Snapshot::build(&config(1.0, 1.0), None).unwrap_or_else(|e| panic!("{e}"));
+        let route = |s: &Snapshot, path: &str| s.routes.find(path).map(|(r, _)| r.stats.clone());
+        if let Some(a) = route(&first, "/a") {
+            a.record(200);
+        }
+        let second =
+            Snapshot::build(&config(1.0, 5.0), Some(&first)).unwrap_or_else(|e| panic!("{e}"));
+        let counts = route(&second, "/a").map(|s| s.counts().requests);
+        assert_eq!(counts, Some(1));
     }
 }

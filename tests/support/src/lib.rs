@@ -21,10 +21,12 @@
 //!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI);
 //! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole), [`raw`] (bytes no
 //!   well-behaved client sends);
-//! - what to assert on: [`metrics`] (Prometheus text), [`logs`] (captured trace logs).
+//! - what to assert on: [`metrics`] (Prometheus text), [`logs`] (captured trace logs),
+//!   [`browser`] (a page's DOM as headless Chromium rendered it).
 //!
 //! Everything binds 127.0.0.1:0 and waits with bounded deadlines ([`eventually`], [`poll`]).
 
+pub mod browser;
 pub mod child;
 pub mod cli;
 pub mod client;
