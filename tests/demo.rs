@@ -148,6 +148,26 @@ async fn the_demo_prints_curl_commands_and_the_campaign_one_returns_profiles_onl
 }
 
 #[tokio::test]
+async fn the_demo_routes_nothing_through_the_retired_jwt_credential() {
+    let demo = spawn(&["demo"]);
+    let out = demo.stdout_until("curl -s -H 'x-api-key: ", STARTUP).await;
+    let campaign = out
+        .iter()
+        .find(|l| l.contains("/oauth/campaign/profileAndServices/profile"))
+        .expect("a Campaign curl");
+    let jwt = url_of(campaign).replace("/oauth/", "/jwt/");
+    let got = get(&jwt).await;
+    assert_eq!(got.status, 404, "{:?}", got.body);
+    assert_eq!(got.json()["error_code"], "no_route");
+    let ready = out
+        .iter()
+        .find(|l| l.starts_with("curl ") && l.ends_with("/readyz"))
+        .expect("a /readyz curl");
+    let credentials = get(&url_of(ready)).await.json()["credentials"].clone();
+    assert!(credentials.get("jwt").is_none(), "{credentials}");
+}
+
+#[tokio::test]
 async fn the_sandboxs_config_written_to_a_relative_directory_works_from_any_other() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = Cli::new()
@@ -220,4 +240,11 @@ async fn the_demo_prints_admin_commands_that_answer() {
         .find(|l| l.starts_with("curl ") && l.ends_with("/metrics"))
         .expect("a /metrics curl");
     assert_eq!(get(&url_of(metrics)).await.status, 200);
+    let page = out
+        .iter()
+        .find(|l| l.starts_with("curl ") && l.ends_with('/'))
+        .expect("a status page curl");
+    let got = get(&url_of(page)).await;
+    assert_eq!(got.status, 200);
+    assert!(got.text().contains("/oauth/campaign"), "{}", got.text());
 }

@@ -1,7 +1,7 @@
 //! `ims-proxy demo`: the sandbox and the proxy in one process, with a generated config that
 //! routes the four APIs through an OAuth Server-to-Server credential, and `curl` commands to
-//! paste. (Its config also has the legacy Service Account (JWT) routes, `/jwt/...`, for orgs
-//! that still have one; the printed commands use OAuth only.)
+//! paste. OAuth only: Service Account (JWT) credentials are retired (`ims-proxy sandbox`'s
+//! written config keeps a `/jwt/...` credential for orgs that still rehearse one).
 //! Its credentials live in a temporary directory removed on exit.
 
 use super::logging::out;
@@ -59,10 +59,13 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> Result<(
         .start(args.sandbox_listen)
         .await
         .map_err(|e| CommandError::Bind(args.sandbox_listen, e))?;
-    let toml =
-        sandbox
-            .identity()
-            .proxy_toml(&local.url(), &args.listen, &args.admin_listen, &dir.0);
+    let toml = sandbox.identity().proxy_toml(
+        &local.url(),
+        &args.listen,
+        &args.admin_listen,
+        &dir.0,
+        false,
+    );
     let config = crate::config::Config::from_toml(&toml)?;
     let running = crate::app::start(&config).await?;
     tracing::info!(addr = %running.addr, sandbox = %local.addr, "demo listening");
@@ -110,7 +113,9 @@ curl -s -X PUT {proxy}/oauth/cloudmanager/api/program/4/pipeline/10/execution
 # Privacy Service: submit an access job, then list the jobs
 curl -s -X POST -H 'content-type: application/json' -d '{job}' {proxy}/oauth/privacy/jobs
 curl -s '{proxy}/oauth/privacy/jobs?regulation=gdpr'
-# The admin port: readiness (with each credential's token expiry) and Prometheus metrics
+# The admin port: the status page (open it in a browser), readiness (with each
+# credential's token expiry) and Prometheus metrics
+curl -s {admin}/
 curl -s {admin}/readyz
 curl -s {admin}/metrics
 # The sandbox itself, without a token: refused as Adobe would (401, error_code 401013)

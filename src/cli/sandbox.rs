@@ -123,7 +123,7 @@ pub async fn run(
     let config_path = dir.join("proxy.toml");
     let toml = sandbox
         .identity()
-        .proxy_toml(&url, "127.0.0.1:8080", "127.0.0.1:9090", &dir);
+        .proxy_toml(&url, "127.0.0.1:8080", "127.0.0.1:9090", &dir, true);
     write_private(&config_path, &toml)?;
     out("# ims-proxy sandbox: a local stand-in for Adobe IMS, Campaign, Audience Manager,\n");
     out("# Cloud Manager and Privacy Service. Plain HTTP: for loopback and tests only.\n");

@@ -212,10 +212,18 @@ impl Identity {
         lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
     }
 
-    /// A `proxy.toml` for ims-proxy in front of the sandbox: an `oauth` and a `jwt`
-    /// credential, each routing the four APIs under `/oauth/...` and `/jwt/...`.
-    /// `admin` is the admin listener's address (`/healthz`, `/readyz`, `/metrics`).
-    pub fn proxy_toml(&self, sandbox_url: &str, listen: &str, admin: &str, dir: &Path) -> String {
+    /// A `proxy.toml` for ims-proxy in front of the sandbox: an `oauth` credential routing the
+    /// four APIs under `/oauth/...` and, with `legacy_jwt`, a `jwt` one under `/jwt/...` (the
+    /// retired Service Account type, for orgs that still rehearse it).
+    /// `admin` is the admin listener's address (`/`, `/healthz`, `/readyz`, `/metrics`).
+    pub fn proxy_toml(
+        &self,
+        sandbox_url: &str,
+        listen: &str,
+        admin: &str,
+        dir: &Path,
+        legacy_jwt: bool,
+    ) -> String {
         let mut out = format!(
             "# ims-proxy in front of the local Adobe sandbox (`ims-proxy sandbox`), plain HTTP on\n\
              # loopback. Point `ims_url` and each `upstream` at Adobe to go live.\n\n\
@@ -240,12 +248,16 @@ impl Identity {
             "\n[credentials.oauth]\ntype = \"oauth\"\n{common}scopes = [{}]\n",
             scopes.join(", ")
         ));
-        out.push_str(&format!(
-            "\n[credentials.jwt]\ntype = \"jwt\"\n{common}technical_account_id = {}\nprivate_key_file = {}\n",
-            toml_str(&self.technical_account_id),
-            toml_str(&key.display().to_string()),
-        ));
-        for cred in ["oauth", "jwt"] {
+        let mut credentials = vec!["oauth"];
+        if legacy_jwt {
+            out.push_str(&format!(
+                "\n[credentials.jwt]\ntype = \"jwt\"\n{common}technical_account_id = {}\nprivate_key_file = {}\n",
+                toml_str(&self.technical_account_id),
+                toml_str(&key.display().to_string()),
+            ));
+            credentials.push("jwt");
+        }
+        for cred in credentials {
             for (api, prefix, upstream) in self.upstreams(sandbox_url) {
                 out.push_str(&format!(
                     "\n[[routes]]\nprefix = \"/{cred}/{prefix}\"\napi = \"{}\"\nupstream = {}\ncredential = \"{cred}\"\n",

@@ -44,7 +44,13 @@ impl Local {
 
     /// The generated proxy.toml: `/oauth/...` and `/jwt/...` routes for the four APIs.
     pub fn proxy_toml(&self) -> String {
-        identity().proxy_toml(&self.url(), "127.0.0.1:0", "127.0.0.1:0", self.dir.path())
+        identity().proxy_toml(
+            &self.url(),
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+            self.dir.path(),
+            true,
+        )
     }
 
     /// A token from the sandbox's IMS by OAuth client credentials.
