@@ -281,19 +281,20 @@ fn bash_accepts_the_bash_completion_script() {
 }
 
 #[test]
-fn zsh_and_fish_completions_are_scripts_for_ims_proxy() {
-    let zsh = Cli::new().args(["completions", "zsh"]).run();
-    assert!(
-        zsh.stdout.starts_with("#compdef ims-proxy"),
-        "{}",
-        zsh.stdout
-    );
-    let fish = Cli::new().args(["completions", "fish"]).run();
-    assert!(
-        fish.stdout.contains("complete -c ims-proxy"),
-        "{}",
-        fish.stdout
-    );
+fn completions_come_for_zsh_fish_elvish_and_powershell_too() {
+    for (shell, mark) in [
+        ("zsh", "#compdef ims-proxy"),
+        ("fish", "complete -c ims-proxy"),
+        ("elvish", "edit:completion:arg-completer[ims-proxy]"),
+        (
+            "powershell",
+            "Register-ArgumentCompleter -Native -CommandName 'ims-proxy'",
+        ),
+    ] {
+        let out = Cli::new().args(["completions", shell]).run();
+        assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains(mark), "{shell}:\n{}", out.stdout);
+    }
 }
 
 #[test]
