@@ -312,3 +312,29 @@ pub fn rate_limit_queued(route: &str, delta: f64) {
 pub fn forward_refused() {
     metrics::counter!(FORWARD_REFUSED).increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_label_values_are_every_value_a_request_can_be_counted_under() {
+        for status in 0..=u16::MAX {
+            assert!(STATUS_CLASSES.contains(&status_class(status)), "{status}");
+        }
+        use http::Method as M;
+        let odd = M::from_bytes(b"PROPFIND").expect("a method");
+        let all = [
+            M::GET,
+            M::HEAD,
+            M::POST,
+            M::PUT,
+            M::PATCH,
+            M::DELETE,
+            M::OPTIONS,
+        ];
+        for method in all.into_iter().chain([M::CONNECT, M::TRACE, odd]) {
+            assert!(METHOD_LABELS.contains(&method_label(&method)), "{method}");
+        }
+    }
+}

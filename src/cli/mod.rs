@@ -1,5 +1,6 @@
 //! The command line: `run` (the default), `check`, `token`, `health`, `ca`, `sandbox`, `demo`,
-//! `completions`, `man`: parsing arguments, printing, exit statuses. What the commands do lives below `cli`.
+//! `completions`, `man`: parsing arguments, printing, exit statuses. What the commands do
+//! lives below `cli`.
 //!
 //! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
 
