@@ -127,36 +127,43 @@ async fn a_fresh_proxy_shows_every_documented_series_at_zero_before_any_request(
 }
 
 #[tokio::test]
-async fn a_reload_that_adds_a_route_exposes_its_series_at_zero() {
+async fn a_reload_that_adds_a_route_and_a_credential_exposes_their_series_at_zero() {
     let (ims, api) = (FakeUpstream::held().await, FakeUpstream::start().await);
     let child = ChildProxy::spawn(&fresh_config(&ims, &api, &[]).toml(), &[]);
     let admin = child.admin_addr().await;
     let three = Route::new("/three")
         .api("campaign")
         .upstream(api.url())
-        .credential("adobe")
+        .credential("later")
         .extra("max_concurrent = 2");
-    child.rewrite_config(&fresh_config(&ims, &api, &[three]).toml());
+    let later = format!(
+        "[credentials.later]\ntype = \"oauth\"\nclient_id = \"id2\"\nclient_secret = \"s2\"\n\
+         org_id = \"ORG@AdobeOrg\"\nscopes = [\"openid\"]\nims_url = \"{}\"",
+        ims.url()
+    );
+    child.rewrite_config(&fresh_config(&ims, &api, &[three]).credential(later).toml());
     child.signal("HUP");
     child.wait_event("configuration reloaded", WAIT).await;
 
     let text = metrics_text(admin).await;
-    let labels = [("route", "/three"), ("method", "PATCH"), ("status", "5xx")];
-    assert_eq!(
-        metric_value(&text, "ims_proxy_requests_total", &labels),
-        Some(0.0)
-    );
-    for name in [
-        "ims_proxy_request_duration_seconds_count",
-        "ims_proxy_rate_limited_total",
-        "ims_proxy_rate_limit_queued",
-    ] {
+    let zero = |name: &str, labels: &[(&str, &str)]| {
         assert_eq!(
-            metric_value(&text, name, &[("route", "/three")]),
+            metric_value(&text, name, labels),
             Some(0.0),
-            "{name}:\n{text}"
+            "{name} {labels:?}:\n{text}"
         );
-    }
+    };
+    let labels = [("route", "/three"), ("method", "PATCH"), ("status", "5xx")];
+    zero("ims_proxy_requests_total", &labels);
+    zero(
+        "ims_proxy_request_duration_seconds_count",
+        &[("route", "/three")],
+    );
+    zero("ims_proxy_rate_limited_total", &[("route", "/three")]);
+    zero("ims_proxy_rate_limit_queued", &[("route", "/three")]);
+    let labels = [("credential", "later"), ("result", "error")];
+    zero("ims_proxy_token_refreshes_total", &labels);
+    zero("ims_proxy_token_expiry_seconds", &[("credential", "later")]);
     assert_eq!(
         metric_value(&text, "ims_proxy_config_reloads_total", &[("result", "ok")]),
         Some(1.0)
