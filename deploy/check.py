@@ -6,7 +6,10 @@ and kubernetes-validate and builds the binary first).
 2. Every kustomization renders (`kubectl kustomize` when kubectl is on PATH, cross-checked
    against a small built-in renderer that handles the `namespace` + `resources` subset used
    here; the built-in one alone otherwise), and every manifest under deploy/kubernetes/ is part
-   of one.
+   of one, except `*.example.yaml` custom resources (a ServiceMonitor: its CRD may not be
+   installed, and no schema ships for it), which are checked against the rendered manifests
+   instead: the ServiceMonitor must select a Service of the gateway, in its namespace, by a
+   port name that Service has, and that Service must reach the pods' admin port.
 3. The rendered manifests validate in strict mode (unknown fields are errors) against the
    Kubernetes schemas of the oldest supported version and of the newest one the validator ships.
 4. House rules the schemas cannot express: pods run as non-root with a read-only root
@@ -125,6 +128,46 @@ def render(kdir, docs, kubectl):
             fail(f"{rel(kdir)}: built-in renderer disagrees with kubectl kustomize "
                  f"({[identity(d) for d in a]} vs {[identity(d) for d in b]})")
     return rendered
+
+
+def servicemonitor_checks(path, monitors, manifests):
+    """An example ServiceMonitor must scrape something the gateway set really has."""
+    services = [d for d in manifests if d.get("kind") == "Service"]
+    pods = [d for d in manifests if d.get("kind") == "Deployment"]
+    for m in monitors:
+        where = f"{rel(path)}: {m.get('kind')} {m.get('metadata', {}).get('name')}"
+        if (m.get("apiVersion"), m.get("kind")) != ("monitoring.coreos.com/v1", "ServiceMonitor"):
+            fail(f"{where}: only ServiceMonitor examples are expected here")
+            continue
+        spec = m.get("spec", {})
+        want = spec.get("selector", {}).get("matchLabels", {})
+        namespaces = spec.get("namespaceSelector", {}).get("matchNames", [])
+        chosen = [s for s in services
+                  if want and want.items() <= s["metadata"].get("labels", {}).items()
+                  and s["metadata"].get("namespace") in namespaces]
+        if len(chosen) != 1:
+            fail(f"{where}: selects {len(chosen)} Services of the gateway set, not one")
+            continue
+        svc = chosen[0]
+        ports = {p.get("name"): p for p in svc["spec"].get("ports", [])}
+        for e in spec.get("endpoints", []):
+            if e.get("port") not in ports:
+                fail(f"{where}: endpoint port {e.get('port')!r} is not a port of Service "
+                     f"{svc['metadata']['name']} ({sorted(ports)})")
+            if e.get("path", "/metrics") != "/metrics":
+                fail(f"{where}: the admin listener serves /metrics, not {e.get('path')}")
+        sel = svc["spec"].get("selector", {})
+        admin_ports = {
+            p.get("name")
+            for d in pods
+            if sel.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()
+            for c in d["spec"]["template"]["spec"].get("containers", [])
+            for p in c.get("ports", [])
+        }
+        for p in ports.values():
+            if p.get("targetPort") not in admin_ports:
+                fail(f"{where}: Service {svc['metadata']['name']} targets port "
+                     f"{p.get('targetPort')!r}, which no selected pod names")
 
 
 # --- 3. schemas ------------------------------------------------------------------------------
@@ -397,7 +440,7 @@ def main():
                  else "kustomize: built-in renderer (no kubectl)")
     with tempfile.TemporaryDirectory(prefix="ims-proxy-deploy-check-") as tmp:
         kdirs = sorted(p.parent for p in docs if p.name == "kustomization.yaml")
-        rendered_files, covered = [], set()
+        rendered_files, covered, by_kdir = [], set(), {}
         for kdir in kdirs:
             for r in docs[kdir / "kustomization.yaml"][0].get("resources", []):
                 covered.add((kdir / r).resolve())
@@ -407,9 +450,12 @@ def main():
             out = Path(tmp) / (rel(kdir).replace("/", "_") + ".yaml")
             out.write_text(yaml.safe_dump_all(manifests))
             rendered_files.append(out)
+            by_kdir[kdir] = manifests
             check_rules(rel(kdir), manifests)
         for p in docs:
-            if p.is_relative_to(K8S) and p.name != "kustomization.yaml" and p not in covered:
+            if p.is_relative_to(K8S) and p.name.endswith(".example.yaml"):
+                servicemonitor_checks(p, docs[p], by_kdir.get(p.parent, []))
+            elif p.is_relative_to(K8S) and p.name != "kustomization.yaml" and p not in covered:
                 fail(f"{rel(p)} is in no kustomization, so nothing validates it")
         if rendered_files:
             validate(rendered_files)

@@ -7,6 +7,12 @@
 //!
 //! The recorder is process-wide: [`init`] installs it once and every later call (another
 //! `start()` in the same process, as in the tests) reuses it.
+//!
+//! Every labelled series whose label values are known from the configuration is declared at
+//! zero ([`declare_common`], [`declare_route`], ...) when a snapshot is put in place, so the
+//! first scrape already has it: an alert on `rate(...{result="error"}[5m])` then sees the
+//! first error instead of a series appearing from nothing. This module imports nothing of
+//! ours, so the callers pass the label values in.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -25,6 +31,20 @@ pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
+pub const BUILD_INFO: &str = "ims_proxy_build_info";
+
+/// The `route` label of requests that matched no route.
+pub const NO_ROUTE: &str = "-";
+
+/// Every value [`method_label`] gives.
+pub const METHOD_LABELS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+
+/// Every value [`status_class`] gives.
+pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+const RESULTS: &[&str] = &["ok", "error"];
 
 /// Latency buckets in seconds: Adobe's APIs answer in tens of milliseconds to tens of seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -32,6 +52,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+fn process() -> &'static metrics_process::Collector {
+    PROCESS.get_or_init(metrics_process::Collector::default)
+}
 
 /// Installs the Prometheus recorder if no recorder is installed yet, and returns its handle.
 /// `None` when some other recorder owns the process (an embedding application's): then
@@ -45,6 +70,7 @@ pub fn init() -> Option<&'static PrometheusHandle> {
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
+                    process().describe();
                     spawn_upkeep(handle.clone());
                     Some(handle)
                 }
@@ -71,9 +97,13 @@ fn spawn_upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// The text exposition, or `None` if the recorder is not ours.
+/// The text exposition, or `None` if the recorder is not ours. The `process_*` series are
+/// read from the operating system here, so they are as fresh as the scrape.
 pub fn render() -> Option<String> {
-    init().map(|h| h.render())
+    init().map(|h| {
+        process().collect();
+        h.render()
+    })
 }
 
 fn describe() {
@@ -129,6 +159,66 @@ fn describe() {
         RATE_LIMIT_QUEUED,
         "Requests waiting in a route's rate-limit queue"
     );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels say which version and commit is running"
+    );
+}
+
+/// `ims_proxy_build_info{version, git_sha, build_date} 1`.
+pub fn build_info(version: &str, git_sha: &str, build_date: &str) {
+    metrics::gauge!(BUILD_INFO, "version" => version.to_string(), "git_sha" => git_sha.to_string(), "build_date" => build_date.to_string())
+        .set(1.0);
+}
+
+/// The series that do not depend on the configuration: reloads by result, open connections,
+/// and the per-route series of requests that matched no route ([`NO_ROUTE`]).
+/// Declaring adds zero: a series that already counts keeps its value.
+pub fn declare_common() {
+    for result in RESULTS {
+        metrics::counter!(CONFIG_RELOADS, "result" => *result).increment(0);
+    }
+    metrics::gauge!(OPEN_CONNECTIONS).increment(0.0);
+    declare_route(NO_ROUTE);
+}
+
+/// A route's series: requests by every method and status class, durations, bytes.
+pub fn declare_route(route: &str) {
+    for method in METHOD_LABELS {
+        for status in STATUS_CLASSES {
+            metrics::counter!(REQUESTS, "route" => route.to_string(), "method" => *method, "status" => *status)
+                .increment(0);
+        }
+    }
+    // A histogram handle is enough: it is rendered with count 0 until its first sample.
+    let _ = metrics::histogram!(REQUEST_DURATION, "route" => route.to_string());
+    let _ = metrics::histogram!(UPSTREAM_DURATION, "route" => route.to_string());
+    metrics::counter!(REQUEST_BYTES, "route" => route.to_string()).increment(0);
+    metrics::counter!(RESPONSE_BYTES, "route" => route.to_string()).increment(0);
+}
+
+/// The series of a route that sets `rate_limit` or `max_concurrent` (no other route can
+/// refuse or queue).
+pub fn declare_route_limits(route: &str) {
+    metrics::counter!(RATE_LIMITED, "route" => route.to_string()).increment(0);
+    metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(0.0);
+}
+
+/// The series of a credential that gets its tokens from IMS (a static token is never
+/// refreshed, has no known expiry and is never replayed). The expiry gauge starts at 0
+/// seconds: no token yet is as good as an expired one.
+pub fn declare_credential(credential: &str) {
+    for result in RESULTS {
+        metrics::counter!(TOKEN_REFRESHES, "credential" => credential.to_string(), "result" => *result)
+            .increment(0);
+    }
+    metrics::gauge!(TOKEN_EXPIRY, "credential" => credential.to_string()).increment(0.0);
+    metrics::counter!(UPSTREAM_401_REPLAYS, "credential" => credential.to_string()).increment(0);
+}
+
+/// The forward listener's refusals, when it is configured.
+pub fn declare_forward() {
+    metrics::counter!(FORWARD_REFUSED).increment(0);
 }
 
 /// `2xx`, `4xx`, ...: the status class keeps the series count small.
@@ -221,4 +311,30 @@ pub fn rate_limit_queued(route: &str, delta: f64) {
 
 pub fn forward_refused() {
     metrics::counter!(FORWARD_REFUSED).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_label_values_are_every_value_a_request_can_be_counted_under() {
+        for status in 0..=u16::MAX {
+            assert!(STATUS_CLASSES.contains(&status_class(status)), "{status}");
+        }
+        use http::Method as M;
+        let odd = M::from_bytes(b"PROPFIND").expect("a method");
+        let all = [
+            M::GET,
+            M::HEAD,
+            M::POST,
+            M::PUT,
+            M::PATCH,
+            M::DELETE,
+            M::OPTIONS,
+        ];
+        for method in all.into_iter().chain([M::CONNECT, M::TRACE, odd]) {
+            assert!(METHOD_LABELS.contains(&method_label(&method)), "{method}");
+        }
+    }
 }

@@ -73,7 +73,7 @@ async fn over_the_rate_a_request_that_cannot_wait_gets_429_rate_limited_with_ret
         metric_value(
             &text,
             "ims_proxy_requests_total",
-            &[("route", route), ("status", "4xx")]
+            &[("route", route), ("method", "GET"), ("status", "4xx")]
         ),
         Some(1.0)
     );

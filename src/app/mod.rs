@@ -127,6 +127,13 @@ pub async fn start_on(
             (Some((tx, task)), Some(forward_addr))
         }
     };
+    // After the admin listener installed the recorder, so that the zeros are recorded there.
+    crate::metrics::build_info(
+        crate::base::build::VERSION,
+        crate::base::build::GIT_SHA,
+        crate::base::build::BUILD_DATE,
+    );
+    shared.snapshot.load().declare_metrics();
     // Every listener is bound: now the first tokens may be fetched.
     shared.snapshot.load().start_refreshers();
     let listeners = servers

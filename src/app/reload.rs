@@ -61,6 +61,7 @@ impl Reloader {
         // addresses) is decided in `Snapshot::build`.
         let next = Snapshot::build(&config, Some(&current))?;
         next.start_refreshers();
+        next.declare_metrics();
         self.shared.snapshot.store(Arc::new(next));
         Ok(config)
     }

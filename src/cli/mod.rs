@@ -1,11 +1,13 @@
-//! The command line: `run` (the default), `check`, `token`, `health`, `sandbox`, `demo`:
-//! parsing arguments, printing, exit statuses. What the commands do lives below `cli`.
+//! The command line: `run` (the default), `check`, `token`, `health`, `ca`, `sandbox`, `demo`,
+//! `completions`, `man`: parsing arguments, printing, exit statuses. What the commands do
+//! lives below `cli`.
 //!
 //! Signals while running: SIGTERM and SIGINT shut down gracefully, SIGHUP reloads the config.
 
 mod ca;
 mod check;
 mod demo;
+mod docs;
 mod health;
 mod logging;
 mod sandbox;
@@ -14,7 +16,7 @@ mod token;
 
 pub use logging::LogFormat;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use logging::fatal;
 use setup::{load, runtime, runtimes, shutdown_signal};
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     name = "ims-proxy",
-    version,
+    version = crate::base::build::LONG_VERSION,
     about = "Authenticating reverse proxy for Adobe's server-to-server APIs"
 )]
 pub struct Cli {
@@ -87,6 +89,15 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Start the sandbox and the proxy together and print `curl` commands to try.
     Demo(demo::DemoArgs),
+    /// Print a shell completion script on stdout, e.g.
+    /// `ims-proxy completions bash > /etc/bash_completion.d/ims-proxy`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, e.g. `ims-proxy man | man -l -`.
+    Man,
 }
 
 /// `--config` for the commands that read a configuration (`sandbox` and `demo` write their
@@ -117,6 +128,10 @@ pub fn main(cli: Cli) -> ExitCode {
         fatal("--config: `sandbox` and `demo` write their own proxy.toml and read none");
         return ExitCode::from(2);
     }
+    if let (Command::Completions { .. } | Command::Man, Some(_)) = (&command, &top) {
+        fatal("--config: `completions` and `man` read no configuration");
+        return ExitCode::from(2);
+    }
     match command {
         Command::Run { config, watch } => run(&path(config), watch),
         Command::Check { config, online } => check::check(&path(config), online),
@@ -125,6 +140,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Ca { config, what } => ca::ca(&path(ConfigArg { config }), what),
         Command::Sandbox(args) => serve_until_signal(sandbox::run(args, shutdown_signal())),
         Command::Demo(args) => serve_until_signal(demo::run(args, shutdown_signal())),
+        Command::Completions { shell } => docs::completions(shell, Cli::command()),
+        Command::Man => docs::man(Cli::command()),
     }
 }
 

@@ -222,6 +222,27 @@ impl Snapshot {
         }
     }
 
+    /// Declares at zero every metrics series this configuration's label values make known
+    /// (each route, each IMS credential, ...), so the first scrape has them all. Called
+    /// whenever a snapshot is put in place; a series already counting keeps its value.
+    pub fn declare_metrics(&self) {
+        crate::metrics::declare_common();
+        for route in self.routes.iter() {
+            crate::metrics::declare_route(route.label());
+            if self.shaping.contains_key(&route.prefix) {
+                crate::metrics::declare_route_limits(route.label());
+            }
+        }
+        for (name, credential) in &self.credentials {
+            if credential.is_managed() {
+                crate::metrics::declare_credential(name);
+            }
+        }
+        if self.forward.is_some() {
+            crate::metrics::declare_forward();
+        }
+    }
+
     /// What `check` prints: the resolved routes, with secrets never shown.
     pub fn describe(&self) -> String {
         let mut out = format!("listen: {}\n", self.listen);
