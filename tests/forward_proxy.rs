@@ -163,18 +163,7 @@ async fn the_local_ca_key_is_readable_by_the_proxy_alone() {
 
 #[tokio::test]
 async fn passthrough_hosts_are_tunnelled_byte_for_byte() {
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = echo.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let port = echo_upstream().await;
     let s = Setup::new(&format!("passthrough = [\"127.0.0.1:{port}\"]"), "").await;
     let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
     assert_eq!(status, 200, "{text}");
@@ -189,6 +178,81 @@ async fn passthrough_hosts_are_tunnelled_byte_for_byte() {
     .expect("echoed in time")
     .expect("read");
     assert_eq!(back, bytes);
+}
+
+/// An upstream that sends back every byte it gets.
+async fn echo_upstream() -> u16 {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// An upstream that accepts and then never sends a byte, holding each connection open.
+async fn silent_upstream() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_passthrough_tunnel_silent_both_ways_for_the_body_idle_timeout_is_closed() {
+    let port = silent_upstream().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        "[client]\nbody_idle_timeout = \"300ms\"\n",
+    )
+    .await;
+    let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(status, 200, "{text}");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), tunnel.read(&mut buf))
+        .await
+        .expect("the proxy closes a silent tunnel well within 10 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_passthrough_tunnel_that_keeps_moving_bytes_outlives_the_body_idle_timeout() {
+    let port = echo_upstream().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        "[client]\nbody_idle_timeout = \"400ms\"\n",
+    )
+    .await;
+    let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(status, 200, "{text}");
+    // Ten bytes 100 ms apart: a second in all, 2.5 times the idle limit, never idle for it.
+    for i in 0..10u8 {
+        tunnel.write_all(&[i]).await.expect("write");
+        let mut b = [0u8; 1];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tunnel.read_exact(&mut b),
+        )
+        .await
+        .expect("echoed in time")
+        .expect("the tunnel is still open");
+        assert_eq!(b[0], i);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn token_request(path: &str, content_type: &str, body: &str) -> Request<Full<Bytes>> {

@@ -183,14 +183,14 @@ async fn connect(
                     )
                 }
             };
+            // A tunnel carries bodies (uploads, downloads): the body's idle limit applies.
+            let idle = snap.body_idle_timeout;
             tokio::spawn(async move {
                 let _admission = admission;
                 let Ok(upgraded) = hyper::upgrade::on(req).await else {
                     return;
                 };
-                let mut client = TokioIo::new(upgraded);
-                let mut upstream = upstream;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                super::tunnel::copy_until_idle(TokioIo::new(upgraded), upstream, idle).await;
             });
             established()
         }

@@ -10,6 +10,7 @@ mod framing;
 mod idle;
 mod listener;
 mod status_page;
+mod tunnel;
 
 pub use admin::Admin;
 pub use forward::ForwardServer;
