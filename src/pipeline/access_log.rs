@@ -3,7 +3,7 @@
 //! in the response body as an [`Observer`], so it also holds what must live exactly as long as
 //! the response: the route's concurrency permit.
 
-use super::ctx::Ctx;
+use super::ctx::{hex32, Ctx};
 use crate::base::error::BoxError;
 use crate::body::Observer;
 use bytes::Bytes;
@@ -43,11 +43,13 @@ impl Observer for AccessLog {
         let duration = ctx.started.elapsed();
         let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);
         let route = ctx.route.as_deref().unwrap_or("-");
+        let trace_id = hex32(ctx.trace.parent().trace_id);
         // OpenTelemetry's semantic-convention names where one exists; durations in whole
         // microseconds (the proxy's own overhead is µs-scale, Adobe's answers ms-scale).
         tracing::info!(
             target: "ims_proxy::access",
             request_id = ctx.request_id.to_str().unwrap_or(""),
+            trace_id = std::str::from_utf8(&trace_id).unwrap_or(""),
             listener = ctx.conn.listener,
             caller = ctx.caller.as_deref().unwrap_or("-"),
             "client.address" = %ctx.conn.peer.ip(),

@@ -1,6 +1,7 @@
 //! The per-request context the stages fill in as the request travels: who called, which
 //! route, how long the upstream took. The access log line is made from it at the end.
 
+use super::trace::Trace;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
 use crate::state::Permit;
@@ -23,6 +24,8 @@ pub struct ConnMeta {
 pub struct Ctx {
     pub started: Instant,
     pub request_id: HeaderValue,
+    /// The caller's W3C trace, or the one started for it.
+    pub trace: Trace,
     pub conn: ConnMeta,
     pub method: Method,
     pub version: Version,
@@ -50,6 +53,7 @@ impl Ctx {
         Ctx {
             started: Instant::now(),
             request_id: request_id(req.headers()),
+            trace: Trace::from_headers(req.headers()),
             conn,
             method: req.method().clone(),
             version: req.version(),
@@ -78,12 +82,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// `format!("{n:032x}")`, written in place: no `String` per request.
-fn hex32(n: u128) -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+pub fn hex32(n: u128) -> [u8; 32] {
     let mut s = [0u8; 32];
-    for (i, c) in s.iter_mut().enumerate() {
-        *c = HEX[(n >> (124 - 4 * i)) as usize & 0xf];
-    }
+    super::trace::hex_into(&mut s, n);
     s
 }
 

@@ -13,6 +13,7 @@ mod prime;
 mod respond;
 mod rewrite;
 mod target;
+mod trace;
 
 pub use admit::Ambiguous;
 pub use ctx::ConnMeta;
