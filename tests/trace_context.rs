@@ -156,3 +156,164 @@ async fn a_request_the_proxy_refuses_still_has_a_trace_id_in_the_access_log() {
     let line = access_line(&logs, id).await;
     assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 }
+
+// ---- span export over OTLP (the real binary, a collector on 127.0.0.1) ------------------
+
+const EXPORT_WAIT: Duration = Duration::from_secs(20);
+
+/// The binary with span export on, sending to `collector`, route `/api` to `upstream`.
+fn exporting(collector: &str, upstream: &str) -> ChildProxy {
+    let toml = static_proxy(Route::new("/api").upstream(upstream))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[tracing]\notlp = true")
+        .toml();
+    ChildProxy::spawn_with_env(
+        &toml,
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector),
+            // Batches go out every 100 ms instead of every 5 s.
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+}
+
+async fn one_span(collector: &OtlpReceiver) -> ReceivedSpan {
+    let spans = poll(EXPORT_WAIT, || {
+        let s = collector.spans();
+        std::future::ready((!s.is_empty()).then_some(s))
+    })
+    .await
+    .expect("a span exported within the deadline");
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    spans[0].clone()
+}
+
+async fn child_access_line(child: &ChildProxy, id: &str) -> serde_json::Value {
+    poll(EXPORT_WAIT, || {
+        std::future::ready(
+            child
+                .events()
+                .into_iter()
+                .find(|e| e["target"] == "ims_proxy::access" && e["request_id"] == id),
+        )
+    })
+    .await
+    .unwrap_or_else(|| panic!("no access line for {id}: {}", child.stderr()))
+}
+
+#[tokio::test]
+async fn with_otlp_on_each_request_exports_one_server_span_that_the_upstream_and_the_log_share() {
+    let collector = OtlpReceiver::start().await;
+    let up = FakeUpstream::start().await;
+    let child = exporting(&collector.endpoint(), &up.url());
+    let addr = child.addr().await;
+    let got = Req::get(format!("http://{addr}/api/x"))
+        .header("x-request-id", "exported-1")
+        .send()
+        .await;
+    assert_eq!(got.status, 200);
+    let span = one_span(&collector).await;
+    let sent = up.only_request().headers["traceparent"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    let (trace_id, parent_id, flags) = parts(&sent);
+    assert_eq!(span.trace_id, trace_id);
+    assert_eq!(
+        span.span_id, parent_id,
+        "the proxy's span is the upstream's parent"
+    );
+    assert_eq!(flags, "01");
+    assert_eq!(
+        span.parent_span_id, "",
+        "a trace the proxy started has no parent"
+    );
+    assert_eq!(
+        child_access_line(&child, "exported-1").await["trace_id"],
+        trace_id
+    );
+    assert_eq!(collector.paths(), ["/v1/traces"]);
+}
+
+#[tokio::test]
+async fn an_exported_span_is_named_and_attributed_as_the_semantic_conventions_say() {
+    let collector = OtlpReceiver::start().await;
+    let up = FakeUpstream::start().await;
+    let child = exporting(&collector.endpoint(), &up.url());
+    let addr = child.addr().await;
+    get(&format!("http://{addr}/api/x")).await;
+    let span = one_span(&collector).await;
+    assert_eq!(span.name, "GET /api");
+    assert_eq!(span.kind, 2, "SERVER");
+    assert_eq!(span.status_code, 0, "unset");
+    assert_eq!(span.service_name, "ims-proxy");
+    let a = |k: &str| span.attributes.get(k).cloned().unwrap_or_default();
+    assert_eq!(a("http.request.method"), "GET");
+    assert_eq!(a("url.path"), "/api/x");
+    assert_eq!(a("http.response.status_code"), "200");
+    assert_eq!(a("http.route"), "/api");
+    assert_eq!(a("ims_proxy.credential"), "cred");
+    assert_eq!(a("client.address"), "127.0.0.1");
+    assert!(!span.attributes.contains_key("error.type"), "{span:?}");
+}
+
+#[tokio::test]
+async fn with_otlp_on_a_sampled_callers_trace_continues_through_the_proxys_span() {
+    let collector = OtlpReceiver::start().await;
+    let up = FakeUpstream::start().await;
+    let child = exporting(&collector.endpoint(), &up.url());
+    let addr = child.addr().await;
+    Req::get(format!("http://{addr}/api/x"))
+        .headers(&[("traceparent", VALID), ("tracestate", "vendor=a")])
+        .send()
+        .await;
+    let span = one_span(&collector).await;
+    assert_eq!(span.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(span.parent_span_id, "00f067aa0ba902b7");
+    let r = up.only_request();
+    assert_eq!(
+        r.headers["traceparent"],
+        format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", span.span_id)
+    );
+    assert_eq!(r.headers["tracestate"], "vendor=a");
+}
+
+#[tokio::test]
+async fn a_request_that_fails_upstream_exports_an_error_span_naming_the_fault() {
+    let collector = OtlpReceiver::start().await;
+    let child = exporting(&collector.endpoint(), "http://127.0.0.1:1");
+    let addr = child.addr().await;
+    assert_eq!(get(&format!("http://{addr}/api/x")).await.status, 502);
+    let span = one_span(&collector).await;
+    assert_eq!(span.status_code, 2, "error");
+    assert_eq!(span.attributes["error.type"], "upstream");
+    assert_eq!(span.attributes["http.response.status_code"], "502");
+}
+
+#[tokio::test]
+async fn requests_are_served_while_the_collector_is_unreachable() {
+    let up = FakeUpstream::start().await;
+    let child = exporting("http://127.0.0.1:1", &up.url());
+    let addr = child.addr().await;
+    for _ in 0..20 {
+        assert_eq!(get(&format!("http://{addr}/api/x")).await.status, 200);
+    }
+    assert_eq!(up.count(), 20);
+}
+
+#[tokio::test]
+async fn an_otlp_endpoint_that_is_not_a_url_is_a_configuration_error() {
+    let toml = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1"))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[tracing]\notlp = true")
+        .toml();
+    let out = Cli::new()
+        .config(&toml)
+        .arg("run")
+        .envs(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[not a url")])
+        .output()
+        .await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("tracing.otlp"), "{}", out.stderr);
+}

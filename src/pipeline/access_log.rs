@@ -43,7 +43,7 @@ impl Observer for AccessLog {
         let duration = ctx.started.elapsed();
         let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);
         let route = ctx.route.as_deref().unwrap_or("-");
-        let trace_id = hex32(ctx.trace.parent().trace_id);
+        let trace_id = hex32(ctx.trace.trace_id);
         // OpenTelemetry's semantic-convention names where one exists; durations in whole
         // microseconds (the proxy's own overhead is µs-scale, Adobe's answers ms-scale).
         tracing::info!(
@@ -66,6 +66,7 @@ impl Observer for AccessLog {
             completed,
             "request"
         );
+        super::span::record(ctx, route, self.status, self.fault);
         crate::metrics::request(&crate::metrics::RequestRecord {
             route,
             method: &ctx.method,

@@ -49,11 +49,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new<B>(req: &Request<B>, conn: ConnMeta) -> Ctx {
+    /// `recording`: whether the proxy records spans ([`Trace::from_headers`]).
+    pub fn new<B>(req: &Request<B>, conn: ConnMeta, recording: bool) -> Ctx {
         Ctx {
             started: Instant::now(),
             request_id: request_id(req.headers()),
-            trace: Trace::from_headers(req.headers()),
+            trace: Trace::from_headers(req.headers(), recording),
             conn,
             method: req.method().clone(),
             version: req.version(),

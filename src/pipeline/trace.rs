@@ -13,50 +13,83 @@ pub struct TraceParent {
     pub flags: u8,
 }
 
-/// The request's trace: where its id came from, and so what the upstream gets.
+/// The request's trace: the caller's, or one started here, and what the upstream gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trace {
-    /// The caller's valid `traceparent` (and its `tracestate`), passed on untouched.
-    Continued(TraceParent),
-    /// Started here: the caller sent none, or one that is invalid (its `tracestate` goes too,
-    /// as the spec says: it belongs to the discarded trace).
-    Started(TraceParent),
+pub struct Trace {
+    pub trace_id: u128,
+    /// The caller's valid `traceparent`, when it sent one.
+    pub caller: Option<TraceParent>,
+    /// The proxy's own span, when it records one (span export on, trace sampled).
+    pub span_id: Option<u64>,
+    /// The `traceparent` the upstream gets instead of the caller's; `None`: the caller's,
+    /// untouched.
+    upstream: Option<TraceParent>,
 }
 
 impl Trace {
-    /// The caller's trace when its `traceparent` is valid and alone, else a new one.
-    pub fn from_headers(headers: &HeaderMap) -> Trace {
+    /// The caller's trace when its `traceparent` is valid and alone, else a new one. With
+    /// `recording`, a sampled trace (a new one, or the caller's with its sampled flag) gets a
+    /// span of the proxy's, and the upstream sees that span as its parent.
+    pub fn from_headers(headers: &HeaderMap, recording: bool) -> Trace {
         let mut all = headers.get_all(&TRACEPARENT).iter();
-        if let (Some(v), None) = (all.next(), all.next()) {
-            if let Some(tp) = parse(v.as_bytes()) {
-                return Trace::Continued(tp);
+        let caller = match (all.next(), all.next()) {
+            (Some(v), None) => parse(v.as_bytes()),
+            _ => None,
+        };
+        match caller {
+            Some(c) if recording && c.flags & SAMPLED != 0 => {
+                let span_id = nonzero(rand::random());
+                Trace {
+                    trace_id: c.trace_id,
+                    caller,
+                    span_id: Some(span_id),
+                    upstream: Some(TraceParent {
+                        parent_id: span_id,
+                        ..c
+                    }),
+                }
+            }
+            Some(c) => Trace {
+                trace_id: c.trace_id,
+                caller,
+                span_id: None,
+                upstream: None,
+            },
+            None => {
+                let trace_id = nonzero(rand::random());
+                let parent_id = nonzero(rand::random());
+                Trace {
+                    trace_id,
+                    caller: None,
+                    span_id: recording.then_some(parent_id),
+                    upstream: Some(TraceParent {
+                        trace_id,
+                        parent_id,
+                        // Sampled only when the proxy records its span: it does not ask the
+                        // upstream to record a trace no one will see the start of.
+                        flags: if recording { SAMPLED } else { 0 },
+                    }),
+                }
             }
         }
-        Trace::Started(TraceParent {
-            trace_id: nonzero(rand::random()),
-            parent_id: nonzero(rand::random()),
-            // Not sampled: the proxy records no span, and says so to whoever comes next.
-            flags: 0,
-        })
     }
 
-    pub fn parent(&self) -> &TraceParent {
-        match self {
-            Trace::Continued(tp) | Trace::Started(tp) => tp,
-        }
-    }
-
-    /// Puts the trace into the upstream's request headers: a continued trace is already
-    /// there; a started one replaces whatever the caller sent.
+    /// Puts the trace into the upstream's request headers. A `tracestate` goes with the
+    /// caller's trace only: a replaced `traceparent` takes it along (the spec's rule).
     pub fn apply(&self, headers: &mut HeaderMap) {
-        if let Trace::Started(tp) = self {
-            headers.remove(&TRACESTATE);
-            if let Ok(v) = HeaderValue::from_bytes(&tp.header()) {
+        if let Some(up) = &self.upstream {
+            if self.caller.is_none() {
+                headers.remove(&TRACESTATE);
+            }
+            if let Ok(v) = HeaderValue::from_bytes(&up.header()) {
                 headers.insert(TRACEPARENT, v);
             }
         }
     }
 }
+
+/// The `sampled` bit of `trace-flags`.
+pub const SAMPLED: u8 = 1;
 
 impl TraceParent {
     /// `00-<trace id>-<parent id>-<flags>`, 55 bytes.
@@ -182,12 +215,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&TRACEPARENT, HeaderValue::from_static("garbage"));
         h.insert(&TRACESTATE, HeaderValue::from_static("vendor=1"));
-        let trace = Trace::from_headers(&h);
-        assert!(matches!(trace, Trace::Started(_)), "{trace:?}");
+        let trace = Trace::from_headers(&h, false);
+        assert_eq!(trace.caller, None);
         trace.apply(&mut h);
         assert!(!h.contains_key(&TRACESTATE));
         let sent = parse(h[&TRACEPARENT].as_bytes()).expect("a valid traceparent");
-        assert_eq!(&sent, trace.parent());
+        assert_eq!(sent.trace_id, trace.trace_id);
         assert_eq!(sent.flags, 0);
     }
 
@@ -196,7 +229,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(&TRACEPARENT, HeaderValue::from_static(VALID));
         h.append(&TRACEPARENT, HeaderValue::from_static(VALID));
-        assert!(matches!(Trace::from_headers(&h), Trace::Started(_)));
+        assert_eq!(Trace::from_headers(&h, false).caller, None);
     }
 
     #[test]
@@ -204,9 +237,45 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&TRACEPARENT, HeaderValue::from_static(VALID));
         h.insert(&TRACESTATE, HeaderValue::from_static("vendor=1"));
-        let trace = Trace::from_headers(&h);
+        let trace = Trace::from_headers(&h, false);
         trace.apply(&mut h);
         assert_eq!(h[&TRACEPARENT], VALID);
         assert_eq!(h[&TRACESTATE], "vendor=1");
+    }
+
+    #[test]
+    fn a_recorded_span_becomes_the_upstreams_parent_in_the_callers_trace() {
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static(VALID));
+        h.insert(&TRACESTATE, HeaderValue::from_static("vendor=1"));
+        let trace = Trace::from_headers(&h, true);
+        let span = trace.span_id.expect("a span");
+        trace.apply(&mut h);
+        let sent = parse(h[&TRACEPARENT].as_bytes()).expect("valid");
+        assert_eq!(sent.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(sent.parent_id, span);
+        assert_eq!(sent.flags, SAMPLED);
+        assert_eq!(h[&TRACESTATE], "vendor=1");
+    }
+
+    #[test]
+    fn an_unsampled_callers_trace_is_not_recorded_and_passes_untouched() {
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static(unsampled));
+        let trace = Trace::from_headers(&h, true);
+        assert_eq!(trace.span_id, None);
+        trace.apply(&mut h);
+        assert_eq!(h[&TRACEPARENT], unsampled);
+    }
+
+    #[test]
+    fn a_trace_started_while_recording_is_sampled_with_the_span_as_parent() {
+        let mut h = HeaderMap::new();
+        let trace = Trace::from_headers(&h, true);
+        trace.apply(&mut h);
+        let sent = parse(h[&TRACEPARENT].as_bytes()).expect("valid");
+        assert_eq!(Some(sent.parent_id), trace.span_id);
+        assert_eq!(sent.flags, SAMPLED);
     }
 }
