@@ -148,12 +148,12 @@ async fn http2_requests_need_a_key_too() {
 }
 
 #[tokio::test]
-async fn the_access_log_names_the_client() {
+async fn the_access_log_names_the_caller() {
     let logs = logs::capture_trace();
     let up = FakeUpstream::start().await;
     let p = guarded(&up).await;
     // Other tests in this binary log too: find this request's line by its id.
-    let id = "access-log-names-the-client";
+    let id = "access-log-names-the-caller";
     Req::get(proxy_url(&p, "/privacy/x"))
         .headers(&[("x-proxy-key", PRIVACY_KEY), ("x-request-id", id)])
         .send()
@@ -163,7 +163,7 @@ async fn the_access_log_names_the_client() {
         .lines()
         .find(|l| l.contains("\"target\":\"ims_proxy::access\"") && l.contains(id))
         .unwrap_or_else(|| panic!("no access log line in {text}"));
-    assert!(line.contains("\"client\":\"gdpr-tool\""), "{line}");
+    assert!(line.contains("\"caller\":\"gdpr-tool\""), "{line}");
 }
 
 #[test]

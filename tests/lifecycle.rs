@@ -58,22 +58,64 @@ async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
     assert_eq!(ok.len(), 1, "{ok:?}");
     let e = &ok[0];
     assert_eq!(e["level"], "INFO");
-    assert_eq!(e["method"], "GET");
-    assert_eq!(e["path"], "/api/x");
+    assert_eq!(e["http.request.method"], "GET");
+    assert_eq!(e["url.path"], "/api/x");
     assert_eq!(e["route"], "/api");
     assert_eq!(e["credential"], "cred");
-    assert_eq!(e["client"], "-");
-    assert_eq!(e["status"], 200);
+    assert_eq!(e["caller"], "-");
+    assert_eq!(e["client.address"], "127.0.0.1");
+    assert_eq!(e["http.response.status_code"], 200);
     assert_eq!(e["bytes_in"], 0);
     assert_eq!(e["bytes_out"], 11); // {"ok":true}
     assert_eq!(e["completed"], true);
-    assert!(e["duration_ms"].as_f64().unwrap() >= e["upstream_ms"].as_f64().unwrap());
+    let (total, upstream) = (&e["duration_us"], &e["upstream_us"]);
+    assert!(total.is_u64() && upstream.is_u64(), "{e}");
+    assert!(total.as_u64() >= upstream.as_u64(), "{e}");
     let missed = access("req-404-1");
     assert_eq!(missed.len(), 1, "{missed:?}");
-    assert_eq!(missed[0]["status"], 404);
+    assert_eq!(missed[0]["http.response.status_code"], 404);
     assert_eq!(missed[0]["route"], "-");
-    assert!(missed[0].get("upstream_ms").is_none());
+    assert!(missed[0].get("upstream_us").is_none());
     assert!(!child.stderr().contains(STATIC_TOKEN));
+}
+
+#[tokio::test]
+async fn the_readmes_example_access_line_has_exactly_the_fields_of_a_real_one() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme
+        .find("### Access log")
+        .expect("README has an Access log section")..];
+    let example: serde_json::Value = section
+        .lines()
+        .find(|l| l.contains("\"target\":\"ims_proxy::access\""))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("the Access log section shows a JSON access line");
+    let up = FakeUpstream::start().await;
+    let child = ChildProxy::spawn(&config(&[route("/api", &up.url())]).toml(), &[]);
+    let addr = child.addr().await;
+    get_with_id(&format!("http://{addr}/api/x"), "req-readme-1").await;
+    let real = poll(WAIT, || {
+        std::future::ready(
+            child
+                .events()
+                .into_iter()
+                .find(|e| e["target"] == "ims_proxy::access" && e["request_id"] == "req-readme-1"),
+        )
+    })
+    .await
+    .expect("an access line");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map_or(vec![], |o| o.keys().cloned().collect());
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&example),
+        keys(&real),
+        "README: {example}\nreal: {real}"
+    );
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
     assert_eq!(statuses, [200, 200, 401, 401, 401, 502, 413, 404, 403]);
     let text = logs.text();
     assert!(
-        text.contains("\"client\":\"scanner\""),
+        text.contains("\"caller\":\"scanner\""),
         "the capture must hold the access log"
     );
     // The upstream got the token: the scan would find a leak if one happened.

@@ -2,6 +2,7 @@
 //! file change, and shut down gracefully.
 
 mod memory;
+mod otlp;
 mod reload;
 
 use crate::config::{Config, ConfigError};
@@ -181,6 +182,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let running = start_on(config, &options.workers).await?;
+    if config.tracing.otlp {
+        otlp::start(tokio::runtime::Handle::current())?;
+    }
     // Tests and supervisors find the ports from these lines, so they name them plainly.
     tracing::info!(addr = %running.addr, "listening");
     if let Some(a) = running.admin_addr {
@@ -209,6 +213,9 @@ pub async fn run(
         t.abort();
     }
     running.stop().await;
+    if config.tracing.otlp {
+        otlp::stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,9 @@ pub const X_PROXY_KEY: HeaderName = HeaderName::from_static("x-proxy-key");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// W3C Trace Context.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy-authentication pair.
 pub static HOP_BY_HOP: [HeaderName; 8] = [

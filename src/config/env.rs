@@ -28,7 +28,7 @@ const ALTERNATIVES: [&[&str]; 3] = [
 ];
 
 /// The top-level sections of proxy.toml.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "admin",
     "client",
@@ -37,6 +37,7 @@ const SECTIONS: [&str; 8] = [
     "clients",
     "forward",
     "ims_endpoint",
+    "tracing",
 ];
 
 /// Kubernetes gives every pod `IMS_PROXY_PORT`, `IMS_PROXY_SERVICE_HOST` and the like when a

@@ -8,6 +8,7 @@ use super::forward::{ForwardConfig, ImsEndpointConfig};
 use super::outbound::OutboundConfig;
 use super::routes::RouteConfig;
 use super::server::{AdminConfig, ServerConfig};
+use super::tracing::TracingConfig;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Dict;
 use figment::Figment;
@@ -37,6 +38,9 @@ pub struct Config {
     /// `[ims_endpoint]`: IMS's token endpoints answered on the reverse listener, off unless
     /// present.
     pub ims_endpoint: Option<ImsEndpointConfig>,
+    /// `[tracing]`: span export, off unless asked for.
+    #[serde(default)]
+    pub tracing: TracingConfig,
 }
 
 impl Config {

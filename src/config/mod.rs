@@ -12,6 +12,7 @@ mod forward;
 mod outbound;
 mod routes;
 mod server;
+mod tracing;
 mod validate;
 
 pub use callers::CallerConfig;
@@ -24,4 +25,5 @@ pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{
     parse_byte_size, resolve_addr, AdminConfig, ByteSize, LimitsConfig, ServerConfig, TlsConfig,
 };
+pub use tracing::TracingConfig;
 pub use validate::validate;

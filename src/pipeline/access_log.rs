@@ -3,7 +3,7 @@
 //! in the response body as an [`Observer`], so it also holds what must live exactly as long as
 //! the response: the route's concurrency permit.
 
-use super::ctx::Ctx;
+use super::ctx::{hex32, Ctx};
 use crate::base::error::BoxError;
 use crate::body::Observer;
 use bytes::Bytes;
@@ -43,24 +43,30 @@ impl Observer for AccessLog {
         let duration = ctx.started.elapsed();
         let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);
         let route = ctx.route.as_deref().unwrap_or("-");
+        let trace_id = hex32(ctx.trace.trace_id);
+        // OpenTelemetry's semantic-convention names where one exists; durations in whole
+        // microseconds (the proxy's own overhead is µs-scale, Adobe's answers ms-scale).
         tracing::info!(
             target: "ims_proxy::access",
             request_id = ctx.request_id.to_str().unwrap_or(""),
+            trace_id = std::str::from_utf8(&trace_id).unwrap_or(""),
             listener = ctx.conn.listener,
-            client = ctx.caller.as_deref().unwrap_or("-"),
-            method = ctx.method.as_str(),
-            path = ctx.path.as_str(),
+            caller = ctx.caller.as_deref().unwrap_or("-"),
+            "client.address" = %ctx.conn.peer.ip(),
+            "http.request.method" = ctx.method.as_str(),
+            "url.path" = ctx.path.as_str(),
             route,
             credential = ctx.credential.as_ref().map_or("-", |c| c.name.as_str()),
-            status = self.status,
+            "http.response.status_code" = self.status,
             fault = self.fault.unwrap_or("-"),
             bytes_in,
             bytes_out = self.bytes_out,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+            duration_us = micros(duration),
+            upstream_us = ctx.upstream_time.map(micros),
             completed,
             "request"
         );
+        super::span::record(ctx, route, self.status, self.fault);
         crate::metrics::request(&crate::metrics::RequestRecord {
             route,
             method: &ctx.method,
@@ -71,4 +77,8 @@ impl Observer for AccessLog {
             bytes_out: self.bytes_out,
         });
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -1,6 +1,7 @@
 //! The per-request context the stages fill in as the request travels: who called, which
 //! route, how long the upstream took. The access log line is made from it at the end.
 
+use super::trace::Trace;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
 use crate::state::{Permit, RouteStats};
@@ -23,6 +24,8 @@ pub struct ConnMeta {
 pub struct Ctx {
     pub started: Instant,
     pub request_id: HeaderValue,
+    /// The caller's W3C trace, or the one started for it.
+    pub trace: Trace,
     pub conn: ConnMeta,
     pub method: Method,
     pub version: Version,
@@ -48,10 +51,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new<B>(req: &Request<B>, conn: ConnMeta) -> Ctx {
+    /// `recording`: whether the proxy records spans ([`Trace::from_headers`]).
+    pub fn new<B>(req: &Request<B>, conn: ConnMeta, recording: bool) -> Ctx {
         Ctx {
             started: Instant::now(),
             request_id: request_id(req.headers()),
+            trace: Trace::from_headers(req.headers(), recording),
             conn,
             method: req.method().clone(),
             version: req.version(),
@@ -81,12 +86,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// `format!("{n:032x}")`, written in place: no `String` per request.
-fn hex32(n: u128) -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+pub fn hex32(n: u128) -> [u8; 32] {
     let mut s = [0u8; 32];
-    for (i, c) in s.iter_mut().enumerate() {
-        *c = HEX[(n >> (124 - 4 * i)) as usize & 0xf];
-    }
+    super::trace::hex_into(&mut s, n);
     s
 }
 

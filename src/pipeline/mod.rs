@@ -12,7 +12,9 @@ mod intercept;
 mod prime;
 mod respond;
 mod rewrite;
+pub mod span;
 mod target;
+mod trace;
 
 pub use admit::Ambiguous;
 pub use ctx::ConnMeta;
@@ -32,7 +34,7 @@ pub async fn handle(
     conn: ConnMeta,
 ) -> Response<ResponseBody> {
     let snap = shared.snapshot.load_full();
-    let mut ctx = Ctx::new(&req, conn);
+    let mut ctx = Ctx::new(&req, conn, span::recording());
     let intercepted = req.extensions_mut().remove::<Intercepted>();
     let result = async {
         // Framing, method, head size, path.

@@ -52,6 +52,7 @@ pub async fn request<B>(
     };
     rewrite_request_headers(&mut parts.headers, route, bearer, &forwarded);
     parts.headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    ctx.trace.apply(&mut parts.headers);
     parts.uri = target.uri.clone();
     // The outbound connection decides h1 or h2 (ALPN); the caller's version does not carry over.
     parts.version = Version::HTTP_11;

@@ -22,7 +22,8 @@
 //! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole), [`raw`] (bytes no
 //!   well-behaved client sends);
 //! - what to assert on: [`metrics`] (Prometheus text), [`logs`] (captured trace logs),
-//!   [`browser`] (a page's DOM as headless Chromium rendered it).
+//!   [`browser`] (a page's DOM as headless Chromium rendered it),
+//!   [`otlp`] (the spans an OTLP collector received).
 //!
 //! Everything binds 127.0.0.1:0 and waits with bounded deadlines ([`eventually`], [`poll`]).
 
@@ -36,6 +37,7 @@ pub mod forward;
 pub mod ims;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod proxy;
 pub mod raw;
 pub mod raw_upstream;
@@ -49,6 +51,7 @@ pub use client::{get, h1_client, h2c_client, read_body, send, BodyEnd, Got, Req,
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
 pub use metrics::{metric_value, metrics_text};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::{admin_url, proxy_url, start_proxy};
 pub use raw::{raw_send, RawConn, RawReply};
 pub use raw_upstream::{End, RawUpstream};

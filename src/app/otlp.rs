@@ -1,0 +1,103 @@
+//! Span export over OTLP/HTTP (protobuf), on when `[tracing] otlp = true`. The exporter and
+//! batch processor are the OpenTelemetry SDK's; the HTTP client is a hyper client whose
+//! requests run on the proxy's runtime, because the SDK's processor exports from a thread of
+//! its own with no runtime (its built-in clients are reqwest's, a second HTTP stack).
+
+use crate::config::ConfigError;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_http::{HttpClient, HttpError};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// What one export may take, connection included (OTLP's default timeout).
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A collector's answer is a small protobuf; anything larger is not one.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Builds the exporter (endpoint from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`) and starts recording spans. An endpoint that is not a URL is
+/// the configuration's error.
+pub fn start(runtime: tokio::runtime::Handle) -> Result<(), ConfigError> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = OtlpClient {
+        runtime,
+        client: Client::builder(TokioExecutor::new()).build(https),
+    };
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_http_client(client)
+        .build()
+        .map_err(|e| ConfigError::new("tracing.otlp", e.to_string()))?;
+    // Batch settings (queue size, delay) from the standard OTEL_BSP_* variables; a full queue
+    // drops spans rather than growing or blocking a request.
+    let mut processor = BatchSpanProcessor::builder(exporter).build();
+    processor.set_resource(&Resource::builder().with_service_name("ims-proxy").build());
+    if !crate::pipeline::span::install(processor) {
+        tracing::debug!("span export was started already; the first exporter stays");
+    }
+    Ok(())
+}
+
+/// Exports what is queued, within the processor's own timeout, without holding a worker.
+pub async fn stop() {
+    let _ = tokio::task::spawn_blocking(crate::pipeline::span::shutdown).await;
+}
+
+#[derive(Clone)]
+struct OtlpClient {
+    runtime: tokio::runtime::Handle,
+    client: Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    >,
+}
+
+impl std::fmt::Debug for OtlpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OtlpClient")
+    }
+}
+
+impl HttpClient for OtlpClient {
+    fn send_bytes<'a, 'b>(
+        &'a self,
+        request: Request<Bytes>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        let client = self.client.clone();
+        // Spawned onto the proxy's runtime: the caller is the processor's thread, which only
+        // waits for the answer.
+        let task = self.runtime.spawn(async move {
+            let send = async {
+                let (parts, body) = request.into_parts();
+                let resp = client
+                    .request(Request::from_parts(parts, Full::new(body)))
+                    .await?;
+                let (parts, body) = resp.into_parts();
+                let body = Limited::new(body, MAX_RESPONSE).collect().await?.to_bytes();
+                Ok::<_, HttpError>(Response::from_parts(parts, body))
+            };
+            match tokio::time::timeout(EXPORT_TIMEOUT, send).await {
+                Ok(r) => r,
+                Err(_) => Err(HttpError::from("OTLP export timed out")),
+            }
+        });
+        Box::pin(async move { task.await.map_err(HttpError::from)? })
+    }
+}
