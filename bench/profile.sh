@@ -56,8 +56,15 @@ for line in open(sys.argv[1]):
     if dso.startswith("[kernel") : g = "kernel (TCP loopback, epoll, syscalls)"
     elif "libc" in dso: g = "libc (" + ("malloc/free" if re.search(r"malloc|free|realloc|calloc|_int_", sym) else "memcpy/other") + ")"
     else:
-        s = re.sub(r"^<|^_<|^\w+::\{\{closure\}\}", "", sym)
-        crate = re.split(r"::|<| ", s.lstrip("<&*"))[0] or "?"
+        # `<&mut W as core::fmt::Write>::write_char`, `<T as ...>`: the trait's crate is the
+        # code that runs; a bare generic parameter or primitive is core's.
+        s = re.sub(r"^(<|&|\*|mut |dyn |const )+", "", sym)
+        m2 = re.match(r"(\w+) as (\w+)", s)
+        crate = re.split(r"::|<| ", s)[0] or "?"
+        if m2 and (len(m2.group(1)) <= 2 or m2.group(1) in ("usize", "isize", "u8", "u16", "u32", "u64", "u128", "i32", "i64", "bool", "f64", "str")):
+            crate = m2.group(2)
+        if crate in ("usize", "isize", "u8", "u16", "u32", "u64", "u128", "i32", "i64", "bool", "f64", "str", "T", "W", "F", "S"):
+            crate = "core"
         g = {"ims_proxy": "ims-proxy's own code", "hyper": "hyper", "hyper_util": "hyper-util (pool, legacy client, auto server)",
              "tokio": "tokio", "h2": "h2", "http": "http", "tracing": "tracing", "tracing_subscriber": "tracing-subscriber",
              "core": "core/alloc (generic, inlined from any crate)", "alloc": "core/alloc (generic, inlined from any crate)",
@@ -65,7 +72,7 @@ for line in open(sys.argv[1]):
     groups[g] += pct; top.append((pct, sym[:110]))
 wrk = open(sys.argv[2]).read()
 rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk)
-print(f"wrk -c{sys.argv[2] and ''}: {rps.group(1) if rps else '?'} req/s during the profile\n")
+print(f"wrk: {rps.group(1) if rps else '?'} req/s during the profile\n")
 print("| where | share of the proxy's CPU |\n|---|---:|")
 for g, p in groups.most_common(): print(f"| {g} | {p:.1f}% |")
 print("\n| top symbols | % |\n|---|---:|")

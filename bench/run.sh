@@ -74,7 +74,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # /proc/PID/stat fields 14 and 15 count every thread of the process.
 cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
 
-for port in $(seq 19101 19116); do
+for port in $(seq 19101 19117); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
 done
 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
@@ -336,15 +336,19 @@ for c in $CONNS; do
   done
 done
 
-# RSS with 1,000 open keep-alive connections.
-pin "$LOAD_CPU" "$BIN/bench-conns" "$IMSP" "$PATH_Q" 1000 4 > "$WORK/conns.out" & CPID=$!
+# RSS with 1,000 open keep-alive connections, in a proxy of its own: the one measured above
+# still holds the heap the load points left (freed, not yet trimmed back to the system).
+sed "s/19103/19117/" "$WORK/proxy.toml" > "$WORK/mem.toml"
+TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/mem.toml" 2>"$WORK/mem.log" & MEM_PID=$!; PIDS+=($MEM_PID)
+wait_port 127.0.0.1:19117
+pin "$LOAD_CPU" "$BIN/bench-conns" 127.0.0.1:19117 "$PATH_Q" 1000 4 > "$WORK/conns.out" & CPID=$!
 CONN_RSS=0
-while kill -0 "$CPID" 2>/dev/null; do r=$(rss_kib "$IMS_PID"); [ "$r" -gt "$CONN_RSS" ] && CONN_RSS=$r; sleep 0.1; done
+while kill -0 "$CPID" 2>/dev/null; do r=$(rss_kib "$MEM_PID"); [ "$r" -gt "$CONN_RSS" ] && CONN_RSS=$r; sleep 0.1; done
 CONN_OPEN=$(cat "$WORK/conns.out")
 # What a burst leaves behind: RSS once those connections are gone and the heap trimmer (every
 # 10 s) has run; the upstream pool keeps its idle connections for client.pool_idle_timeout.
 sleep 12
-SETTLED_RSS=$(rss_kib "$IMS_PID")
+SETTLED_RSS=$(rss_kib "$MEM_PID")
 
 # Streamed upload and download, RSS sampled throughout.
 stream() { # direction addr -> seconds
