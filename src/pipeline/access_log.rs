@@ -67,7 +67,7 @@ impl Observer for AccessLog {
             "request"
         );
         super::span::record(ctx, route, self.status, self.fault);
-        crate::metrics::request(&crate::metrics::RequestRecord {
+        let record = crate::metrics::RequestRecord {
             route,
             method: &ctx.method,
             status: self.status,
@@ -75,7 +75,11 @@ impl Observer for AccessLog {
             upstream: ctx.upstream_time,
             bytes_in,
             bytes_out: self.bytes_out,
-        });
+        };
+        match &ctx.route_stats {
+            Some(stats) => stats.record_metrics(&record),
+            None => crate::metrics::request(&record),
+        }
     }
 }
 

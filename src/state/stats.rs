@@ -1,7 +1,9 @@
 //! Each route's request and error counts, for the admin's status page. The metrics facade
 //! writes to the exporter and gives nothing back, so the page reads these instead.
 
+use crate::metrics::{RequestRecord, RouteSeries};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Answers a route gave since it was first configured (a reload keeps a route's counts while
 /// its prefix stays). Counting is two relaxed atomic adds at most: no lock, no allocation.
@@ -9,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RouteStats {
     requests: AtomicU64,
     errors: AtomicU64,
+    /// The route's metrics handles, taken at its first answer (by then the recorder, if any,
+    /// is installed: the admin listener installs it before the proxy port serves).
+    series: OnceLock<RouteSeries>,
 }
 
 /// What the counters held at one moment.
@@ -27,6 +32,14 @@ impl RouteStats {
         if status >= 500 {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records a finished request in the route's metrics; `r.route` names the route.
+    #[inline]
+    pub fn record_metrics(&self, r: &RequestRecord<'_>) {
+        self.series
+            .get_or_init(|| RouteSeries::new(r.route))
+            .record(r);
     }
 
     pub fn counts(&self) -> RouteCounts {
