@@ -184,17 +184,16 @@ pub fn declare_common() {
 
 /// A route's series: requests by every method and status class, durations, bytes.
 pub fn declare_route(route: &str) {
-    for method in METHOD_LABELS {
-        for status in STATUS_CLASSES {
-            metrics::counter!(REQUESTS, "route" => route.to_string(), "method" => *method, "status" => *status)
-                .increment(0);
-        }
+    // Taking the handles declares the series; a histogram is then rendered with count 0 until
+    // its first sample, and a counter at 0 once it has been added to.
+    let series = RouteSeries::new(route);
+    for counter in series
+        .requests
+        .iter()
+        .chain([&series.bytes_in, &series.bytes_out])
+    {
+        counter.increment(0);
     }
-    // A histogram handle is enough: it is rendered with count 0 until its first sample.
-    let _ = metrics::histogram!(REQUEST_DURATION, "route" => route.to_string());
-    let _ = metrics::histogram!(UPSTREAM_DURATION, "route" => route.to_string());
-    metrics::counter!(REQUEST_BYTES, "route" => route.to_string()).increment(0);
-    metrics::counter!(RESPONSE_BYTES, "route" => route.to_string()).increment(0);
 }
 
 /// The series of a route that sets `rate_limit` or `max_concurrent` (no other route can
