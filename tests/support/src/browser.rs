@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 /// Set to `1` to skip browser tests where Chromium cannot be installed; anywhere else a
-/// missing Chromium fails them (CI installs it).
+/// missing Chromium is installed on first use (`install-chromium.sh`), and fails them if that
+/// fails.
 pub const SKIP_ENV: &str = "IMS_PROXY_SKIP_BROWSER";
 
 /// The whole run, start-up included, on a loaded 2-core machine.
@@ -17,11 +18,30 @@ pub fn skipped() -> bool {
     std::env::var(SKIP_ENV).is_ok_and(|v| v == "1")
 }
 
+/// Chromium on PATH, installed by `install-chromium.sh` the first time it is missing (once per
+/// test process; concurrent callers wait for that one install).
+fn installed() -> Result<(), String> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install-chromium.sh");
+            match std::process::Command::new("bash").arg(script).status() {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("{script} failed ({s}): chromium is not installed")),
+                Err(e) => Err(format!("cannot run {script}: {e}")),
+            }
+        })
+        .clone()
+}
+
 /// `chromium --headless --dump-dom url`: the DOM once `virtual_time` of page time has passed
 /// (timers run in virtual time, so a page's refresh and countdown scripts run that long
 /// without the test waiting for them). Panics when Chromium is missing or fails, and kills
 /// it (its whole process group) at the deadline.
 pub async fn dump_dom(url: &str, virtual_time: Duration) -> String {
+    if let Err(e) = installed() {
+        panic!("{e}; set {SKIP_ENV}=1 to skip browser tests");
+    }
     let profile = tempfile::tempdir().expect("profile dir");
     let mut cmd = std::process::Command::new("chromium");
     cmd.args([
