@@ -90,7 +90,9 @@ impl Progress {
 pub struct Paced<B> {
     inner: B,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Made at the first wait: a body whose frames are there when asked (most responses: the
+    /// body arrives with the head) never needs one, nor its allocation.
+    timer: Option<Pin<Box<Sleep>>>,
     progress: Arc<Progress>,
 }
 
@@ -101,7 +103,7 @@ impl<B: Body> Paced<B> {
         let paced = Paced {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
             progress: progress.clone(),
         };
         (paced, progress)
@@ -125,22 +127,23 @@ where
             Poll::Ready(polled) => {
                 this.progress.waiting.store(false, Ordering::Relaxed);
                 this.progress.touch();
+                // The pace restarts at the next wait (below), not here.
                 match &polled {
-                    Some(Ok(_)) if !this.inner.is_end_stream() => {
-                        let next = Instant::now() + this.idle;
-                        this.timer.as_mut().reset(next);
-                    }
+                    Some(Ok(_)) if !this.inner.is_end_stream() => {}
                     _ => this.progress.finish(),
                 }
                 Poll::Ready(polled.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
+                let idle = this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 if !this.progress.waiting.swap(true, Ordering::Relaxed) {
                     // The pace counts from the moment the reader asked.
-                    let next = Instant::now() + this.idle;
-                    this.timer.as_mut().reset(next);
+                    timer.as_mut().reset(Instant::now() + idle);
                 }
-                match this.timer.as_mut().poll(cx) {
+                match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.progress.finish();
                         Poll::Ready(Some(Err(Box::new(Stalled(this.idle)))))

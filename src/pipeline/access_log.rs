@@ -3,7 +3,7 @@
 //! in the response body as an [`Observer`], so it also holds what must live exactly as long as
 //! the response: the route's concurrency permit.
 
-use super::ctx::{hex32, Ctx};
+use super::ctx::{hex32, Ctx, IpText};
 use crate::base::error::BoxError;
 use crate::body::Observer;
 use bytes::Bytes;
@@ -52,7 +52,7 @@ impl Observer for AccessLog {
             trace_id = std::str::from_utf8(&trace_id).unwrap_or(""),
             listener = ctx.conn.listener,
             caller = ctx.caller.as_deref().unwrap_or("-"),
-            "client.address" = %ctx.conn.peer.ip(),
+            "client.address" = IpText::new(ctx.conn.peer.ip()).as_str(),
             "http.request.method" = ctx.method.as_str(),
             "url.path" = ctx.path.as_str(),
             route,

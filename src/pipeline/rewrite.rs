@@ -4,7 +4,7 @@
 //! proxy, request ids). Trailers are headers too: the caller's are dropped
 //! ([`CallerTrailers`]), the upstream's lose their hop-by-hop names ([`UpstreamTrailers`]).
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, IpText};
 use super::target::Target;
 use crate::base::headers::{
     CALLER_CREDENTIALS, HOP_BY_HOP, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST,
@@ -97,38 +97,61 @@ impl Observer for UpstreamTrailers {
     }
 }
 
-/// Removes every header whose name has an underscore, as nginx does by default
-/// (`underscores_in_headers off`): some gateways read `_` as `-`, so `x_api_key` would be a
-/// second `x-api-key` that no strip list names. Adobe's APIs use no such header. One pass over
-/// the names; the removal allocates only when one is found.
-fn strip_underscored(headers: &mut HeaderMap) {
-    let underscored = |n: &HeaderName| n.as_str().as_bytes().contains(&b'_');
-    if !headers.keys().any(underscored) {
+/// Removes every header whose name `strip` says, in one pass over the names (a removal per
+/// listed name cost a hash and a probe each, some twenty per request); allocates only when one
+/// is found.
+fn strip_where(headers: &mut HeaderMap, strip: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&strip) {
         return;
     }
-    let names: Vec<HeaderName> = headers.keys().filter(|n| underscored(n)).cloned().collect();
+    let names: Vec<HeaderName> = headers.keys().filter(|n| strip(n)).cloned().collect();
     for n in names {
+        headers.remove(n);
+    }
+}
+
+/// Removes the headers the caller's (or upstream's) `Connection` header names: hop-by-hop
+/// too, whatever they are called.
+fn strip_connection_named(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CONNECTION) {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
         headers.remove(n);
     }
 }
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
-    }
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
-    }
+    strip_connection_named(headers);
+    strip_where(headers, |n| HOP_BY_HOP.contains(n));
+}
+
+/// Whether a caller's request header never reaches the upstream (beside `Host` and those its
+/// `Connection` names):
+/// - hop-by-hop headers;
+/// - the caller's credentials: the proxy supplies the identity;
+/// - `Forwarded` (RFC 7239): the proxy speaks `X-Forwarded-*` only, and a caller's would tell
+///   the upstream a second, caller-chosen story of for/host/proto;
+/// - `Trailer`: request trailers are dropped ([`CallerTrailers`]), nothing is left to announce;
+/// - `Expect`: hyper answers `Expect: 100-continue` on the inbound side already;
+/// - any name with an underscore, as nginx does by default (`underscores_in_headers off`):
+///   some gateways read `_` as `-`, so `x_api_key` would be a second `x-api-key` that no list
+///   names. Adobe's APIs use no such header.
+fn stripped_from_requests(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+        || CALLER_CREDENTIALS.contains(name)
+        || name == header::FORWARDED
+        || name == header::TRAILER
+        || name == header::EXPECT
+        || name.as_str().as_bytes().contains(&b'_')
 }
 
 /// Who and what the caller's connection was, for the `X-Forwarded-*` headers.
@@ -146,20 +169,10 @@ pub(super) fn rewrite_request_headers(
     forwarded: &Forwarded<'_>,
 ) {
     let forwarded_host = forwarded.host.cloned();
-    strip_hop_by_hop(headers);
-    strip_underscored(headers);
-    for h in &CALLER_CREDENTIALS {
-        headers.remove(h);
-    }
-    // The proxy speaks `X-Forwarded-*` only; a caller's `Forwarded` (RFC 7239) would tell the
-    // upstream a second, caller-chosen story of for/host/proto, so it goes.
-    headers.remove(header::FORWARDED);
-    // Request trailers are dropped (`CallerTrailers`): nothing is left to announce.
-    headers.remove(header::TRAILER);
+    strip_connection_named(headers);
     // The client's Host named the proxy; the outbound client sets the upstream's.
     headers.remove(header::HOST);
-    // hyper answers `Expect: 100-continue` on the inbound side already.
-    headers.remove(header::EXPECT);
+    strip_where(headers, stripped_from_requests);
 
     let xff = append_forwarded_for(headers, forwarded.ip);
     headers.insert(X_FORWARDED_FOR, xff);
@@ -181,17 +194,22 @@ pub(super) fn rewrite_request_headers(
 }
 
 fn append_forwarded_for(headers: &HeaderMap, ip: std::net::IpAddr) -> HeaderValue {
-    let mut prior: Vec<&str> = headers
+    let ip = IpText::new(ip);
+    let mut prior = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    let ip = ip.to_string();
-    prior.push(&ip);
-    HeaderValue::from_str(&prior.join(", ")).unwrap_or_else(|_| {
-        HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown"))
+        .peekable();
+    // The common case, no proxy before this one: the address alone, one allocation.
+    if prior.peek().is_none() {
+        return HeaderValue::from_str(ip.as_str()).unwrap_or(HeaderValue::from_static("unknown"));
+    }
+    let mut list: Vec<&str> = prior.collect();
+    list.push(ip.as_str());
+    HeaderValue::from_str(&list.join(", ")).unwrap_or_else(|_| {
+        HeaderValue::from_str(ip.as_str()).unwrap_or(HeaderValue::from_static("unknown"))
     })
 }
 

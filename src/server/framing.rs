@@ -146,18 +146,30 @@ impl<I> FramingWatch<I> {
                             continue;
                         }
                     }
-                    let start = head.len().saturating_sub(3);
-                    let room = self.max_head.saturating_sub(head.len());
-                    let take = buf.len().min(room.max(1));
-                    head.extend_from_slice(&buf[..take]);
-                    match find_head_end(&head[start..]).map(|e| e + start) {
-                        Some(end) => {
-                            let used = take - (head.len() - end);
-                            head.truncate(end);
-                            (self.on_head(&head), used)
+                    // The whole head in this read (the usual case): examined where it lies,
+                    // not copied.
+                    let whole = if head.is_empty() {
+                        find_head_end(&buf[..buf.len().min(self.max_head)])
+                    } else {
+                        None
+                    };
+                    match whole {
+                        Some(end) => (self.on_head(&buf[..end]), end),
+                        None => {
+                            let start = head.len().saturating_sub(3);
+                            let room = self.max_head.saturating_sub(head.len());
+                            let take = buf.len().min(room.max(1));
+                            head.extend_from_slice(&buf[..take]);
+                            match find_head_end(&head[start..]).map(|e| e + start) {
+                                Some(end) => {
+                                    let used = take - (head.len() - end);
+                                    head.truncate(end);
+                                    (self.on_head(&head), used)
+                                }
+                                None if head.len() >= self.max_head => (State::Lost, take),
+                                None => (State::Head(head), take),
+                            }
                         }
-                        None if head.len() >= self.max_head => (State::Lost, take),
-                        None => (State::Head(head), take),
                     }
                 }
                 State::Body(left) => {
