@@ -93,7 +93,10 @@ pub struct Paced<B> {
     /// Made at the first wait: a body whose frames are there when asked (most responses: the
     /// body arrives with the head) never needs one, nor its allocation.
     timer: Option<Pin<Box<Sleep>>>,
-    progress: Arc<Progress>,
+    /// Shared with whoever waits on this body; none when no one does (a response body).
+    progress: Option<Arc<Progress>>,
+    /// Polled and found nothing since the last frame: the pace runs from that first poll.
+    waiting: bool,
 }
 
 impl<B: Body> Paced<B> {
@@ -104,9 +107,21 @@ impl<B: Body> Paced<B> {
             inner,
             idle,
             timer: None,
-            progress: progress.clone(),
+            progress: Some(progress.clone()),
+            waiting: false,
         };
         (paced, progress)
+    }
+
+    /// As [`Paced::new`], for a body no one waits on: no [`Progress`] to allocate or notify.
+    pub fn unwatched(inner: B, idle: Duration) -> Paced<B> {
+        Paced {
+            inner,
+            idle,
+            timer: None,
+            progress: None,
+            waiting: false,
+        }
     }
 }
 
@@ -125,12 +140,15 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(polled) => {
-                this.progress.waiting.store(false, Ordering::Relaxed);
-                this.progress.touch();
-                // The pace restarts at the next wait (below), not here.
-                match &polled {
-                    Some(Ok(_)) if !this.inner.is_end_stream() => {}
-                    _ => this.progress.finish(),
+                this.waiting = false;
+                if let Some(progress) = &this.progress {
+                    progress.waiting.store(false, Ordering::Relaxed);
+                    progress.touch();
+                    // The pace restarts at the next wait (below), not here.
+                    match &polled {
+                        Some(Ok(_)) if !this.inner.is_end_stream() => {}
+                        _ => progress.finish(),
+                    }
                 }
                 Poll::Ready(polled.map(|r| r.map_err(Into::into)))
             }
@@ -139,13 +157,18 @@ where
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                if !this.progress.waiting.swap(true, Ordering::Relaxed) {
+                if !std::mem::replace(&mut this.waiting, true) {
                     // The pace counts from the moment the reader asked.
                     timer.as_mut().reset(Instant::now() + idle);
+                    if let Some(progress) = &this.progress {
+                        progress.waiting.store(true, Ordering::Relaxed);
+                    }
                 }
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        this.progress.finish();
+                        if let Some(progress) = &this.progress {
+                            progress.finish();
+                        }
                         Poll::Ready(Some(Err(Box::new(Stalled(this.idle)))))
                     }
                     Poll::Pending => Poll::Pending,

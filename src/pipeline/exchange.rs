@@ -182,7 +182,7 @@ async fn once(
             // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
             // response for the caller's own connection.
             *resp.version_mut() = http::Version::HTTP_11;
-            Ok(resp.map(|body| Paced::new(body, snap.body_idle_timeout).0))
+            Ok(resp.map(|body| Paced::unwatched(body, snap.body_idle_timeout)))
         }
     }
 }
