@@ -1,5 +1,6 @@
-//! What a new snapshot keeps from the one it replaces: the warm upstream connection pool, as
-//! long as the `[client]` settings did not change.
+//! What a new snapshot keeps from the one it replaces: the warm upstream connections (the
+//! pool, and those held for caller connections), as long as the `[client]` settings did not
+//! change.
 
 use ims_proxy::Snapshot;
 use std::sync::Arc;
@@ -23,26 +24,42 @@ fn api(up: &FakeUpstream) -> ProxyToml {
 async fn a_reload_that_leaves_client_settings_alone_keeps_upstream_connections() {
     let up = FakeUpstream::start().await;
     let p = api(&up).start().await;
-    assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
+    let mut caller = H1Conn::open(p.addr).await;
+    let one = Req::get(proxy_url(&p, "/api/one"));
+    assert_eq!(caller.send(one).await.status, 200);
 
     let reloaded = Route::new("/api")
         .upstream(up.url())
         .extra(r#"headers = { "X-Reloaded" = "yes" }"#);
     swap_in(&p, &static_proxy(reloaded));
-    assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
+    let two = Req::get(proxy_url(&p, "/api/two"));
+    assert_eq!(caller.send(two).await.status, 200);
 
     let r = up.requests();
     assert_eq!(r[1].headers["x-reloaded"], "yes", "the new snapshot serves");
-    assert_eq!(up.connections(), 1, "the pooled connection was reused");
+    assert_eq!(up.connections(), 1, "the upstream connection was reused");
 }
 
 #[tokio::test]
 async fn a_reload_that_changes_client_settings_starts_a_new_pool() {
     let up = FakeUpstream::start().await;
     let p = api(&up).start().await;
-    assert_eq!(get(&proxy_url(&p, "/api/one")).await.status, 200);
+    let mut caller = H1Conn::open(p.addr).await;
+    assert_eq!(
+        caller
+            .send(Req::get(proxy_url(&p, "/api/one")))
+            .await
+            .status,
+        200
+    );
 
     swap_in(&p, &api(&up).client("request_timeout = \"30s\""));
-    assert_eq!(get(&proxy_url(&p, "/api/two")).await.status, 200);
+    assert_eq!(
+        caller
+            .send(Req::get(proxy_url(&p, "/api/two")))
+            .await
+            .status,
+        200
+    );
     assert_eq!(up.connections(), 2);
 }

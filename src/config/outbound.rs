@@ -35,6 +35,13 @@ pub struct OutboundConfig {
     /// `connect_timeout` for one, then gets 503.
     #[serde(default = "default_max_connections_per_upstream")]
     pub max_connections_per_upstream: usize,
+    /// Each HTTP/1.1 caller connection keeps an HTTP/1.1 upstream connection of its own for
+    /// its requests, rather than taking one from the shared pool per request: cheaper per
+    /// request. One upstream's at a time (requests to others use the pool); it closes with
+    /// its caller's connection, or goes to another caller when the cap needs it. `false`:
+    /// the pool for everything.
+    #[serde(default = "default_connection_affinity")]
+    pub connection_affinity: bool,
 }
 
 impl Default for OutboundConfig {
@@ -48,6 +55,7 @@ impl Default for OutboundConfig {
             proxy: None,
             no_proxy: None,
             max_connections_per_upstream: default_max_connections_per_upstream(),
+            connection_affinity: default_connection_affinity(),
         }
     }
 }
@@ -66,4 +74,7 @@ fn default_pool_idle_timeout() -> Duration {
 }
 fn default_max_connections_per_upstream() -> usize {
     256
+}
+fn default_connection_affinity() -> bool {
+    true
 }

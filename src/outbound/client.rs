@@ -8,20 +8,33 @@
 //! on another thread, and every exchange would then cross threads twice (request in, response
 //! out), with the wake-ups that costs. The connector (and so the per-upstream connection cap,
 //! the egress proxy and the TLS session cache) stays shared.
+//!
+//! An HTTP/1.1 caller connection's requests skip the pool when they can
+//! ([`super::affinity`]): each such connection keeps an HTTP/1.1 upstream connection of its
+//! own. h2 upstreams (by ALPN), the egress proxy's requests and h2 callers use the pool.
 
-use super::breaker::Breaker;
-use super::egress::{Egress, EgressConnector};
+use super::affinity::{Affinity, Conn, Held, Registry};
+use super::breaker::{Breaker, Reclaim};
+use super::egress::{Egress, EgressConnector, Via};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
 use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{CaptureConnection, Connection as _, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::cell::RefCell;
-use std::sync::{Arc, Weak};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tower_service::Service as _;
 
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
@@ -37,7 +50,26 @@ pub struct Outbound {
     pool_idle_timeout: Duration,
     /// Identifies this outbound (and its clones) in each thread's pool list; when the last
     /// clone is dropped (a reload replaced it), the threads' pools for it are dropped lazily.
+    /// Connections held for callers ([`Affinity`]) name it as their owner too.
     id: Arc<()>,
+    /// `None` with `client.connection_affinity = false`: every request goes to the pool.
+    affine: Option<Arc<Affine>>,
+}
+
+/// What connection affinity needs beside the connector.
+struct Affine {
+    breaker: Arc<Breaker>,
+    registry: Arc<Registry>,
+    /// Upstreams that chose h2 by ALPN: their requests go to the pool, where one connection
+    /// multiplexes them. Looked at only where a connection would be opened.
+    h2: Mutex<HashSet<(Scheme, Authority)>>,
+}
+
+impl Affine {
+    fn speaks_h2(&self, scheme: &Scheme, authority: &Authority) -> bool {
+        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        !h2.is_empty() && h2.contains(&(scheme.clone(), authority.clone()))
+    }
 }
 
 thread_local! {
@@ -52,6 +84,99 @@ impl std::fmt::Debug for Outbound {
     }
 }
 
+/// Why an outbound request got no response head. The pool's errors as hyper-util words them;
+/// the affinity path's worded the same way, so that logs and answers do not depend on which
+/// path a request took.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error(transparent)]
+    Pool(#[from] hyper_util::client::legacy::Error),
+    /// No connection: the breaker ([`super::UpstreamBusy`]), descriptors, DNS, TCP, TLS.
+    #[error("client error (Connect)")]
+    Connect(#[source] BoxError),
+    #[error("client error (SendRequest)")]
+    Send(#[source] hyper::Error),
+}
+
+/// A response head, and the connection it came on until the caller says whether that
+/// connection may carry another request.
+pub struct Answer<'a> {
+    response: Response<Incoming>,
+    lease: Lease<'a>,
+}
+
+enum Lease<'a> {
+    /// `None` only if the future was polled after it finished.
+    Pool(Option<CaptureConnection>),
+    Affine {
+        slot: &'a Arc<Affinity>,
+        registry: &'a Arc<Registry>,
+        conn: Conn,
+    },
+}
+
+impl Answer<'_> {
+    pub fn response(&self) -> &Response<Incoming> {
+        &self.response
+    }
+
+    /// The response is passed on: its connection carries the caller's next request once
+    /// this body has been read.
+    pub fn keep(self) -> Response<Incoming> {
+        if let Lease::Affine {
+            slot,
+            registry,
+            conn,
+        } = self.lease
+        {
+            slot.put(conn, registry);
+        }
+        self.response
+    }
+
+    /// The response is refused: what its connection sends next cannot be trusted to answer
+    /// the next request (response-queue poisoning), so the connection is closed, never
+    /// reused, even if its body has already been read whole.
+    pub fn refuse(self) {
+        if let Lease::Pool(Some(captured)) = &self.lease {
+            if let Some(c) = captured.connection_metadata().as_ref() {
+                c.poison();
+            }
+        }
+    }
+}
+
+/// [`Outbound::request`]'s future.
+pub struct ResponseFuture<'a>(Pending<'a>);
+
+type AffineFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Answer<'a>, OutboundError>> + Send + 'a>>;
+
+enum Pending<'a> {
+    Pool {
+        response: hyper_util::client::legacy::ResponseFuture,
+        captured: Option<CaptureConnection>,
+    },
+    Affine(AffineFuture<'a>),
+}
+
+impl<'a> Future for ResponseFuture<'a> {
+    type Output = Result<Answer<'a>, OutboundError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Pending::Affine(f) => f.as_mut().poll(cx),
+            Pending::Pool { response, captured } => {
+                let response = std::task::ready!(Pin::new(response).poll(cx))?;
+                Poll::Ready(Ok(Answer {
+                    response,
+                    lease: Lease::Pool(captured.take()),
+                }))
+            }
+        }
+    }
+}
+
 impl Outbound {
     pub fn new(cfg: &OutboundConfig) -> Result<Outbound, ConfigError> {
         let tls = tls_config(cfg)?;
@@ -61,11 +186,22 @@ impl Outbound {
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
         let egress = Arc::new(Egress::from_config(cfg)?);
+        let registry = cfg
+            .connection_affinity
+            .then(|| Arc::new(Registry::default()));
         // 0 is refused by config::validate; 1 here keeps a direct caller from a dead client.
         let breaker = Arc::new(Breaker::new(
             cfg.max_connections_per_upstream.max(1),
             cfg.connect_timeout,
+            registry.clone().map(|r| r as Arc<dyn Reclaim>),
         ));
+        let affine = registry.map(|registry| {
+            Arc::new(Affine {
+                breaker: breaker.clone(),
+                registry,
+                h2: Mutex::default(),
+            })
+        });
         let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -78,6 +214,7 @@ impl Outbound {
             connector: https,
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
+            affine,
         })
     }
 
@@ -104,26 +241,240 @@ impl Outbound {
     }
 
     /// Sends `req`, adding `Proxy-Authorization` when it goes as plain HTTP through an egress
-    /// proxy with credentials. Every outbound call goes through here.
-    pub fn request(&self, mut req: http::Request<RequestBody>) -> ResponseFuture {
-        if let Some(auth) = self.egress.forward_auth(req.uri()) {
-            req.headers_mut()
-                .insert(http::header::PROXY_AUTHORIZATION, auth);
+    /// proxy with credentials. Every outbound call goes through here. With `affinity` (an
+    /// HTTP/1.1 caller connection's slot) and no egress proxy in the way, it goes on the
+    /// caller's own upstream connection; otherwise through the pool.
+    pub fn request<'a>(
+        &'a self,
+        mut req: Request<RequestBody>,
+        affinity: Option<&'a Arc<Affinity>>,
+    ) -> ResponseFuture<'a> {
+        match self.egress.via(req.uri()) {
+            Via::Proxy { forward_auth } => {
+                if let Some(auth) = forward_auth {
+                    req.headers_mut()
+                        .insert(http::header::PROXY_AUTHORIZATION, auth);
+                }
+            }
+            Via::Direct => {
+                if let (Some(slot), Some(affine)) = (affinity, &self.affine) {
+                    return ResponseFuture(Pending::Affine(Box::pin(
+                        self.affine(affine, slot, req),
+                    )));
+                }
+            }
         }
-        self.with_pool(|pool| pool.request(req))
+        self.pooled(req)
+    }
+
+    fn pooled<'a>(&self, mut req: Request<RequestBody>) -> ResponseFuture<'a> {
+        // To poison the connection should its response be refused: hyper-util would
+        // otherwise pool it (the body may already have been read whole).
+        let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
+        ResponseFuture(Pending::Pool {
+            response: self.with_pool(|pool| pool.request(req)),
+            captured: Some(captured),
+        })
+    }
+
+    /// `req` on the caller's held connection, or on a new one. What the pool would have done
+    /// is done here: `Host` and the origin-form target for HTTP/1.1, and one more try on a
+    /// new connection when a reused one turned out closed before the request was written
+    /// (hyper-util's `retry_canceled_requests`).
+    async fn affine<'a>(
+        &'a self,
+        affine: &'a Affine,
+        slot: &'a Arc<Affinity>,
+        mut req: Request<RequestBody>,
+    ) -> Result<Answer<'a>, OutboundError> {
+        let (Some(scheme), Some(authority)) =
+            (req.uri().scheme().cloned(), req.uri().authority().cloned())
+        else {
+            // The pool answers a relative URI with its own error.
+            return self.pooled(req).await;
+        };
+        let (mut conn, mut reused) = match slot.take(&self.id, &scheme, &authority) {
+            Held::Conn(c) => (c, true),
+            Held::Other => return self.pooled(req).await,
+            Held::Nothing => match self
+                .connection(affine, slot, &scheme, &authority, true)
+                .await?
+            {
+                Some(opened) => opened,
+                None => return self.pooled(req).await,
+            },
+        };
+        let host_added = !req.headers().contains_key(http::header::HOST);
+        if let (true, Some(host)) = (host_added, &conn.host) {
+            req.headers_mut().insert(http::header::HOST, host.clone());
+        }
+        origin_form(req.uri_mut());
+        loop {
+            // Still finishing its previous response (or closing): wait for it to go either
+            // way. The caller's next request comes only after that response has been read
+            // or dropped, so this does not wait on anyone.
+            if reused && !conn.tx.is_ready() && conn.tx.ready().await.is_err() {
+                reused = false;
+                match self
+                    .connection(affine, slot, &scheme, &authority, false)
+                    .await?
+                {
+                    Some((fresh, _)) => conn = fresh,
+                    None => {
+                        return self
+                            .pooled(absolute(req, &scheme, &authority, host_added))
+                            .await
+                    }
+                }
+            }
+            match conn.tx.try_send_request(req).await {
+                Ok(response) => {
+                    return Ok(Answer {
+                        response,
+                        lease: Lease::Affine {
+                            slot,
+                            registry: &affine.registry,
+                            conn,
+                        },
+                    })
+                }
+                Err(mut e) => {
+                    // Given back only when not a byte of it was written: safe to send again,
+                    // whatever its method. A reused connection may have been closed by the
+                    // upstream while idle; a new one failing is the upstream's answer.
+                    let Some(back) = e.take_message().filter(|_| reused) else {
+                        return Err(OutboundError::Send(e.into_error()));
+                    };
+                    tracing::debug!(error = %e.error(), "held upstream connection was closed; sending on a new one");
+                    req = back;
+                    reused = false;
+                    match self
+                        .connection(affine, slot, &scheme, &authority, false)
+                        .await?
+                    {
+                        Some((fresh, _)) => conn = fresh,
+                        None => {
+                            return self
+                                .pooled(absolute(req, &scheme, &authority, host_added))
+                                .await
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection for a request to `scheme://authority`, and whether it carried requests
+    /// before. At the upstream's cap, an idle one held for another caller (when `reclaim`);
+    /// else a new one through the shared connector (breaker, descriptors, egress, TLS and
+    /// its session cache). `None` when the upstream speaks h2: the pool's business.
+    async fn connection(
+        &self,
+        affine: &Affine,
+        slot: &Affinity,
+        scheme: &Scheme,
+        authority: &Authority,
+        reclaim: bool,
+    ) -> Result<Option<(Conn, bool)>, OutboundError> {
+        if affine.speaks_h2(scheme, authority) {
+            return Ok(None);
+        }
+        let dst = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| OutboundError::Connect(e.into()))?;
+        let upstream = affine.breaker.upstream(&dst);
+        if reclaim && !upstream.has_room() {
+            if let Some(c) = affine.registry.take_idle(&upstream, slot) {
+                return Ok(Some((c, true)));
+            }
+        }
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(OutboundError::Connect)?;
+        let io = connector.call(dst).await.map_err(OutboundError::Connect)?;
+        if io.connected().is_negotiated_h2() {
+            let mut h2 = affine.h2.lock().unwrap_or_else(|e| e.into_inner());
+            h2.insert((scheme.clone(), authority.clone()));
+            // Dropped here, permit and all, before the pool opens its own.
+            return Ok(None);
+        }
+        let (tx, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| OutboundError::Connect(e.into()))?;
+        // On this thread's runtime (thread-per-core): the requests it carries are this
+        // thread's caller's.
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        let conn = Conn {
+            owner: Arc::downgrade(&self.id),
+            host: host_header(scheme, authority),
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            tx,
+            upstream,
+        };
+        Ok(Some((conn, false)))
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel
     /// and TLS, exactly as a request would. For `check --online`.
     pub async fn probe(&self, uri: http::Uri) -> Result<(), BoxError> {
-        use tower_service::Service as _;
         let mut c = self.connector.clone();
         std::future::poll_fn(|cx| c.poll_ready(cx)).await?;
         c.call(uri).await.map(drop)
     }
 }
 
-pub type ResponseFuture = hyper_util::client::legacy::ResponseFuture;
+/// `Host` as hyper-util's pool sets it when absent: the authority's host, with its port
+/// unless that is the scheme's default.
+fn host_header(scheme: &Scheme, authority: &Authority) -> Option<HeaderValue> {
+    let secure = *scheme == Scheme::HTTPS || scheme.as_str() == "wss";
+    let host = authority.host();
+    match (authority.port_u16(), secure) {
+        (Some(443), true) | (Some(80), false) | (None, _) => HeaderValue::from_str(host).ok(),
+        (Some(port), _) => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
+    }
+}
+
+/// The request target as an HTTP/1.1 request to the origin carries it: path and query.
+fn origin_form(uri: &mut Uri) {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = uri
+        .path_and_query()
+        .cloned()
+        .or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+    if let Ok(origin) = Uri::from_parts(parts) {
+        *uri = origin;
+    }
+}
+
+/// `req` back as it was before [`origin_form`] and `Host`, for the pool.
+fn absolute(
+    mut req: Request<RequestBody>,
+    scheme: &Scheme,
+    authority: &Authority,
+    host_added: bool,
+) -> Request<RequestBody> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = req.uri().path_and_query().cloned();
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    if host_added {
+        req.headers_mut().remove(http::header::HOST);
+    }
+    req
+}
 
 fn tls_config(cfg: &OutboundConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -143,4 +494,99 @@ fn tls_config(cfg: &OutboundConfig) -> Result<rustls::ClientConfig, ConfigError>
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn authority(s: &str) -> Authority {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_carries_the_port_only_when_it_is_not_the_schemes_default() {
+        let host = |scheme: Scheme, a: &str| host_header(&scheme, &authority(a)).unwrap();
+        assert_eq!(host(Scheme::HTTP, "api.example"), "api.example");
+        assert_eq!(host(Scheme::HTTP, "api.example:80"), "api.example");
+        assert_eq!(host(Scheme::HTTPS, "api.example:443"), "api.example");
+        assert_eq!(host(Scheme::HTTP, "api.example:443"), "api.example:443");
+        assert_eq!(host(Scheme::HTTPS, "api.example:80"), "api.example:80");
+        assert_eq!(host(Scheme::HTTP, "127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(host(Scheme::HTTP, "[::1]:8080"), "[::1]:8080");
+    }
+
+    #[test]
+    fn the_origin_form_is_the_path_and_query() {
+        let origin = |s: &'static str| {
+            let mut uri = Uri::from_static(s);
+            origin_form(&mut uri);
+            uri.to_string()
+        };
+        assert_eq!(origin("http://api.example/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(origin("http://api.example"), "/");
+    }
+
+    fn get(url: &str) -> Request<RequestBody> {
+        let body = Empty::<Bytes>::new().map_err(|e| match e {}).boxed();
+        Request::get(url).body(body).unwrap()
+    }
+
+    /// Accepts connections; each answers one request, then waits for `close` before closing.
+    /// Returns how many connections it accepted.
+    async fn answering_once_per_connection(
+        listener: tokio::net::TcpListener,
+        mut close: tokio::sync::mpsc::Receiver<()>,
+        accepted: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        while let Ok((mut s, _)) = listener.accept().await {
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+            if close.recv().await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// The close and the next request cross: the connection still looks open when the
+    /// request is queued on it, and hyper gives the request back unsent. On a current-thread
+    /// runtime the request is queued before the connection's task sees the close.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_given_back_unsent_by_a_held_connection_goes_on_a_new_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let (close, closes) = tokio::sync::mpsc::channel(1);
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(answering_once_per_connection(
+            listener,
+            closes,
+            accepted.clone(),
+        ));
+        let outbound = Outbound::new(&OutboundConfig::default()).unwrap();
+        let slot = Affinity::new();
+
+        let first = outbound.request(get(&url), Some(&slot)).await.unwrap();
+        let body = first.keep().into_body().collect().await.unwrap();
+        assert_eq!(body.to_bytes(), "ok");
+        // Closed by the server; this task runs again before the client's connection task
+        // reads the close.
+        close.send(()).await.unwrap();
+        tokio::task::yield_now().await;
+
+        let second = outbound.request(get(&url), Some(&slot)).await.unwrap();
+        assert_eq!(second.response().status(), 200);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }

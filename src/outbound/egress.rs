@@ -27,6 +27,9 @@ use tower_service::Service;
 /// Which proxy, if any, each destination goes through.
 pub struct Egress {
     matcher: Matcher,
+    /// No proxy is configured: every destination is reached directly, without asking the
+    /// matcher (which parses `no_proxy` hosts) on each request.
+    direct_only: bool,
     /// For `check` and logs: the proxies without their credentials.
     pub description: String,
 }
@@ -90,23 +93,53 @@ impl Egress {
         } else {
             format!("{source}, except no_proxy = {no}")
         };
+        let direct_only = http.is_empty() && https.is_empty();
         let matcher = Matcher::builder().http(http).https(https).no(no).build();
         Ok(Egress {
             matcher,
+            direct_only,
             description,
         })
+    }
+
+    /// Whether a request to `dst` goes straight to it or through the proxy.
+    pub fn via(&self, dst: &Uri) -> Via {
+        if self.direct_only {
+            return Via::Direct;
+        }
+        let Some(proxy) = self.matcher.intercept(dst) else {
+            return Via::Direct;
+        };
+        // HTTPS carries the credentials in the CONNECT instead.
+        let auth = match (dst.scheme_str(), proxy.basic_auth()) {
+            (Some("http"), Some(v)) => {
+                let mut v = v.clone();
+                v.set_sensitive(true);
+                Some(v)
+            }
+            _ => None,
+        };
+        Via::Proxy { forward_auth: auth }
     }
 
     /// The `Proxy-Authorization` value a plain-HTTP request to `dst` must carry, if it goes
     /// through a proxy with credentials. (HTTPS carries it in the CONNECT instead.)
     pub fn forward_auth(&self, dst: &Uri) -> Option<HeaderValue> {
-        if dst.scheme_str() != Some("http") {
-            return None;
+        match self.via(dst) {
+            Via::Proxy { forward_auth } => forward_auth,
+            Via::Direct => None,
         }
-        let mut v = self.matcher.intercept(dst)?.basic_auth()?.clone();
-        v.set_sensitive(true);
-        Some(v)
     }
+}
+
+/// How a request leaves the proxy.
+pub enum Via {
+    Direct,
+    /// Through the egress proxy; `forward_auth` is the `Proxy-Authorization` a plain-HTTP
+    /// request must carry.
+    Proxy {
+        forward_auth: Option<HeaderValue>,
+    },
 }
 
 /// Accepts `http://[user:pass@]host:port` or `host:port`; returns it with any password hidden.

@@ -1,9 +1,11 @@
-//! The outbound side: one pooled HTTP client for upstreams and IMS alike, through a corporate
-//! egress proxy when one is configured.
+//! The outbound side: one HTTP client for upstreams and IMS alike (a pool, and connections
+//! held per caller connection), through a corporate egress proxy when one is configured.
 
+mod affinity;
 mod breaker;
 mod client;
 mod egress;
 
+pub use affinity::Affinity;
 pub use breaker::UpstreamBusy;
-pub use client::{Outbound, RequestBody};
+pub use client::{Answer, Outbound, OutboundError, RequestBody};

@@ -4,6 +4,7 @@
 use super::trace::Trace;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
+use crate::outbound::Affinity;
 use crate::state::{Permit, RouteStats};
 use crate::token::Credential;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
@@ -27,6 +28,8 @@ pub struct Ctx {
     /// The caller's W3C trace, or the one started for it.
     pub trace: Trace,
     pub conn: ConnMeta,
+    /// The caller connection's own upstream connection slot (HTTP/1.1 callers only).
+    pub affinity: Option<Arc<Affinity>>,
     pub method: Method,
     pub version: Version,
     pub path: String,
@@ -52,12 +55,18 @@ pub struct Ctx {
 
 impl Ctx {
     /// `recording`: whether the proxy records spans ([`Trace::from_headers`]).
-    pub fn new<B>(req: &Request<B>, conn: ConnMeta, recording: bool) -> Ctx {
+    pub fn new<B>(
+        req: &Request<B>,
+        conn: ConnMeta,
+        affinity: Option<Arc<Affinity>>,
+        recording: bool,
+    ) -> Ctx {
         Ctx {
             started: Instant::now(),
             request_id: request_id(req.headers()),
             trace: Trace::from_headers(req.headers(), recording),
             conn,
+            affinity,
             method: req.method().clone(),
             version: req.version(),
             path: req.uri().path().to_string(),

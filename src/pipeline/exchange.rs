@@ -7,7 +7,7 @@ use super::prime::CallerBody;
 use super::target::Target;
 use crate::base::error::{cause_ref, error_chain, BoxError};
 use crate::body::{keep, BodyError, KeptBody, Paced, Progress};
-use crate::outbound::{RequestBody, UpstreamBusy};
+use crate::outbound::{Affinity, Answer, OutboundError, RequestBody, UpstreamBusy};
 use crate::state::Snapshot;
 use crate::token::Credential;
 use bytes::Bytes;
@@ -152,17 +152,12 @@ fn replay_limit(credential: &Credential, headers: &HeaderMap) -> Option<usize> {
 /// too. `upload` is the first attempt's body; a replay sends bytes already in hand.
 async fn once(
     snap: &Snapshot,
-    mut req: Request<RequestBody>,
+    req: Request<RequestBody>,
     ctx: &mut Ctx,
 ) -> Result<Response<Paced<Incoming>>, ExchangeError> {
-    // To poison the connection should its response be refused: hyper-util would otherwise pool
-    // it (the body may already have been read whole), and what it sends next cannot be
-    // trusted to answer the next request (response-queue poisoning). A few small allocations
-    // per request; an outbound IO watcher could make this free.
-    let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
     let sent = Instant::now();
     let upload = ctx.upload.take();
-    let result = head(snap, req, upload.as_deref()).await;
+    let result = head(snap, req, upload.as_deref(), ctx.affinity.as_ref()).await;
     ctx.upstream_time = Some(ctx.upstream_time.unwrap_or_default() + sent.elapsed());
     match result? {
         Err(e) => Err(
@@ -172,13 +167,15 @@ async fn once(
                 (None, None) => ExchangeError::Unreachable(error_chain(&e)),
             },
         ),
-        Ok(mut resp) => {
-            if let Err(e) = check_response(&resp) {
-                if let Some(c) = captured.connection_metadata().as_ref() {
-                    c.poison();
-                }
+        Ok(answer) => {
+            if let Err(e) = check_response(answer.response()) {
+                // Its connection is closed rather than reused: the body may already have
+                // been read whole, and what the upstream sends next cannot be trusted to
+                // answer the next request (response-queue poisoning).
+                answer.refuse();
                 return Err(e);
             }
+            let mut resp = answer.keep();
             // An HTTP/1.0 upstream's version must not leak to the caller: hyper frames the
             // response for the caller's own connection.
             *resp.version_mut() = http::Version::HTTP_11;
@@ -187,16 +184,17 @@ async fn once(
     }
 }
 
-type Head = Result<Response<Incoming>, hyper_util::client::legacy::Error>;
+type Head<'a> = Result<Answer<'a>, OutboundError>;
 
 /// Waits for the response head: unbounded but paced while `upload` is being sent, then within
-/// the request timeout.
-async fn head(
-    snap: &Snapshot,
+/// the request timeout. `affinity`: the caller connection's own upstream connection.
+async fn head<'a>(
+    snap: &'a Snapshot,
     req: Request<RequestBody>,
     upload: Option<&Progress>,
-) -> Result<Head, ExchangeError> {
-    let response = snap.outbound.request(req);
+    affinity: Option<&'a Arc<Affinity>>,
+) -> Result<Head<'a>, ExchangeError> {
+    let response = snap.outbound.request(req, affinity);
     tokio::pin!(response);
     if let Some(upload) = upload {
         tokio::select! {

@@ -21,20 +21,24 @@ pub use ctx::ConnMeta;
 pub use intercept::Intercepted;
 pub use respond::{error_response, ResponseBody};
 
+use crate::outbound::Affinity;
 use crate::state::Shared;
 use ctx::Ctx;
 use http::{Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use std::sync::Arc;
 
 /// One request, from the listener to the answer: the stages in order over one [`Ctx`].
+/// `affinity`: the caller connection's upstream connection slot, for HTTP/1.1 callers.
 pub async fn handle(
     shared: &Shared,
     mut req: Request<Incoming>,
     conn: ConnMeta,
+    affinity: Option<Arc<Affinity>>,
 ) -> Response<ResponseBody> {
     let snap = shared.snapshot.load_full();
-    let mut ctx = Ctx::new(&req, conn, span::recording());
+    let mut ctx = Ctx::new(&req, conn, affinity, span::recording());
     let intercepted = req.extensions_mut().remove::<Intercepted>();
     let result = async {
         // Framing, method, head size, path.

@@ -8,6 +8,7 @@ use super::idle::{Activity, PrefaceWatch};
 use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
+use crate::outbound::Affinity;
 use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted};
 use crate::state::{ConnLimits, Shared, Snapshot};
 use http_body::Body as _;
@@ -87,9 +88,13 @@ pub(super) async fn serve_http<I>(
         verdicts.clone(),
     );
     let service_activity = activity.clone();
+    // HTTP/1.1 requests come one at a time: one upstream connection serves them all. h2
+    // streams run side by side and share the pool's connections instead.
+    let affinity = Affinity::new();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let h2 = req.version() >= http::Version::HTTP_2;
+        let affinity = (!h2).then(|| affinity.clone());
         let mut in_flight = service_activity.begin(h2);
         if !h2 {
             if let Some(reason) = verdicts.next() {
@@ -100,7 +105,7 @@ pub(super) async fn serve_http<I>(
             req.extensions_mut().insert(i.clone());
         }
         async move {
-            let resp = pipeline::handle(&shared, req, meta).await;
+            let resp = pipeline::handle(&shared, req, meta, affinity).await;
             // hyper sends an empty body's end with the head and drops it unpolled.
             if resp.body().is_end_stream() {
                 in_flight.complete();

@@ -4,7 +4,7 @@
 
 use crate::base::error::{error_chain, BoxError};
 use crate::base::secret::Secret;
-use crate::outbound::Outbound;
+use crate::outbound::{Answer, Outbound};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
@@ -75,10 +75,14 @@ pub async fn post_form(
         .body(body)
         .map_err(|e| ImsError::Request(e.to_string()))?;
     let exchange = async {
-        let resp = client.request(req).await.map_err(|e| ImsError::Transport {
-            url: url.to_string(),
-            reason: error_chain(&e),
-        })?;
+        let resp = client
+            .request(req, None)
+            .await
+            .map(Answer::keep)
+            .map_err(|e| ImsError::Transport {
+                url: url.to_string(),
+                reason: error_chain(&e),
+            })?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()

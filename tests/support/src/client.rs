@@ -7,7 +7,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::Duration;
 
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;
@@ -156,6 +156,58 @@ impl Req {
     /// Sends on `client` (to share its connections) and reads the whole response.
     pub async fn send_on(self, client: &TestClient) -> Got {
         send(client, self.build()).await
+    }
+}
+
+/// One HTTP/1.1 connection, kept: every request on it goes over the same TCP connection,
+/// one after the other (a [`TestClient`]'s pool may open another whenever it likes).
+pub struct H1Conn {
+    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl H1Conn {
+    pub async fn open(addr: std::net::SocketAddr) -> H1Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        H1Conn { tx }
+    }
+
+    /// Sends `req` (its URL's path and query as the target, its authority as `Host`) once
+    /// the previous exchange has ended, and reads the whole response.
+    pub async fn send(&mut self, req: Req) -> Got {
+        let mut req = req.build();
+        let uri = req.uri().clone();
+        if let Some(a) = uri.authority() {
+            let host = http::HeaderValue::from_str(a.as_str()).expect("host");
+            req.headers_mut().entry(http::header::HOST).or_insert(host);
+        }
+        *req.uri_mut() = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .expect("origin form");
+        tokio::time::timeout(RESPONSE_DEADLINE, self.tx.ready())
+            .await
+            .expect("connection ready within 30 s")
+            .expect("connection still open");
+        let resp = tokio::time::timeout(RESPONSE_DEADLINE, self.tx.send_request(req))
+            .await
+            .expect("response within 30 s")
+            .expect("request succeeds");
+        let (parts, body) = resp.into_parts();
+        let body = tokio::time::timeout(RESPONSE_DEADLINE, body.collect())
+            .await
+            .expect("body within 30 s")
+            .expect("body")
+            .to_bytes();
+        Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 }
 

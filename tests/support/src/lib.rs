@@ -19,8 +19,8 @@
 //!   released), [`raw_upstream`] (exact bytes back: broken framing, bodies cut short),
 //!   [`ims`] (the library's fake IMS with registered clients), [`sandbox`],
 //!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI);
-//! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole), [`raw`] (bytes no
-//!   well-behaved client sends);
+//! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole, on one kept
+//!   connection when it matters: [`H1Conn`]), [`raw`] (bytes no well-behaved client sends);
 //! - what to assert on: [`metrics`] (Prometheus text), [`logs`] (captured trace logs),
 //!   [`browser`] (a page's DOM as headless Chromium rendered it),
 //!   [`otlp`] (the spans an OTLP collector received).
@@ -47,7 +47,9 @@ pub mod upstream;
 
 pub use child::{ChildProxy, Spawned};
 pub use cli::{Cli, Output};
-pub use client::{get, h1_client, h2c_client, read_body, send, BodyEnd, Got, Req, TestClient};
+pub use client::{
+    get, h1_client, h2c_client, read_body, send, BodyEnd, Got, H1Conn, Req, TestClient,
+};
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
 pub use metrics::{metric_value, metrics_text};

@@ -25,6 +25,9 @@ pub enum End {
     Reset,
     /// Keeps the connection open, reading, until the peer closes it.
     Hold,
+    /// Keeps the connection open for the next request, reads its head, then closes without
+    /// an answer: a request lost on a reused connection, after its bytes were written.
+    LoseNext,
 }
 
 /// The builder: [`RawUpstream::replying`], then [`RawUpstreamBuilder::then`], then start.
@@ -50,16 +53,9 @@ impl RawUpstreamBuilder {
             let rec = rec.clone();
             async move {
                 let mut buf = [0u8; 16 * 1024];
-                let mut seen = Vec::new();
                 // The request head (the proxy's requests in these tests have no body).
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            seen.extend_from_slice(&buf[..n]);
-                            rec.lock().expect("lock").extend_from_slice(&buf[..n]);
-                        }
-                    }
+                if !read_head(&mut stream, &mut buf, &rec).await {
+                    return;
                 }
                 if stream.write_all(reply).await.is_err() {
                     return;
@@ -73,6 +69,11 @@ impl RawUpstreamBuilder {
                         // Let the proxy read what was written before the reset arrives.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         let _ = stream.set_zero_linger();
+                    }
+                    End::LoseNext => {
+                        if read_head(&mut stream, &mut buf, &rec).await {
+                            let _ = stream.shutdown().await;
+                        }
                     }
                     End::Hold => {
                         while let Ok(n) = stream.read(&mut buf).await {
@@ -93,6 +94,26 @@ impl RawUpstreamBuilder {
             _shutdown: tx,
         }
     }
+}
+
+/// Reads until a whole request head has arrived, recording every byte; false if the peer
+/// closed first.
+async fn read_head(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut [u8],
+    rec: &Mutex<Vec<u8>>,
+) -> bool {
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                rec.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    true
 }
 
 pub struct RawUpstream {

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub trailers: Option<HeaderMap>,
+    /// Which TCP connection it came on: 1 for the first accepted, 2 for the next, ...
+    pub conn: usize,
 }
 
 pub struct FakeUpstream {
@@ -147,6 +149,13 @@ impl FakeUpstream {
         Self::spawn(Some(pki.server_config()), Mode::Record(ok_json())).await
     }
 
+    /// [`Self::start_tls`] offering only http/1.1 by ALPN: an HTTPS upstream without h2.
+    pub async fn start_tls_h1(pki: &TestPki) -> FakeUpstream {
+        let mut cfg = (*pki.server_config()).clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::spawn(Some(Arc::new(cfg)), Mode::Record(ok_json())).await
+    }
+
     async fn spawn(tls: Option<Arc<rustls::ServerConfig>>, mode: Mode) -> FakeUpstream {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let is_tls = tls.is_some();
@@ -155,7 +164,7 @@ impl FakeUpstream {
         let connections: Arc<AtomicUsize> = Arc::default();
         let conns = connections.clone();
         let (addr, tx) = crate::listen(move |stream| {
-            conns.fetch_add(1, Ordering::SeqCst);
+            let conn = conns.fetch_add(1, Ordering::SeqCst) + 1;
             let reqs = reqs.clone();
             let mode = mode.clone();
             let acceptor = acceptor.clone();
@@ -176,6 +185,7 @@ impl FakeUpstream {
                             headers: req.headers().clone(),
                             body: Bytes::new(),
                             trailers: None,
+                            conn,
                         };
                         let resp = match mode {
                             Mode::Record(responder) => {
@@ -250,6 +260,11 @@ impl FakeUpstream {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Which connection each request came on ([`Recorded::conn`]), in order.
+    pub fn conns(&self) -> Vec<usize> {
+        self.requests().iter().map(|r| r.conn).collect()
     }
 
     /// Requests received so far.
