@@ -93,8 +93,11 @@ for bin in "$@"; do
             fn = $0; sub(/^ *[0-9,]+ *\( *[0-9.]+%\) */, "", fn); sub(/ \[.*\]$/, "", fn); sub(/^[^:]*:/, "", fn)
             if (obj ~ /libc\.so/) g = (fn ~ /malloc|free|realloc|calloc|memalign/) ? "malloc/free (glibc)" : (fn ~ /mem(cpy|move|set|cmp)/ ? "memcpy/memset (glibc)" : "glibc, other")
             else if (obj ~ /ld-linux/) g = "dynamic loader"
-            else { f = fn; gsub(/^[<&]+/, "", f); sub(/^mut /, "", f)
-                   if (f ~ /^(core|alloc|std)::/) g = "core/alloc/std"; else { split(f, p, "::"); g = p[1]; sub(/ as .*/, "", g) } }
+            else { f = fn; gsub(/^[<&]+/, "", f); sub(/^mut /, "", f); split(f, p, "::"); g = p[1]
+                   # <T as Trait>::f with T generic or primitive: the trait'"'"'s crate.
+                   if (g ~ / as /) { x = g; sub(/ as .*/, "", x)
+                     if (x ~ /^([A-Z]|[iu](8|16|32|64|128|size)|f32|f64|str|bool|char)$/) { t = f; sub(/^[^ ]* as /, "", t); split(t, q, "::"); g = q[1] } else g = x }
+                   if (g ~ /^(core|alloc|std)$/) g = "core/alloc/std" }
             tot[g] += c; all += c }
           END { for (g in tot) if (tot[g] / n >= 100) printf "    %8.0f  %5.1f%%  %s\n", tot[g] / n, 100 * tot[g] / all, g }' \
       | sort -rn > "$WORK/crates.$i"
