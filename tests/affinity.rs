@@ -15,8 +15,13 @@ const PROMPTLY: Duration = Duration::from_secs(20);
 
 const OK_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
+/// Named, not left to the default: the suite's pool pass (`IMS_PROXY_TEST_OUTBOUND=pool`)
+/// must not turn these tests' subject off.
+const AFFINITY: &str = "connection_affinity = true";
+
 async fn proxy_to(upstream: String) -> Running {
     static_proxy(Route::new("/api").upstream(upstream))
+        .client(AFFINITY)
         .start()
         .await
 }
@@ -127,7 +132,9 @@ async fn without_affinity_caller_connections_share_the_pools_upstream_connection
 async fn at_the_cap_an_idle_callers_connection_serves_another_caller_at_once() {
     let up = FakeUpstream::start().await;
     let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .client("max_connections_per_upstream = 1\nconnect_timeout = \"60s\"")
+        .client(&format!(
+            "{AFFINITY}\nmax_connections_per_upstream = 1\nconnect_timeout = \"60s\""
+        ))
         .start()
         .await;
     let mut a = H1Conn::open(p.addr).await;
@@ -154,7 +161,7 @@ async fn an_https_upstream_speaking_http1_is_reached_over_one_connection_per_cal
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls_h1(&pki).await;
     let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .client(&format!("ca_file = \"{}\"", pki.ca_path()))
+        .client(&format!("{AFFINITY}\nca_file = \"{}\"", pki.ca_path()))
         .start()
         .await;
     let mut caller = H1Conn::open(p.addr).await;
@@ -171,7 +178,7 @@ async fn an_upstream_choosing_h2_serves_http1_callers_from_the_shared_pool() {
     let pki = TestPki::new();
     let up = FakeUpstream::start_tls(&pki).await;
     let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .client(&format!("ca_file = \"{}\"", pki.ca_path()))
+        .client(&format!("{AFFINITY}\nca_file = \"{}\"", pki.ca_path()))
         .start()
         .await;
     let (mut a, mut b) = (H1Conn::open(p.addr).await, H1Conn::open(p.addr).await);
@@ -188,6 +195,31 @@ async fn an_upstream_choosing_h2_serves_http1_callers_from_the_shared_pool() {
         up.connections(),
         learnt,
         "no connection opened after the first request"
+    );
+}
+
+#[tokio::test]
+async fn at_the_cap_with_the_pool_holding_the_connection_idle_an_http1_caller_is_served_at_once() {
+    let up = FakeUpstream::start().await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .client(&format!(
+            "{AFFINITY}\nmax_connections_per_upstream = 1\nconnect_timeout = \"60s\""
+        ))
+        .start()
+        .await;
+    // An h2 caller's request leaves the only connection the cap allows idle in the pool.
+    assert_eq!(api(&p, "/api/a").h2().send().await.status, 200);
+    let mut h1 = H1Conn::open(p.addr).await;
+    for path in ["/api/b", "/api/c"] {
+        let got = tokio::time::timeout(PROMPTLY, h1.send(api(&p, path)))
+            .await
+            .expect("answered without waiting for connect_timeout");
+        assert_eq!(got.status, 200);
+    }
+    assert_eq!(
+        up.conns(),
+        [1, 1, 1],
+        "all three over the pool's one connection"
     );
 }
 
@@ -211,6 +243,7 @@ async fn a_callers_requests_to_a_second_upstream_use_the_pool_and_leave_the_firs
 {
     let (first, second) = (FakeUpstream::start().await, FakeUpstream::start().await);
     let p = ProxyToml::new()
+        .client(AFFINITY)
         .static_credential("cred")
         .route(Route::new("/one").upstream(first.url()))
         .route(Route::new("/two").upstream(second.url()))

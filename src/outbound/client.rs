@@ -367,7 +367,8 @@ impl Outbound {
     /// A connection for a request to `scheme://authority`, and whether it carried requests
     /// before. At the upstream's cap, an idle one held for another caller (when `reclaim`);
     /// else a new one through the shared connector (breaker, descriptors, egress, TLS and
-    /// its session cache). `None` when the upstream speaks h2: the pool's business.
+    /// its session cache). `None` when it is the pool's business: the upstream speaks h2, or
+    /// the cap is reached and no held connection can be taken back.
     async fn connection(
         &self,
         affine: &Affine,
@@ -386,10 +387,17 @@ impl Outbound {
             .build()
             .map_err(|e| OutboundError::Connect(e.into()))?;
         let upstream = affine.breaker.upstream(&dst);
-        if reclaim && !upstream.has_room() {
-            if let Some(c) = affine.registry.take_idle(&upstream, slot) {
-                return Ok(Some((c, true)));
+        if !upstream.has_room() {
+            if reclaim {
+                if let Some(c) = affine.registry.take_idle(&upstream, slot) {
+                    return Ok(Some((c, true)));
+                }
             }
+            // At the cap with nothing to take back here: the permits are the pool's (h2
+            // callers, the egress path, a reload's old client), and the pool may hold one of
+            // its connections idle, which nothing here can take. Waiting for a permit would
+            // wait for the pool's idle timeout, far beyond the connect timeout.
+            return Ok(None);
         }
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))

@@ -4,6 +4,7 @@
 //! so tests bind `127.0.0.1:0`.
 
 use crate::cli::{write_config, Cli};
+use crate::config::on_outbound_path;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -135,7 +136,7 @@ impl ChildProxy {
 
     /// As [`Self::spawn`], with these environment variables set.
     pub fn spawn_with_env(toml: &str, args: &[&str], env: &[(&str, &str)]) -> ChildProxy {
-        let (dir, config) = write_config(toml);
+        let (dir, config) = write_config(&on_outbound_path(toml));
         let proc = Cli::new()
             .json_logs("info")
             .config_file(&config)
@@ -148,7 +149,7 @@ impl ChildProxy {
 
     /// As [`Self::spawn`] (no arguments), with `RLIMIT_NOFILE` set to `nofile`.
     pub fn spawn_with_fd_limit(toml: &str, nofile: u64) -> ChildProxy {
-        let (dir, config) = write_config(toml);
+        let (dir, config) = write_config(&on_outbound_path(toml));
         let proc = Cli::new()
             .json_logs("info")
             .config_file(&config)
@@ -236,7 +237,7 @@ impl ChildProxy {
     /// no half-written file is read.
     pub fn rewrite_config(&self, toml: &str) {
         let tmp = self.dir.path().join("proxy.toml.new");
-        std::fs::write(&tmp, toml).expect("write config");
+        std::fs::write(&tmp, on_outbound_path(toml)).expect("write config");
         std::fs::rename(&tmp, &self.config).expect("rename config");
     }
 }

@@ -7,6 +7,31 @@ use ims_proxy::Running;
 use ims_proxy::Snapshot;
 use std::fmt;
 
+/// The outbound path every proxy a test starts takes, unless its config names one:
+/// `IMS_PROXY_TEST_OUTBOUND=pool` sets `client.connection_affinity = false`, so the whole
+/// suite runs against the shared pool as well as against connection affinity (the default),
+/// one suite parameterised rather than copied (`.ci/run` runs both).
+pub fn on_outbound_path(toml: &str) -> String {
+    let pool = std::env::var("IMS_PROXY_TEST_OUTBOUND").is_ok_and(|v| v == "pool");
+    if !pool || toml.contains("connection_affinity") {
+        return toml.to_string();
+    }
+    let mut out = String::with_capacity(toml.len() + 48);
+    let mut placed = false;
+    for line in toml.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !placed && line.trim() == "[client]" {
+            out.push_str("connection_affinity = false\n");
+            placed = true;
+        }
+    }
+    if !placed {
+        out.push_str("\n[client]\nconnection_affinity = false\n");
+    }
+    out
+}
+
 /// The static credential's token, API key and org, as the upstream receives them.
 pub const STATIC_TOKEN: &str = "static-token-abc";
 pub const STATIC_CLIENT_ID: &str = "client-123";

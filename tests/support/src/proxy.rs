@@ -6,7 +6,8 @@ use ims_proxy::Running;
 /// Parses `toml` (which need not have a `[server]` table) and starts the proxy on
 /// 127.0.0.1:0. [`crate::ProxyToml::start`] is this for a built configuration.
 pub async fn start_proxy(toml: &str) -> Running {
-    let mut config = Config::from_toml(toml).unwrap_or_else(|e| panic!("test config: {e}"));
+    let toml = crate::config::on_outbound_path(toml);
+    let mut config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
     config.server.listen = "127.0.0.1:0".into();
     ims_proxy::start(&config)
         .await
