@@ -175,7 +175,10 @@ impl ProxyToml {
 
     /// The parsed configuration (as written; `start` moves the listener to port 0).
     pub fn parse(&self) -> Config {
-        Config::from_toml(&self.toml()).unwrap_or_else(|e| panic!("test config: {e}\n{self}"))
+        // On the suite's outbound path, as `start` is: a snapshot built from this and swapped
+        // into a running proxy must not differ from it in `[client]` by the path alone.
+        Config::from_toml(&on_outbound_path(&self.toml()))
+            .unwrap_or_else(|e| panic!("test config: {e}\n{self}"))
     }
 
     /// The error building a snapshot from this configuration gives; panics if it builds.
