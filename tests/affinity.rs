@@ -26,6 +26,24 @@ async fn proxy_to(upstream: String) -> Running {
         .await
 }
 
+/// One connection allowed to the upstream, and a minute to wait for it: an answer within
+/// [`PROMPTLY`] did not wait for a permit.
+async fn capped_at_one(up: &FakeUpstream) -> Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .client(&format!(
+            "{AFFINITY}\nmax_connections_per_upstream = 1\nconnect_timeout = \"60s\""
+        ))
+        .start()
+        .await
+}
+
+/// `req` on `caller`, answered within [`PROMPTLY`].
+async fn promptly(caller: &mut H1Conn, req: Req, what: &str) -> Got {
+    tokio::time::timeout(PROMPTLY, caller.send(req))
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+}
+
 fn api(p: &Running, path: &str) -> Req {
     Req::get(proxy_url(p, path))
 }
@@ -131,23 +149,24 @@ async fn without_affinity_caller_connections_share_the_pools_upstream_connection
 #[tokio::test]
 async fn at_the_cap_an_idle_callers_connection_serves_another_caller_at_once() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .client(&format!(
-            "{AFFINITY}\nmax_connections_per_upstream = 1\nconnect_timeout = \"60s\""
-        ))
-        .start()
-        .await;
+    let p = capped_at_one(&up).await;
     let mut a = H1Conn::open(p.addr).await;
     assert_eq!(a.send(api(&p, "/api/a")).await.status, 200);
     // `a` stays open and idle, holding the only connection the cap allows.
     let mut b = H1Conn::open(p.addr).await;
-    let got = tokio::time::timeout(PROMPTLY, b.send(api(&p, "/api/b")))
-        .await
-        .expect("answered without waiting for connect_timeout");
+    let got = promptly(
+        &mut b,
+        api(&p, "/api/b"),
+        "answered without waiting for connect_timeout",
+    )
+    .await;
     assert_eq!(got.status, 200);
-    let got = tokio::time::timeout(PROMPTLY, a.send(api(&p, "/api/a")))
-        .await
-        .expect("and the first caller gets it back as promptly");
+    let got = promptly(
+        &mut a,
+        api(&p, "/api/a"),
+        "and the first caller gets it back as promptly",
+    )
+    .await;
     assert_eq!(got.status, 200);
     assert_eq!(
         up.conns(),
@@ -201,19 +220,17 @@ async fn an_upstream_choosing_h2_serves_http1_callers_from_the_shared_pool() {
 #[tokio::test]
 async fn at_the_cap_with_the_pool_holding_the_connection_idle_an_http1_caller_is_served_at_once() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .client(&format!(
-            "{AFFINITY}\nmax_connections_per_upstream = 1\nconnect_timeout = \"60s\""
-        ))
-        .start()
-        .await;
+    let p = capped_at_one(&up).await;
     // An h2 caller's request leaves the only connection the cap allows idle in the pool.
     assert_eq!(api(&p, "/api/a").h2().send().await.status, 200);
     let mut h1 = H1Conn::open(p.addr).await;
     for path in ["/api/b", "/api/c"] {
-        let got = tokio::time::timeout(PROMPTLY, h1.send(api(&p, path)))
-            .await
-            .expect("answered without waiting for connect_timeout");
+        let got = promptly(
+            &mut h1,
+            api(&p, path),
+            "answered without waiting for connect_timeout",
+        )
+        .await;
         assert_eq!(got.status, 200);
     }
     assert_eq!(

@@ -309,11 +309,17 @@ impl Outbound {
             req.headers_mut().insert(http::header::HOST, host.clone());
         }
         origin_form(req.uri_mut());
+        // Set when `conn` cannot carry the request after all: a fresh one is opened (or the
+        // pool takes the request) at the top of the loop.
+        let mut replace = false;
         loop {
             // Still finishing its previous response (or closing): wait for it to go either
             // way. The caller's next request comes only after that response has been read
             // or dropped, so this does not wait on anyone.
             if reused && !conn.tx.is_ready() && conn.tx.ready().await.is_err() {
+                replace = true;
+            }
+            if std::mem::take(&mut replace) {
                 reused = false;
                 match self
                     .connection(affine, slot, &scheme, &authority, false)
@@ -347,18 +353,7 @@ impl Outbound {
                     };
                     tracing::debug!(error = %e.error(), "held upstream connection was closed; sending on a new one");
                     req = back;
-                    reused = false;
-                    match self
-                        .connection(affine, slot, &scheme, &authority, false)
-                        .await?
-                    {
-                        Some((fresh, _)) => conn = fresh,
-                        None => {
-                            return self
-                                .pooled(absolute(req, &scheme, &authority, host_added))
-                                .await
-                        }
-                    }
+                    replace = true;
                 }
             }
         }

@@ -57,6 +57,11 @@ pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Got {
         .await
         .expect("response within 30 s")
         .expect("request succeeds");
+    read_whole(resp).await
+}
+
+/// A response's head and whole body (the body within 30 s).
+async fn read_whole(resp: Response<Incoming>) -> Got {
     let (parts, body) = resp.into_parts();
     let body = tokio::time::timeout(RESPONSE_DEADLINE, body.collect())
         .await
@@ -197,17 +202,7 @@ impl H1Conn {
             .await
             .expect("response within 30 s")
             .expect("request succeeds");
-        let (parts, body) = resp.into_parts();
-        let body = tokio::time::timeout(RESPONSE_DEADLINE, body.collect())
-            .await
-            .expect("body within 30 s")
-            .expect("body")
-            .to_bytes();
-        Got {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        read_whole(resp).await
     }
 }
 
