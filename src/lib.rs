@@ -19,7 +19,8 @@
 //!   shaping, listener TLS), swapped whole on reload.
 //! - [`token`] gets, caches and refreshes each credential's IMS token, beside the request path.
 //! - [`outbound`] is the one pooled HTTP client for upstreams and IMS; [`body`] wraps bodies
-//!   (observing, limiting, keeping for a replay).
+//!   (observing, limiting, keeping for a replay); [`fleet`] is what replicas share through
+//!   Redis when `[shared]` is set (tokens, quota, cool-downs), behind a deadline and a breaker.
 //! - [`config`] holds the serde types of `proxy.toml` and `ConfigError`, nothing else.
 //! - [`base`] and [`adobe`] import nothing of ours; [`metrics`] and [`logfmt`] are leaves.
 //! - [`sandbox`] is a local Adobe (IMS and four APIs) for the `sandbox` and `demo` commands and
@@ -34,6 +35,7 @@ pub(crate) mod base;
 pub(crate) mod body;
 pub mod cli;
 pub mod config;
+pub(crate) mod fleet;
 pub(crate) mod logfmt;
 pub mod metrics;
 pub(crate) mod outbound;

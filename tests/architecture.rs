@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u8, Option<&[&str]>)] = &[
     ("sandbox", 1, Some(&["base", "adobe", "logfmt", "metrics"])),
     ("body", 2, None),
     ("outbound", 2, None),
+    // What replicas share through Redis: below token and state, which use it.
+    ("fleet", 2, None),
     ("token", 3, None),
     ("state", 4, None),
     ("pipeline", 5, None),

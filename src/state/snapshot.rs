@@ -14,6 +14,7 @@ use crate::config::{
     normalise_prefix, resolve_addr, Config, ConfigError, CredentialKind, LimitsConfig,
     OutboundConfig,
 };
+use crate::fleet::Shared;
 use crate::outbound::Outbound;
 use crate::token::Credential;
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub listen: SocketAddr,
     pub routes: RouteTable,
     pub credentials: BTreeMap<String, Arc<Credential>>,
+    /// `[shared]`: the fleet's Redis, kept across reloads while its settings and files stay.
+    pub shared: Option<Arc<Shared>>,
     pub outbound: Outbound,
     /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
     outbound_source: (OutboundConfig, Option<Vec<u8>>),
@@ -83,6 +86,17 @@ impl Snapshot {
             Some(p) if p.outbound_source == outbound_source => p.outbound.clone(),
             _ => Outbound::new(&config.outbound)?,
         };
+        let shared = match &config.shared {
+            None => None,
+            Some(cfg) => {
+                let fresh = Shared::build(cfg)?;
+                let kept = previous
+                    .and_then(|p| p.shared.as_ref())
+                    .filter(|old| old.spec() == fresh.spec())
+                    .cloned();
+                Some(kept.unwrap_or_else(|| Arc::new(fresh)))
+            }
+        };
         let mut presets: BTreeMap<&str, Vec<crate::adobe::Api>> = BTreeMap::new();
         for rc in &config.routes {
             if let Some(api) = rc.api {
@@ -92,7 +106,14 @@ impl Snapshot {
         let mut credentials = BTreeMap::new();
         for (name, cfg) in &config.credentials {
             let apis = presets.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-            let fresh = Credential::build(name, cfg, apis, &outbound, &config.outbound)?;
+            let fresh = Credential::build(
+                name,
+                cfg,
+                apis,
+                &outbound,
+                &config.outbound,
+                shared.as_ref(),
+            )?;
             let kept = previous
                 .and_then(|p| p.credentials.get(name))
                 .filter(|old| old.same_as(&fresh))
@@ -196,6 +217,7 @@ impl Snapshot {
             listen,
             routes: RouteTable::new(routes),
             credentials,
+            shared,
             outbound,
             outbound_source,
             request_timeout: config.outbound.request_timeout,
@@ -240,6 +262,9 @@ impl Snapshot {
         }
         if self.forward.is_some() {
             crate::metrics::declare_forward();
+        }
+        if self.shared.is_some() {
+            crate::metrics::declare_shared();
         }
     }
 
