@@ -45,8 +45,260 @@ async fn three_replicas_fetch_one_token_per_lifetime_between_them() {
     let issued = s.sandbox.ims().issued_tokens().len();
     // One process alone: its first token, then one each time 0.8 of a lifetime has passed.
     let alone = 1 + (elapsed.as_secs_f64() / (lifetime.as_secs_f64() * 0.8)).ceil() as usize;
+    eprintln!("{issued} tokens granted to 3 replicas in {elapsed:?} (one process alone: {alone})");
     assert!(
         issued <= alone,
         "{issued} tokens granted to the fleet in {elapsed:?}; one process alone needs {alone}"
     );
+}
+
+/// Sends `every` apart through every replica until `stop` says so; each answer's status and
+/// how long it took, tagged with the replica.
+async fn load_until(
+    fleet: &Fleet,
+    every: Duration,
+    stop: impl Fn() -> bool,
+) -> Vec<(usize, u16, Duration)> {
+    let mut seen = Vec::new();
+    while !stop() {
+        for i in 0..fleet.addrs.len() {
+            let t = Instant::now();
+            let got = get(&fleet.url(i, PROFILE)).await;
+            seen.push((i, got.status.as_u16(), t.elapsed()));
+        }
+        tokio::time::sleep(every).await;
+    }
+    seen
+}
+
+const UNREACHABLE: &str =
+    "shared store unreachable: tokens and limits are local until it answers again";
+const REACHABLE: &str =
+    "shared store reachable: tokens, quota and cool-downs are shared by the fleet";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_fails_no_request_and_costs_each_replica_at_most_its_own_refreshes() {
+    let redis = RedisServer::start();
+    let s = start_sandbox().await;
+    let lifetime = Duration::from_millis(1500);
+    s.sandbox
+        .ims()
+        .update_knobs(|k| k.token_lifetime = Some(lifetime));
+    let shared = SharedSetup::for_redis(&redis);
+    let fleet = Fleet::start(&oauth_toml(&s), &shared, 3).await;
+    traffic(
+        &fleet,
+        Duration::from_millis(300),
+        Duration::from_millis(50),
+    )
+    .await;
+    let before = s.sandbox.ims().issued_tokens().len();
+
+    redis.pause();
+    let hung = Duration::from_secs(3);
+    let paused_at = Instant::now();
+    let seen = load_until(&fleet, Duration::from_millis(20), || {
+        paused_at.elapsed() >= hung
+    })
+    .await;
+    let during = s.sandbox.ims().issued_tokens().len() - before;
+    redis.resume();
+
+    let failed: Vec<_> = seen.iter().filter(|(_, st, _)| *st != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
+    // Every request finished while Redis was still hung: none waited on it.
+    let slowest = seen.iter().map(|(_, _, d)| *d).max().unwrap_or_default();
+    assert!(slowest < hung, "a request took {slowest:?} with Redis hung");
+    // Each replica refreshes its own token on time, no more: one per 0.8 of a lifetime.
+    let refreshes = (hung.as_secs_f64() / (lifetime.as_secs_f64() * 0.8)).ceil() as usize + 1;
+    assert!(
+        during <= 3 * refreshes,
+        "{during} tokens granted in {hung:?} with Redis hung; at most {refreshes} per replica"
+    );
+    for p in &fleet.proxies {
+        p.wait_event(UNREACHABLE, Duration::from_secs(5)).await;
+        p.wait_event(REACHABLE, Duration::from_secs(10)).await;
+        assert_eq!(
+            p.events_with(UNREACHABLE).len(),
+            1,
+            "one log line per outage: {}",
+            p.stderr()
+        );
+    }
+    // Shared again: the fleet's grants fall back to one per refresh.
+    let after = s.sandbox.ims().issued_tokens().len();
+    let start = Instant::now();
+    traffic(&fleet, lifetime * 2, Duration::from_millis(50)).await;
+    let shared_again = s.sandbox.ims().issued_tokens().len() - after;
+    let alone =
+        1 + (start.elapsed().as_secs_f64() / (lifetime.as_secs_f64() * 0.8)).ceil() as usize;
+    assert!(
+        shared_again <= alone,
+        "{shared_again} tokens granted after Redis came back; one process alone needs {alone}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_no_token_secret_or_client_id_in_clear() {
+    let redis = RedisServer::start();
+    let s = start_sandbox().await;
+    let shared = SharedSetup::for_redis(&redis);
+    let fleet = Fleet::start(&oauth_toml(&s), &shared, 2).await;
+    traffic(
+        &fleet,
+        Duration::from_millis(200),
+        Duration::from_millis(50),
+    )
+    .await;
+    let keys = redis.keys();
+    assert!(!keys.is_empty(), "the fleet stored nothing");
+    let id = identity();
+    let mut needles: Vec<String> = vec![
+        id.client_id.clone(),
+        id.client_secret.expose().to_string(),
+        id.org_id.clone(),
+        id.technical_account_id.clone(),
+    ];
+    needles.extend(s.sandbox.ims().issued_tokens());
+    for key in &keys {
+        assert!(
+            key.starts_with("ims-proxy:test:{"),
+            "key outside the prefix: {key}"
+        );
+        let value = redis.raw_value(key);
+        for n in &needles {
+            assert!(!key.contains(n.as_str()), "{key} contains a secret or id");
+            let clear = value.windows(n.len()).any(|w| w == n.as_bytes());
+            assert!(!clear, "{key}'s value holds a secret, token or id in clear");
+            // Nor a recognisable part of one (a token's JWT header or payload).
+            let part = &n[..n.len().min(24)];
+            let partial = value.windows(part.len()).any(|w| w == part.as_bytes());
+            assert!(
+                !partial,
+                "{key}'s value holds part of a secret, token or id"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_another_seal_key_says_so_and_fetches_a_token_it_can_use() {
+    let redis = RedisServer::start();
+    let s = start_sandbox().await;
+    let shared = SharedSetup::for_redis(&redis);
+    let first = Fleet::start(&oauth_toml(&s), &shared, 1).await;
+    traffic(
+        &first,
+        Duration::from_millis(100),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert_eq!(s.sandbox.ims().issued_tokens().len(), 1);
+
+    let other = shared.with_new_seal_key();
+    let second = Fleet::start(&oauth_toml(&s), &other, 1).await;
+    traffic(
+        &second,
+        Duration::from_millis(100),
+        Duration::from_millis(50),
+    )
+    .await;
+    let line = second.proxies[0]
+        .wait_event(
+            "the fleet's shared token cannot be used; fetching a fresh one from IMS \
+             (check that every replica has the same [shared] seal_key_file)",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        line["error"].as_str().unwrap_or("").contains("seal key"),
+        "{line}"
+    );
+    assert_eq!(s.sandbox.ims().issued_tokens().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_seen_by_every_replica_makes_one_new_token_for_the_fleet() {
+    let redis = RedisServer::start();
+    let s = start_sandbox().await;
+    let shared = SharedSetup::for_redis(&redis);
+    let fleet = Fleet::start(&oauth_toml(&s), &shared, 3).await;
+    traffic(
+        &fleet,
+        Duration::from_millis(100),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert_eq!(s.sandbox.ims().issued_tokens().len(), 1);
+    // An admin rotates the secret: IMS forgets every token it issued.
+    s.sandbox.ims().revoke_all();
+    let before = s.sandbox.ims().calls();
+    let served = traffic(
+        &fleet,
+        Duration::from_millis(300),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(served.iter().all(|n| *n > 0));
+    let grants = s.sandbox.ims().calls() - before;
+    assert_eq!(grants, 1, "tokens fetched after the 401s: {grants}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_costs_nothing_and_is_filled_again_at_the_next_refresh() {
+    let redis = RedisServer::start();
+    let s = start_sandbox().await;
+    let lifetime = Duration::from_millis(1500);
+    s.sandbox
+        .ims()
+        .update_knobs(|k| k.token_lifetime = Some(lifetime));
+    let shared = SharedSetup::for_redis(&redis);
+    let fleet = Fleet::start(&oauth_toml(&s), &shared, 2).await;
+    traffic(
+        &fleet,
+        Duration::from_millis(200),
+        Duration::from_millis(50),
+    )
+    .await;
+    redis.flushall();
+    assert!(redis.keys().is_empty());
+    traffic(&fleet, lifetime, Duration::from_millis(50)).await;
+    assert!(
+        redis.keys().iter().any(|k| k.contains(":token:")),
+        "no token stored again: {:?}",
+        redis.keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_an_acl_user_confined_to_the_prefix_are_enough() {
+    let redis = RedisServer::builder()
+        .tls()
+        .acl_user("ims-proxy", "a-long-redis-password", "ims-proxy:test:*")
+        .start();
+    let s = start_sandbox().await;
+    let shared = SharedSetup::for_redis(&redis);
+    assert!(
+        shared.url.starts_with("rediss://ims-proxy@"),
+        "{}",
+        shared.url
+    );
+    let fleet = Fleet::start(&oauth_toml(&s), &shared, 2).await;
+    traffic(
+        &fleet,
+        Duration::from_millis(200),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert_eq!(s.sandbox.ims().issued_tokens().len(), 1);
+    assert!(redis.keys().iter().any(|k| k.contains(":token:")));
+    for p in &fleet.proxies {
+        assert!(p.events_with(UNREACHABLE).is_empty(), "{}", p.stderr());
+        assert!(!p.stderr().contains("a-long-redis-password"));
+    }
 }

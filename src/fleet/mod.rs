@@ -18,7 +18,6 @@
 //! so every key of one credential lives in one slot and one script may touch them together:
 //! `PREFIX:{HASH}:token:SCOPES`, `PREFIX:{HASH}:token-lock:SCOPES`.
 
-
 pub mod cooldown;
 pub mod gcra;
 pub mod seal;
@@ -196,6 +195,16 @@ pub struct SharedSpec {
     material: Vec<Secret>,
 }
 
+/// What `/readyz` and the status page say of the shared store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SharedStatus {
+    /// `up`, `down` (tokens and limits are local meanwhile) or `connecting`.
+    pub state: &'static str,
+    /// Why it is down; never a password.
+    pub error: Option<String>,
+    pub key_prefix: String,
+}
+
 /// The shared store of a fleet: the connection, the seal, the key prefix.
 #[derive(Debug)]
 pub struct Shared {
@@ -264,6 +273,20 @@ impl Shared {
 
     pub fn spec(&self) -> &SharedSpec {
         &self.spec
+    }
+
+    /// For `/readyz` and the status page: whether the fleet shares, and why not.
+    pub fn status(&self) -> SharedStatus {
+        let (state, error) = self.store.state();
+        SharedStatus {
+            state: match state {
+                SharedState::Connecting => "connecting",
+                SharedState::Up => "up",
+                SharedState::Down => "down",
+            },
+            error,
+            key_prefix: self.prefix.clone(),
+        }
     }
 
     pub fn seal(&self) -> &Seal {

@@ -155,6 +155,26 @@ impl Endpoint {
         })
     }
 
+    /// `redis://user@host:port/db` (`rediss://` with TLS): where, never the password.
+    pub fn describe(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let user = self
+            .username
+            .as_deref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{user}{host}:{}/{}", self.port, self.db)
+    }
+
     fn info(&self) -> RedisConnectionInfo {
         let mut info = RedisConnectionInfo::default().set_db(self.db);
         if let Some(u) = &self.username {
@@ -174,10 +194,15 @@ impl Endpoint {
         let _ = tcp.set_nodelay(true);
         let info = self.info();
         let config = AsyncConnectionConfig::new();
+        // AUTH (and SELECT) happen while the connection is made: its errors are theirs.
+        let hello = |e: redis::RedisError| {
+            SharedError::Redis(format!("authentication or database selection refused: {e}"))
+        };
         let conn = match &self.tls {
             None => {
-                let (conn, driver) =
-                    MultiplexedConnection::new_with_config(&info, tcp, config).await?;
+                let (conn, driver) = MultiplexedConnection::new_with_config(&info, tcp, config)
+                    .await
+                    .map_err(hello)?;
                 tokio::spawn(driver);
                 conn
             }
@@ -186,8 +211,9 @@ impl Endpoint {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| SharedError::Redis(format!("TLS with {}: {e}", self.host)))?;
-                let (conn, driver) =
-                    MultiplexedConnection::new_with_config(&info, stream, config).await?;
+                let (conn, driver) = MultiplexedConnection::new_with_config(&info, stream, config)
+                    .await
+                    .map_err(hello)?;
                 tokio::spawn(driver);
                 conn
             }
@@ -267,6 +293,10 @@ impl Store {
         self.timeout
     }
 
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     fn connect_timeout(&self) -> Duration {
         (self.timeout * 10).max(MIN_CONNECT_TIMEOUT)
     }
@@ -326,17 +356,22 @@ impl Store {
         let attempt = async {
             let mut conn = self.endpoint.connect().await?;
             let key = format!("{}:probe", self.prefix);
+            let write = |e: redis::RedisError| {
+                SharedError::Redis(format!("a write and delete of {key} refused: {e}"))
+            };
             redis::cmd("SET")
                 .arg(&key)
                 .arg(1)
                 .arg("PX")
                 .arg(10_000)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await
+                .map_err(write)?;
             redis::cmd("DEL")
                 .arg(&key)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await
+                .map_err(write)?;
             Ok(conn)
         };
         let limit = self.connect_timeout();
