@@ -30,6 +30,9 @@ pub const CONFIG_RELOADS: &str = "ims_proxy_config_reloads_total";
 pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
+pub const QUOTA_LIMITED: &str = "ims_proxy_quota_limited_total";
+pub const COOL_DOWNS: &str = "ims_proxy_upstream_cool_downs_total";
+pub const COOL_DOWN_REFUSED: &str = "ims_proxy_cool_down_refused_total";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
 pub const BUILD_INFO: &str = "ims_proxy_build_info";
 pub const SHARED_UP: &str = "ims_proxy_shared_up";
@@ -157,6 +160,18 @@ fn describe() {
         "Requests refused with 429 rate_limited by the proxy's own limits"
     );
     describe_counter!(
+        QUOTA_LIMITED,
+        "Requests refused with 429 quota_exceeded by their credential's quota"
+    );
+    describe_counter!(
+        COOL_DOWNS,
+        "Cool-downs started by an upstream 429, by credential and upstream host"
+    );
+    describe_counter!(
+        COOL_DOWN_REFUSED,
+        "Requests answered locally with 429 upstream_throttled during a cool-down"
+    );
+    describe_counter!(
         FORWARD_REFUSED,
         "CONNECT requests the forward listener refused (a host no route serves)"
     );
@@ -218,6 +233,16 @@ pub fn declare_route(route: &str) {
 pub fn declare_route_limits(route: &str) {
     metrics::counter!(RATE_LIMITED, "route" => route.to_string()).increment(0);
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(0.0);
+}
+
+/// The series of a credential that sets `quota`.
+pub fn declare_quota(credential: &str) {
+    metrics::counter!(QUOTA_LIMITED, "credential" => credential.to_string()).increment(0);
+}
+
+/// The series of a credential whose upstream 429s start cool-downs.
+pub fn declare_cool_down(credential: &str) {
+    metrics::counter!(COOL_DOWN_REFUSED, "credential" => credential.to_string()).increment(0);
 }
 
 /// The series of a credential that gets its tokens from IMS (a static token is never
@@ -384,6 +409,19 @@ pub fn rate_limited(route: &str) {
 
 pub fn rate_limit_queued(route: &str, delta: f64) {
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(delta);
+}
+
+pub fn quota_limited(credential: &str) {
+    metrics::counter!(QUOTA_LIMITED, "credential" => credential.to_string()).increment(1);
+}
+
+pub fn cool_down_started(credential: &str, host: &str) {
+    metrics::counter!(COOL_DOWNS, "credential" => credential.to_string(), "host" => host.to_string())
+        .increment(1);
+}
+
+pub fn cool_down_refused(credential: &str) {
+    metrics::counter!(COOL_DOWN_REFUSED, "credential" => credential.to_string()).increment(1);
 }
 
 pub fn forward_refused() {

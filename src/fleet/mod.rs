@@ -51,9 +51,9 @@ impl Rate {
     }
 }
 
-/// Which credential a key belongs to. `identity` is the credential's client id: the shared
-/// store derives key names from a hash of it (and never stores it in clear), so two configs
-/// that name the same Adobe credential differently still share one quota.
+/// Which credential a key belongs to: `[credentials.NAME]` and its client id. Keys compare
+/// both, here and in the shared store, which derives key names from a hash of them and never
+/// stores the client id in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CredentialKey {
     /// `[credentials.NAME]`: for logs, metrics and the status page.

@@ -51,6 +51,8 @@ pub struct Ctx {
     pub upload: Option<Arc<Progress>>,
     /// The route's concurrency permit, held until the response body ends.
     pub permit: Option<Permit>,
+    /// An upstream 429 cool-down: `started` by this response, or answered `local`ly.
+    pub cool_down: Option<&'static str>,
 }
 
 impl Ctx {
@@ -79,6 +81,7 @@ impl Ctx {
             body_failure: BodyFailure::default(),
             upload: None,
             permit: None,
+            cool_down: None,
         }
     }
 }

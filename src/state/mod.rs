@@ -15,8 +15,8 @@ pub use ca::LocalCa;
 pub use callers::{AccessError, Caller};
 pub use forward::Decision;
 pub use limits::ConnLimits;
-pub use routes::Route;
-pub use shaping::Permit;
+pub use routes::{Route, DEFAULT_COOL_DOWN};
+pub use shaping::{Permit, Refused, RefusedBy};
 pub use snapshot::Snapshot;
 pub use stats::{RouteCounts, RouteStats};
 
