@@ -85,7 +85,9 @@ async fn a_hung_redis_fails_no_request_and_costs_each_replica_at_most_its_own_re
         .ims()
         .update_knobs(|k| k.token_lifetime = Some(lifetime));
     let shared = SharedSetup::for_redis(&redis);
-    let fleet = Fleet::start(&oauth_toml(&s), &shared, 3).await;
+    // A quota far above the load: every request asks Redis for a decision.
+    let toml = with_quota(&oauth_toml(&s), "{ per_second = 1000, burst = 1000 }");
+    let fleet = Fleet::start(&toml, &shared, 3).await;
     traffic(
         &fleet,
         Duration::from_millis(300),
@@ -104,6 +106,12 @@ async fn a_hung_redis_fails_no_request_and_costs_each_replica_at_most_its_own_re
     let during = s.sandbox.ims().issued_tokens().len() - before;
     redis.resume();
 
+    let slowest = seen.iter().map(|(_, _, d)| *d).max().unwrap_or_default();
+    eprintln!(
+        "Redis hung {hung:?}: {} requests, {} non-2xx, slowest {slowest:?}, {during} tokens granted",
+        seen.len(),
+        seen.iter().filter(|(_, st, _)| *st != 200).count()
+    );
     let failed: Vec<_> = seen.iter().filter(|(_, st, _)| *st != 200).collect();
     assert!(
         failed.is_empty(),
@@ -112,7 +120,6 @@ async fn a_hung_redis_fails_no_request_and_costs_each_replica_at_most_its_own_re
         seen.len()
     );
     // Every request finished while Redis was still hung: none waited on it.
-    let slowest = seen.iter().map(|(_, _, d)| *d).max().unwrap_or_default();
     assert!(slowest < hung, "a request took {slowest:?} with Redis hung");
     // Each replica refreshes its own token on time, no more: one per 0.8 of a lifetime.
     let refreshes = (hung.as_secs_f64() / (lifetime.as_secs_f64() * 0.8)).ceil() as usize + 1;
@@ -300,5 +307,151 @@ async fn tls_and_an_acl_user_confined_to_the_prefix_are_enough() {
     for p in &fleet.proxies {
         assert!(p.events_with(UNREACHABLE).is_empty(), "{}", p.stderr());
         assert!(!p.stderr().contains("a-long-redis-password"));
+    }
+}
+
+/// `toml` with `quota = QUOTA` on its first credential.
+fn with_quota(toml: &str, quota: &str) -> String {
+    let at = toml.find("[credentials.").expect("a credential");
+    let end = at + toml[at..].find('\n').expect("a line") + 1;
+    format!("{}quota = {quota}\n{}", &toml[..end], &toml[end..])
+}
+
+/// A static credential whose routes (`/q`, `/r`) refuse at once rather than queue.
+fn static_fleet_toml(up: &FakeUpstream, cred_extra: &str) -> String {
+    ProxyToml::new()
+        .credential(format!(
+            "{}{cred_extra}\n",
+            config::static_credential("cred")
+        ))
+        .route(Route::new("/q").upstream(up.url()).extra("queue_size = 0"))
+        .route(Route::new("/r").upstream(up.url()).extra("queue_size = 0"))
+        .toml()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_quota_holds_for_the_fleet_not_per_replica() {
+    let redis = RedisServer::start();
+    let up = FakeUpstream::start().await;
+    let toml = static_fleet_toml(&up, "quota = { per_second = 20, burst = 5 }");
+    let fleet = Fleet::start(&toml, &SharedSetup::for_redis(&redis), 3).await;
+    // 100/s offered, a third through each replica, over both routes of the credential.
+    let run = Duration::from_secs(3);
+    let start = Instant::now();
+    let mut callers = Vec::new();
+    for i in 0..3 {
+        let base = fleet.url(i, "");
+        callers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(30));
+            let mut n = 0u32;
+            while start.elapsed() < run {
+                tick.tick().await;
+                let path = if n % 2 == 0 { "/q/x" } else { "/r/x" };
+                n += 1;
+                answers.push(get(&format!("{base}{path}")).await);
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for c in callers {
+        answers.extend(c.await.expect("caller"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let passed = up.count();
+    let ok = answers.iter().filter(|g| g.status == 200).count();
+    assert_eq!(ok, passed, "every 200 came from the upstream");
+    for g in answers.iter().filter(|g| g.status != 200) {
+        assert_eq!(g.status, 429, "{:?}", g.body);
+        assert_eq!(g.json()["error_code"], "quota_exceeded", "{:?}", g.body);
+        let retry: u64 = g
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!(retry >= 1, "Retry-After: {retry}");
+    }
+    // GCRA on Redis's clock: at most the burst plus the rate over the run; and, offered five
+    // times the rate, not much less than the rate.
+    let most = 5.0 + 20.0 * elapsed;
+    let least = 0.9 * 20.0 * elapsed;
+    eprintln!(
+        "{} offered, {passed} reached the upstream in {elapsed:.2} s ({:.1}/s)",
+        answers.len(),
+        passed as f64 / elapsed
+    );
+    assert!(
+        (passed as f64) <= most * 1.1 && (passed as f64) >= least,
+        "{passed} reached the upstream in {elapsed:.2} s; the quota allows {most:.0}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_429_seen_by_one_replica_holds_back_the_others_until_retry_after() {
+    let redis = RedisServer::start();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let first = seen.clone();
+    let up = FakeUpstream::responding(move |_| {
+        if first.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return http::Response::new(full("ok"));
+        }
+        http::Response::builder()
+            .status(429)
+            .header("retry-after", "3")
+            .header("content-type", "application/json;charset=UTF-8")
+            .body(full(
+                r#"{"error_code":"429050","message":"Too many requests"}"#,
+            ))
+            .expect("response")
+    })
+    .await;
+    // No quota: the others' requests never ask Redis for a decision; they learn it by polling.
+    let toml = static_fleet_toml(&up, "");
+    let fleet = Fleet::start(&toml, &SharedSetup::for_redis(&redis), 3).await;
+    let throttled = get(&fleet.url(0, "/q/1")).await;
+    let at = Instant::now();
+    assert_eq!(throttled.status, 429);
+    assert_eq!(
+        throttled.json()["error_code"],
+        "429050",
+        "passed through untouched"
+    );
+    // Within a second every replica knows (they read the fleet's cool-downs every 250 ms).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut held = 0;
+    while at.elapsed() < Duration::from_millis(2500) {
+        for i in 1..3 {
+            let got = get(&fleet.url(i, "/r/2")).await;
+            assert_eq!(
+                got.status,
+                429,
+                "replica {i} at {:?}: {:?}",
+                at.elapsed(),
+                got.body
+            );
+            assert_eq!(got.json()["error_code"], "upstream_throttled");
+            let left: u64 = got
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After");
+            assert!((1..=3).contains(&left), "Retry-After {left}");
+            held += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(held > 0);
+    assert_eq!(
+        up.count(),
+        1,
+        "a replica sent to the upstream during the cool-down"
+    );
+    // It ends by itself, everywhere.
+    for i in 1..3 {
+        let resumed = poll(Duration::from_secs(10), || async {
+            (get(&fleet.url(i, "/r/3")).await.status == 200).then_some(Instant::now())
+        })
+        .await
+        .expect("requests never resumed");
+        assert!(resumed.duration_since(at) >= Duration::from_millis(2900));
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod cooldown;
 pub mod gcra;
+pub mod quota;
 pub mod seal;
 pub mod store;
 pub mod tokens;
@@ -136,11 +137,13 @@ pub enum Verdict {
 /// The handle requests decide through; cheap to clone, kept across reloads (see
 /// `Snapshot::build`).
 ///
-/// The fleet side adds a field here, `shared: Option<Arc<store::Store>>`, and a first branch
-/// to each method below; with `None` every method is the in-process one.
+/// With `[shared]`, `shared` holds the fleet-wide side ([`quota`]): each method asks Redis
+/// (or its local share while Redis cannot be asked); with `None` every method is the
+/// in-process one.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     cooldowns: Arc<Cooldowns>,
+    shared: Option<Arc<quota::SharedLimits>>,
 }
 
 impl Fleet {
@@ -149,29 +152,77 @@ impl Fleet {
         Fleet::default()
     }
 
+    /// The handle for a snapshot: `previous`'s while its `[shared]` is the same store (its
+    /// cool-downs and fallback shares go on), otherwise a new one keeping the cool-downs.
+    pub fn for_snapshot(previous: Option<&Fleet>, shared: Option<&Arc<Shared>>) -> Fleet {
+        let same = match (previous.and_then(|p| p.shared.as_ref()), shared) {
+            (Some(old), Some(new)) => Arc::ptr_eq(old.shared(), new),
+            (None, None) => true,
+            _ => false,
+        };
+        match previous {
+            Some(p) if same => p.clone(),
+            _ => {
+                let cooldowns = previous.map(|p| p.cooldowns.clone()).unwrap_or_default();
+                Fleet {
+                    shared: shared
+                        .map(|s| Arc::new(quota::SharedLimits::new(s.clone(), cooldowns.clone()))),
+                    cooldowns,
+                }
+            }
+        }
+    }
+
+    /// The cool-downs this replica reads from the fleet: its routes'. No-op without `[shared]`.
+    pub fn watch(&self, keys: impl IntoIterator<Item = CooldownKey>) {
+        if let Some(s) = &self.shared {
+            s.watch(keys);
+        }
+    }
+
+    /// Starts reading the fleet's cool-downs (once; needs a Tokio runtime).
+    pub fn start(&self) {
+        if let Some(s) = &self.shared {
+            s.start();
+        }
+    }
+
     /// Decides `ask`: the cool-down first (a throttled credential reserves nothing), then
     /// every limit at once. Local: no await point, no allocation, one uncontended lock per
-    /// limit. Shared: one round trip.
+    /// limit. Shared: one round trip, none for a request with no limit.
     pub async fn reserve(&self, ask: &Ask<'_>) -> Verdict {
         if let Some(remaining) = ask.cooldown.and_then(|k| self.cooldowns.remaining(k)) {
             return Verdict::CoolingDown { remaining };
         }
-        gcra::reserve_all(ask.limits, ask.max_wait)
+        match &self.shared {
+            Some(s) if !ask.limits.is_empty() => {
+                s.reserve(ask.limits, ask.cooldown, ask.max_wait).await
+            }
+            _ => gcra::reserve_all(ask.limits, ask.max_wait),
+        }
     }
 
     /// Gives back the slots a [`Verdict::Go`] reserved, for a request that did not go out
     /// (its caller left while it queued, a concurrency wait timed out, a cool-down began).
     /// Must not block: it runs in `Drop`.
     pub fn release(&self, limits: &[&Limit]) {
+        if let Some(s) = &self.shared {
+            s.release(limits);
+            return;
+        }
         for l in limits {
             l.local.release();
         }
     }
 
     /// An upstream answered 429 for `key`: nothing more goes to it for `length`. A cool-down
-    /// already running longer is kept (the later end wins).
+    /// already running longer is kept (the later end wins). With `[shared]`, the fleet
+    /// learns it too.
     pub fn start_cooldown(&self, key: &CooldownKey, length: Duration) {
         self.cooldowns.start(key, length);
+        if let Some(s) = &self.shared {
+            s.start_cooldown(key, length);
+        }
     }
 
     /// How long `key` is still cooling down, if it is. On every request of a route with no
@@ -293,25 +344,16 @@ impl Shared {
         &self.seal
     }
 
-    /// `PREFIX:{HASH}:what`, where HASH stands for the credential (IMS URL and client id)
-    /// without revealing it.
-    pub fn credential_key(&self, ims_url: &str, client_id: &str, what: &str) -> String {
-        format!(
-            "{}:{{{}}}:{what}",
-            self.prefix,
-            credential_hash(ims_url, client_id)
-        )
+    /// `PREFIX:{HASH}:what`, where HASH stands for the credential (its client id) without
+    /// revealing it: Adobe's quota and tokens belong to the credential.
+    pub fn credential_key(&self, client_id: &str, what: &str) -> String {
+        format!("{}:{{{}}}:{what}", self.prefix, short_hash(client_id))
     }
 }
 
-/// The first 16 hex digits of SHA-256 over the IMS URL and the client id: Adobe's quota and
-/// tokens belong to the credential, and this names it in Redis.
-pub fn credential_hash(ims_url: &str, client_id: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(ims_url.trim_end_matches('/').as_bytes());
-    h.update([0]);
-    h.update(client_id.as_bytes());
-    hex(&h.finalize()[..8])
+/// The first 16 hex digits of SHA-256: a name for a value that does not reveal it.
+pub fn short_hash(value: &str) -> String {
+    hex(&Sha256::digest(value.as_bytes())[..8])
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -67,7 +67,7 @@ pub struct SharedToken {
 }
 
 impl SharedToken {
-    /// `identity` distinguishes tokens of one client id that differ (flow, scopes, org).
+    /// `identity` distinguishes tokens of one client id that differ (IMS, flow, scopes, org).
     pub fn new(
         shared: &Arc<Shared>,
         credential: &str,
@@ -75,12 +75,14 @@ impl SharedToken {
         client_id: &str,
         identity: &[&str],
     ) -> SharedToken {
-        let scopes = super::hex(&digest_parts(identity)[..4]);
+        let mut parts = vec![ims_url.trim_end_matches('/')];
+        parts.extend_from_slice(identity);
+        let which = super::hex(&digest_parts(&parts)[..4]);
         SharedToken {
             shared: shared.clone(),
             credential: credential.to_string(),
-            key: shared.credential_key(ims_url, client_id, &format!("token:{scopes}")),
-            lock_key: shared.credential_key(ims_url, client_id, &format!("token-lock:{scopes}")),
+            key: shared.credential_key(client_id, &format!("token:{which}")),
+            lock_key: shared.credential_key(client_id, &format!("token-lock:{which}")),
         }
     }
 

@@ -126,7 +126,7 @@ impl Snapshot {
                 .cloned();
             credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
-        let fleet = previous.map_or_else(Fleet::local, |p| p.fleet.clone());
+        let fleet = Fleet::for_snapshot(previous.map(|p| &p.fleet), shared.as_ref());
         let mut quotas = BTreeMap::new();
         for (name, cfg) in &config.credentials {
             let (Some(q), Some(c)) = (&cfg.quota, credentials.get(name)) else {
@@ -294,6 +294,14 @@ impl Snapshot {
         for c in self.credentials.values() {
             c.start_refresher();
         }
+        // With `[shared]`: the fleet's cool-downs for these routes, read in the background.
+        self.fleet.watch(
+            self.routes
+                .iter()
+                .filter_map(|r| r.cool_down.as_ref())
+                .map(|c| c.key.clone()),
+        );
+        self.fleet.start();
     }
 
     /// Declares at zero every metrics series this configuration's label values make known
