@@ -455,3 +455,169 @@ async fn an_upstream_429_seen_by_one_replica_holds_back_the_others_until_retry_a
         assert!(resumed.duration_since(at) >= Duration::from_millis(2900));
     }
 }
+
+/// `ims-proxy check [--online]` on `toml` with `shared`'s table.
+async fn check(toml: &str, shared: &str, online: bool) -> Output {
+    let mut cli = Cli::new().config(&format!("{toml}{shared}")).arg("check");
+    if online {
+        cli = cli.arg("--online");
+    }
+    cli.output().await
+}
+
+#[tokio::test]
+async fn a_shared_table_without_a_seal_key_or_with_a_password_in_its_url_is_refused() {
+    let up = FakeUpstream::start().await;
+    let toml = static_fleet_toml(&up, "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("seal.key");
+    std::fs::write(&key, [7u8; 32]).expect("write");
+    let key = format!("seal_key_file = {:?}\n", key.display().to_string());
+    let cases = [
+        (
+            "\n[shared]\nurl = \"redis://127.0.0.1:6379/0\"\n".to_string(),
+            "shared.seal_key_file: required with [shared]",
+        ),
+        (
+            format!("\n[shared]\nurl = \"redis://user:hunter2@127.0.0.1:6379/0\"\n{key}"),
+            "shared.url: has a password in it",
+        ),
+        (
+            format!("\n[shared]\nurl = \"http://127.0.0.1:6379\"\n{key}"),
+            "shared.url: scheme \"http\"",
+        ),
+        (
+            format!("\n[shared]\nurl = \"redis://127.0.0.1:6379/0\"\nreplicas = 0\n{key}"),
+            "shared.replicas: must be at least 1",
+        ),
+        (
+            format!("\n[shared]\nurl = \"redis://127.0.0.1:6379/0\"\ntimeout = \"0s\"\n{key}"),
+            "shared.timeout: must be more than 0",
+        ),
+    ];
+    for (shared, expected) in cases {
+        let out = check(&toml, &shared, false).await;
+        assert_eq!(out.code, Some(2), "{shared}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{shared}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    }
+    // A seal key that is not 32 bytes names the key and says how to make one.
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "too short").expect("write");
+    let shared = format!(
+        "\n[shared]\nurl = \"redis://127.0.0.1:6379/0\"\nseal_key_file = {:?}\n",
+        short.display().to_string()
+    );
+    let out = check(&toml, &shared, false).await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("shared.seal_key_file") && out.stderr.contains("32 random bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_reaches_redis_and_says_what_failed() {
+    let redis = RedisServer::builder()
+        .tls()
+        .acl_user("ims-proxy", "the-right-password", "ims-proxy:test:*")
+        .start();
+    let up = FakeUpstream::start().await;
+    let toml = static_fleet_toml(&up, "");
+    let shared = SharedSetup::for_redis(&redis);
+    let ok = check(&toml, &shared.toml(), true).await;
+    assert_eq!(ok.code, Some(0), "{}\n{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains(&format!(
+            "shared rediss://ims-proxy@127.0.0.1:{}/0: ok",
+            redis.port()
+        )),
+        "{}",
+        ok.stdout
+    );
+    // A wrong password: the line says authentication, and never the password.
+    std::fs::write(
+        shared.password_file.as_ref().expect("password file"),
+        "the-wrong-password",
+    )
+    .expect("write");
+    let bad = check(&toml, &shared.toml(), true).await;
+    assert_eq!(bad.code, Some(1), "{}", bad.stdout);
+    assert!(
+        bad.stdout
+            .contains("FAILED: the shared store: authentication"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        !bad.stdout.contains("the-wrong-password") && !bad.stderr.contains("the-wrong-password")
+    );
+    // A user confined to another prefix: the write under ours is refused.
+    let other = SharedSetup {
+        key_prefix: "another-fleet".into(),
+        ..SharedSetup::for_redis(&redis)
+    };
+    let denied = check(&toml, &other.toml(), true).await;
+    assert_eq!(denied.code, Some(1), "{}", denied.stdout);
+    assert!(
+        denied
+            .stdout
+            .contains("a write and delete of another-fleet:probe refused"),
+        "{}",
+        denied.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_gone_a_replica_stays_ready_and_says_so_on_readyz_and_in_metrics() {
+    let mut redis = RedisServer::start();
+    let up = FakeUpstream::start().await;
+    let toml = ProxyToml::new()
+        .admin()
+        .credential(format!(
+            "{}quota = {{ per_second = 100, burst = 100 }}\n",
+            config::static_credential("cred")
+        ))
+        .route(Route::new("/q").upstream(up.url()))
+        .toml();
+    let fleet = Fleet::start(&toml, &SharedSetup::for_redis(&redis), 1).await;
+    let admin = fleet.proxies[0].admin_addr().await;
+    assert_eq!(get(&fleet.url(0, "/q/1")).await.status, 200);
+    let ready = get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["shared"]["state"], "up", "{:?}", ready.body);
+    redis.kill();
+    // Requests go on, decided locally; readiness stays, with the detail.
+    for i in 0..5 {
+        assert_eq!(get(&fleet.url(0, &format!("/q/{i}"))).await.status, 200);
+    }
+    let ready = get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(ready.status, 200, "{:?}", ready.body);
+    assert_eq!(ready.json()["shared"]["state"], "down", "{:?}", ready.body);
+    let text = get(&format!("http://{admin}/metrics")).await;
+    let text = String::from_utf8_lossy(&text.body).to_string();
+    assert_eq!(metric_value(&text, "ims_proxy_shared_up", &[]), Some(0.0));
+    assert!(
+        metric_value(
+            &text,
+            "ims_proxy_shared_fallbacks_total",
+            &[("kind", "quota")]
+        ) >= Some(1.0)
+    );
+    let page = get(&format!("http://{admin}/")).await;
+    assert!(
+        String::from_utf8_lossy(&page.body)
+            .contains("id=\"shared\" class=\"state state-not_ready\">down</span>"),
+        "{:?}",
+        page.body
+    );
+    // Back on the same port: it rejoins by itself.
+    redis.restart();
+    let up_again = poll(Duration::from_secs(10), || async {
+        let r = get(&format!("http://{admin}/readyz")).await;
+        (r.json()["shared"]["state"] == "up").then_some(())
+    })
+    .await;
+    assert!(up_again.is_some(), "never rejoined");
+}
