@@ -621,3 +621,33 @@ async fn with_redis_gone_a_replica_stays_ready_and_says_so_on_readyz_and_in_metr
     .await;
     assert!(up_again.is_some(), "never rejoined");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_rate_limit_holds_for_the_fleet_not_per_replica() {
+    let redis = RedisServer::start();
+    let up = FakeUpstream::start().await;
+    let toml = static_proxy(
+        Route::new("/q")
+            .upstream(up.url())
+            .extra("rate_limit = { per_second = 2, burst = 2 }\nqueue_size = 0"),
+    )
+    .toml();
+    let fleet = Fleet::start(&toml, &SharedSetup::for_redis(&redis), 3).await;
+    let start = Instant::now();
+    let mut refused = 0;
+    for n in 0..30 {
+        let got = get(&fleet.url(n % 3, "/q/x")).await;
+        if got.status == 429 {
+            assert_eq!(got.json()["error_code"], "rate_limited");
+            refused += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let passed = up.count();
+    assert_eq!(passed + refused, 30);
+    let most = 2.0 + 2.0 * elapsed;
+    assert!(
+        passed as f64 <= most + 1.0,
+        "{passed} of 30 reached the upstream in {elapsed:.2} s; the route allows {most:.1}"
+    );
+}
