@@ -240,9 +240,11 @@ pub fn declare_quota(credential: &str) {
     metrics::counter!(QUOTA_LIMITED, "credential" => credential.to_string()).increment(0);
 }
 
-/// The series of a credential whose upstream 429s start cool-downs.
-pub fn declare_cool_down(credential: &str) {
+/// The series of a credential whose upstream 429s start cool-downs, for one upstream host.
+pub fn declare_cool_down(credential: &str, host: &str) {
     metrics::counter!(COOL_DOWN_REFUSED, "credential" => credential.to_string()).increment(0);
+    metrics::counter!(COOL_DOWNS, "credential" => credential.to_string(), "host" => host.to_string())
+        .increment(0);
 }
 
 /// The series of a credential that gets its tokens from IMS (a static token is never

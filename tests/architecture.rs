@@ -605,7 +605,7 @@ fn a_use_against_the_layer_order_is_reported() {
     let all = findings.layering.join("\n");
     assert_eq!(findings.layering.len(), 3, "{all}");
     assert!(
-        all.contains("config uses state (rank 4), but config (rank 1)"),
+        all.contains("config uses state (rank 5), but config (rank 1)"),
         "{all}"
     );
     assert!(

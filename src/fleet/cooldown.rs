@@ -4,7 +4,7 @@
 //! Checked on every request, so the common case (no cool-down running anywhere) is a single
 //! atomic load: `latest` is the end of the last-ending cool-down (0: none ever).
 
-use super::CooldownKey;
+use super::keys::CooldownKey;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -85,7 +85,7 @@ impl Cooldowns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::CredentialKey;
+    use crate::fleet::keys::CredentialKey;
 
     fn key(host: &str) -> CooldownKey {
         CooldownKey {

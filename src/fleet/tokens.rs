@@ -13,8 +13,8 @@
 //! so a holder that outlived its lock cannot release another's.
 
 use super::seal::SealError;
+use super::shared::{hex, Shared};
 use super::store::SharedError;
-use super::Shared;
 use crate::base::secret::Secret;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl SharedToken {
     ) -> SharedToken {
         let mut parts = vec![ims_url.trim_end_matches('/')];
         parts.extend_from_slice(identity);
-        let which = super::hex(&digest_parts(&parts)[..4]);
+        let which = hex(&digest_parts(&parts)[..4]);
         SharedToken {
             shared: shared.clone(),
             credential: credential.to_string(),

@@ -324,8 +324,8 @@ impl Snapshot {
             }
         }
         for route in self.routes.iter() {
-            if route.cool_down.is_some() {
-                crate::metrics::declare_cool_down(&route.credential.name);
+            if let Some(c) = &route.cool_down {
+                crate::metrics::declare_cool_down(&route.credential.name, &c.key.host);
             }
         }
         if self.forward.is_some() {

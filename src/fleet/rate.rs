@@ -1,5 +1,6 @@
-//! The in-process rate decision: GCRA (the generic cell rate algorithm), exact, with
-//! reservations. It keeps one instant per limit, the theoretical arrival time (TAT) of the
+//! Rate decisions: what a request asks ([`Ask`]) of the limits that apply to it ([`Limit`]),
+//! and the answer ([`Verdict`]). In-process, the decision is GCRA (the generic cell rate
+//! algorithm), exact, with reservations. It keeps one instant per limit, the theoretical arrival time (TAT) of the
 //! next request at the steady rate; a request may go at `TAT - tolerance`, where the
 //! tolerance, `(burst - 1)` intervals, is what lets a burst through at once. It is the token
 //! bucket (`burst` tokens, one more every interval) without floating-point drift, and the
@@ -9,10 +10,68 @@
 //! requests are served first come, first served, and a request that could not be served
 //! within its wait is told so at once, with the exact time when it could.
 
-use super::{Limit, Rate, Verdict};
+use super::keys::{CooldownKey, LimitKey};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A rate: `per_second` on average, `burst` at once (GCRA's interval and tolerance).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// Time between two requests at the steady rate (GCRA's T).
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.per_second)
+    }
+}
+
+/// One rate limit, built with the snapshot and kept across reloads while its key and rate
+/// are unchanged. `local` is the in-process state: the decision without `[shared]`, and the
+/// fallback (at `rate / replicas`, the shared store's business) while the store is away.
+#[derive(Debug)]
+pub struct Limit {
+    pub key: LimitKey,
+    pub rate: Rate,
+    pub local: Gcra,
+}
+
+impl Limit {
+    pub fn new(key: LimitKey, rate: Rate) -> Limit {
+        Limit {
+            key,
+            rate,
+            local: Gcra::new(rate),
+        }
+    }
+}
+
+/// One request's question: the limits that apply to it (none, one or two; on the caller's
+/// stack, not allocated), the cool-down to respect, and how long it may wait.
+#[derive(Debug)]
+pub struct Ask<'a> {
+    pub limits: &'a [&'a Limit],
+    pub cooldown: Option<&'a CooldownKey>,
+    /// The longest wait the request accepts (what is left of its `queue_timeout`); a slot
+    /// further away is not reserved.
+    pub max_wait: Duration,
+}
+
+/// The answer to an [`Ask`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A slot is reserved in every limit: send after `wait` (zero: now). If the request does
+    /// not go out after all, [`Fleet::release`] gives the slots back.
+    Go { wait: Duration },
+    /// Over a limit (`limits[index]`, the one furthest from having room): nothing reserved;
+    /// in `retry_after` every limit would have room again for one request.
+    Over { index: usize, retry_after: Duration },
+    /// The credential and host are cooling down after an upstream 429, for `remaining` more.
+    CoolingDown { remaining: Duration },
+}
 
 #[derive(Debug)]
 pub struct Gcra {
@@ -115,7 +174,7 @@ pub fn reserve_all(limits: &[&Limit], max_wait: Duration) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::{CredentialKey, LimitKey};
+    use crate::fleet::keys::CredentialKey;
 
     fn limit(per_second: f64, burst: u32) -> Limit {
         let c = CredentialKey {
