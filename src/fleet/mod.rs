@@ -83,9 +83,11 @@ impl Fleet {
         }
     }
 
-    /// Starts reading the fleet's cool-downs (once; needs a Tokio runtime).
+    /// Connects to the shared store and starts reading the fleet's cool-downs (once; needs a
+    /// Tokio runtime).
     pub fn start(&self) {
         if let Some(s) = &self.shared {
+            s.shared().store.start();
             s.start();
         }
     }

@@ -259,8 +259,9 @@ pub struct Store {
     prefix: String,
     timeout: Duration,
     conn: ArcSwapOption<MultiplexedConnection>,
-    /// The first connection attempt, shared by every call that comes before it ends.
-    first: tokio::sync::OnceCell<()>,
+    /// Whether the first connection attempt was started, and whether it ended.
+    started: AtomicBool,
+    first_done: tokio::sync::watch::Sender<bool>,
     probing: AtomicBool,
     state: Mutex<(SharedState, Option<String>)>,
 }
@@ -283,7 +284,8 @@ impl Store {
             prefix,
             timeout,
             conn: ArcSwapOption::empty(),
-            first: tokio::sync::OnceCell::new(),
+            started: AtomicBool::new(false),
+            first_done: tokio::sync::watch::Sender::new(false),
             probing: AtomicBool::new(false),
             state: Mutex::new((SharedState::Connecting, None)),
         }
@@ -309,18 +311,55 @@ impl Store {
             .unwrap_or((SharedState::Down, None))
     }
 
-    /// Runs `f` on the connection within the deadline; on failure opens the circuit. While it
-    /// is open, fails at once.
+    /// Connects in the background, once: when a snapshot using the store is served, so the
+    /// connection is up before the first request needs it.
+    pub fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.try_connect().await;
+            this.first_done.send_replace(true);
+        });
+    }
+
+    /// Runs `f` on the connection within `[shared] timeout`; on failure opens the circuit.
+    /// While it is open, fails at once. Before the first connection attempt has ended, waits
+    /// for it no longer than the timeout either: for the request path.
     pub async fn call<T, F, Fut>(self: &Arc<Self>, f: F) -> Result<T, SharedError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        self.first
-            .get_or_init(|| async {
-                self.try_connect().await;
-            })
-            .await;
+        self.call_after_connecting(self.timeout, f).await
+    }
+
+    /// As [`Self::call`], but waits up to a whole connection attempt for the first one: for
+    /// the token refresher, so a fleet that starts together does not fetch a token per
+    /// replica only because its TLS handshake took longer than one Redis call may.
+    pub async fn call_patiently<T, F, Fut>(self: &Arc<Self>, f: F) -> Result<T, SharedError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.call_after_connecting(self.connect_timeout(), f).await
+    }
+
+    async fn call_after_connecting<T, F, Fut>(
+        self: &Arc<Self>,
+        first_wait: Duration,
+        f: F,
+    ) -> Result<T, SharedError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !*self.first_done.borrow() {
+            self.start();
+            let mut done = self.first_done.subscribe();
+            let _ = tokio::time::timeout(first_wait, done.wait_for(|d| *d)).await;
+        }
         let Some(conn) = self.conn.load_full() else {
             return Err(SharedError::Down);
         };

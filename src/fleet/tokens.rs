@@ -103,7 +103,7 @@ impl SharedToken {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
             .shared
             .store
-            .call(|mut c| async move {
+            .call_patiently(|mut c| async move {
                 redis::pipe()
                     .cmd("GET")
                     .arg(&key)
@@ -164,7 +164,7 @@ impl SharedToken {
         let got: Option<String> = self
             .shared
             .store
-            .call(|mut c| async move {
+            .call_patiently(|mut c| async move {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(&value[..])
@@ -182,7 +182,7 @@ impl SharedToken {
         let key = self.lock_key.clone();
         self.shared
             .store
-            .call(|mut c| async move {
+            .call_patiently(|mut c| async move {
                 redis::Script::new(RELEASE)
                     .key(&key)
                     .arg(&lock.value[..])
@@ -215,7 +215,7 @@ impl SharedToken {
         let ms = usable.as_millis().max(1) as u64;
         self.shared
             .store
-            .call(|mut c| async move {
+            .call_patiently(|mut c| async move {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(value)
@@ -235,7 +235,7 @@ impl SharedToken {
         let n: i64 = self
             .shared
             .store
-            .call(|mut c| async move {
+            .call_patiently(|mut c| async move {
                 redis::Script::new(PURGE)
                     .key(&key)
                     .arg(&version[..])
