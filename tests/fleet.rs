@@ -155,7 +155,10 @@ async fn redis_holds_no_token_secret_or_client_id_in_clear() {
     let redis = RedisServer::start();
     let s = start_sandbox().await;
     let shared = SharedSetup::for_redis(&redis);
-    let fleet = Fleet::start(&oauth_toml(&s), &shared, 2).await;
+    // With a quota slow enough that its key outlives the traffic (it expires once its TAT
+    // has passed), so that it is scanned too.
+    let toml = with_quota(&oauth_toml(&s), "{ per_second = 1, burst = 1000 }");
+    let fleet = Fleet::start(&toml, &shared, 2).await;
     traffic(
         &fleet,
         Duration::from_millis(200),
@@ -163,7 +166,8 @@ async fn redis_holds_no_token_secret_or_client_id_in_clear() {
     )
     .await;
     let keys = redis.keys();
-    assert!(!keys.is_empty(), "the fleet stored nothing");
+    assert!(keys.iter().any(|k| k.ends_with(":quota")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains(":token:")), "{keys:?}");
     let id = identity();
     let mut needles: Vec<String> = vec![
         id.client_id.clone(),
