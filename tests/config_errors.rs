@@ -263,3 +263,45 @@ fn limits_that_would_serve_nothing_are_errors() {
         );
     }
 }
+
+#[test]
+fn the_shipped_example_config_names_every_key_of_the_readmes_reference() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/proxy.toml.example")).expect("example");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README");
+    let reference = readme
+        .split_once("## Configuration reference\n")
+        .expect("the reference")
+        .1;
+    let table = reference
+        .split("\n\n")
+        .find(|b| b.starts_with("| key |"))
+        .expect("the reference table");
+    let mut missing = Vec::new();
+    for row in table.lines().skip(2) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for key in first.split('`').skip(1).step_by(2) {
+            if key.ends_with('*') {
+                continue;
+            }
+            let name = key.rsplit(['.', ']']).next().unwrap_or(key);
+            // A key of a table (`forward.listen`) needs that table too, not only a `listen =`.
+            let section = key
+                .split_once('.')
+                .map(|(t, _)| t)
+                .filter(|t| !t.contains('[') && !["credentials", "routes"].contains(t));
+            let found = if key.starts_with('[') {
+                example.contains(key)
+            } else {
+                (example.contains(&format!("{name} =")) || example.contains(&format!("[{name}]")))
+                    && section.is_none_or(|t| {
+                        example.contains(&format!("[{t}]")) || example.contains(&format!("[{t}."))
+                    })
+            };
+            if !found {
+                missing.push(key.to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "proxy.toml.example lacks {missing:?}");
+}
