@@ -414,7 +414,7 @@ fn intercept_false_keeps_a_second_route_for_the_same_api_off_the_forward_listene
     );
     assert!(
         out.stdout
-            .contains("forward ignores route /b: no public URL (reverse listener only)"),
+            .contains("forward ignores route /b: intercept = false (reverse listener only)"),
         "{}",
         out.stdout
     );

@@ -78,6 +78,8 @@ pub struct Route {
     /// own (Audience Manager has two hosts), or `public_url`. Empty for routes without
     /// either, and with `intercept = false`.
     pub public: Vec<Upstream>,
+    /// `false` when `intercept = false` keeps the route off the forward listener.
+    pub intercept: bool,
     /// `check --online`'s authenticated read: `probe`, or the preset's.
     pub probe: Option<Probe>,
     pub credential: Arc<Credential>,
@@ -186,6 +188,7 @@ impl Route {
             api: rc.api,
             upstream,
             public,
+            intercept,
             probe,
             credential,
             send_org_id,

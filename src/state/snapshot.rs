@@ -347,8 +347,13 @@ impl Snapshot {
             ));
         }
         for r in routes.iter().filter(|r| r.public.is_empty()) {
+            let why = if r.intercept {
+                "no public URL"
+            } else {
+                "intercept = false"
+            };
             out.push_str(&format!(
-                "forward ignores route {}: no public URL (reverse listener only)\n",
+                "forward ignores route {}: {why} (reverse listener only)\n",
                 r.label()
             ));
         }
