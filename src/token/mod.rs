@@ -397,6 +397,16 @@ impl Credential {
     /// An upstream (on `route`) answered 401 to a token IMS issued after an earlier 401:
     /// the credential shows as `rejected` until an upstream accepts one of its tokens.
     pub fn rejected_by_upstream(&self, route: &str, error_code: Option<String>, at: SystemTime) {
+        // Stored before the flag, so whoever sees the flag sees a rejection.
+        self.rejection.store(Some(Arc::new(Rejection {
+            route: route.to_string(),
+            error_code: error_code.clone(),
+            at,
+        })));
+        // Once per episode: under load every replayed request can meet the same refusal.
+        if self.rejected.swap(true, Ordering::AcqRel) {
+            return;
+        }
         tracing::warn!(
             credential = %self.name,
             route,
@@ -404,20 +414,13 @@ impl Credential {
             "the upstream rejected a token IMS had just issued (401 after a refresh): IMS \
              accepts this credential, the API does not; check its product profile and org"
         );
-        self.rejection.store(Some(Arc::new(Rejection {
-            route: route.to_string(),
-            error_code,
-            at,
-        })));
-        self.rejected.store(true, Ordering::Release);
     }
 
     /// An upstream answered a request with one of this credential's tokens with something
     /// other than 401. One relaxed load on the request path while nothing was rejected.
     #[inline]
     pub fn accepted_by_upstream(&self) {
-        if self.rejected.load(Ordering::Relaxed) {
-            self.rejected.store(false, Ordering::Release);
+        if self.rejected.load(Ordering::Relaxed) && self.rejected.swap(false, Ordering::AcqRel) {
             self.rejection.store(None);
         }
     }
