@@ -1,7 +1,7 @@
 //! A bad configuration exits with status 2 before listening, with one line naming the key
 //! and the reason, and no panic or backtrace.
 
-use support::{Cli, Output};
+use support::{static_proxy, Cli, Output, Route};
 
 const GOOD: &str = r#"
 [credentials.campaign]
@@ -304,4 +304,40 @@ fn the_shipped_example_config_names_every_key_of_the_readmes_reference() {
         }
     }
     assert!(missing.is_empty(), "proxy.toml.example lacks {missing:?}");
+}
+
+#[test]
+fn a_probe_that_could_change_something_is_refused_naming_the_key() {
+    let toml = static_proxy(
+        Route::new("/own")
+            .upstream("http://127.0.0.1:1")
+            .extra("probe = \"POST /jobs\""),
+    )
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let line = out.error_line();
+    assert!(line.starts_with("error: routes[0].probe: "), "{line}");
+    assert!(line.contains("only GET or HEAD"), "{line}");
+}
+
+#[test]
+fn a_public_url_on_a_route_kept_off_the_forward_listener_is_refused_as_unused() {
+    let toml = static_proxy(
+        Route::new("/p")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1")
+            .extra(
+                "intercept = false\npublic_url = \"https://platform.adobe.io/data/core/privacy\"",
+            ),
+    )
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.error_line()
+            .starts_with("error: routes[0].public_url: unused"),
+        "{}",
+        out.stderr
+    );
 }
