@@ -38,7 +38,8 @@ fn h2_preface() -> Vec<u8> {
 fn h2_get(stream: u32) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x04, 6];
     block.extend_from_slice(b"/api/x");
-    block.extend_from_slice(&[0x01, 1, b'p']);
+    block.extend_from_slice(&[0x01, 9]);
+    block.extend_from_slice(b"127.0.0.1");
     frame(1, 0x5, stream, &block)
 }
 
