@@ -189,6 +189,13 @@ async fn a_refusal_is_logged_and_counted_by_listener_and_code() {
         .unwrap_or(0.0)
     };
     let before = metrics_text(s.admin()).await;
+    // Declared at zero from the start, for each listener that is on.
+    assert!(metric_value(
+        &before,
+        "ims_proxy_site_refused_total",
+        &[("listener", "admin"), ("code", "host_not_allowed")]
+    )
+    .is_some());
     s.post(&[("host", "logged-rebind.test")]).await;
     s.post(&[("origin", "http://logged-evil.test")]).await;
     let after = metrics_text(s.admin()).await;

@@ -172,20 +172,22 @@ fn site(e: &SiteRefusal) -> (StatusCode, &'static str) {
     }
 }
 
-/// A web page's request, refused on `listener` (logged and counted: an operator wants to know
-/// that a page tried), as the caller gets it.
+/// A web page's request to a listener outside the pipeline (the admin port), refused as the
+/// pipeline refuses it: logged, counted, answered in the proxy's JSON with a new request id.
 pub fn site_refusal(
     e: SiteRefusal,
     listener: &'static str,
     peer: std::net::SocketAddr,
     path: &str,
-    request_id: &HeaderValue,
 ) -> Response<Full<Bytes>> {
     let e = ProxyError::Site(e);
     log_site_refusal(&e, listener, peer, path);
-    e.to_response(request_id)
+    let id = HeaderValue::from_bytes(&super::ctx::hex32(rand::random()))
+        .unwrap_or(HeaderValue::from_static("-"));
+    e.to_response(&id)
 }
 
+/// An operator wants to know that a page tried: one line and a count for each refusal.
 fn log_site_refusal(
     e: &ProxyError,
     listener: &'static str,

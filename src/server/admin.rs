@@ -122,10 +122,7 @@ fn answer(
     if req.uri().path() != "/healthz" {
         let snapshot = shared.snapshot.load();
         if let Err(e) = snapshot.sites.check(req.uri(), req.headers(), true) {
-            let id: u128 = rand::random();
-            let id = header::HeaderValue::from_str(&format!("{id:032x}"))
-                .unwrap_or(header::HeaderValue::from_static("-"));
-            return crate::pipeline::site_refusal(e, "admin", peer, req.uri().path(), &id);
+            return crate::pipeline::site_refusal(e, "admin", peer, req.uri().path());
         }
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
