@@ -65,23 +65,10 @@ impl SiteRefusal {
 
 impl SitePolicy {
     pub fn build(server: &ServerConfig) -> Result<SitePolicy, ConfigError> {
-        let hostnames = server
-            .hostnames
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                hostname(h).map_err(|r| ConfigError::new(format!("server.hostnames[{i}]"), r))
-            })
-            .collect::<Result<_, _>>()?;
-        let origins = server
-            .allowed_origins
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                origin(o).map_err(|r| ConfigError::new(format!("server.allowed_origins[{i}]"), r))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(SitePolicy { hostnames, origins })
+        Ok(SitePolicy {
+            hostnames: each("server.hostnames", &server.hostnames, hostname)?,
+            origins: each("server.allowed_origins", &server.allowed_origins, origin)?,
+        })
     }
 
     pub fn hostnames(&self) -> impl Iterator<Item = String> + '_ {
@@ -189,6 +176,19 @@ fn shown(v: &HeaderValue) -> String {
 
 fn shown_bytes(b: &[u8]) -> String {
     String::from_utf8_lossy(b).chars().take(SHOWN).collect()
+}
+
+/// Every entry of the list at `key` through `parse`; the first error names its entry.
+fn each(
+    key: &str,
+    entries: &[String],
+    parse: fn(&str) -> Result<Box<str>, String>,
+) -> Result<Vec<Box<str>>, ConfigError> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| parse(e).map_err(|r| ConfigError::new(format!("{key}[{i}]"), r)))
+        .collect()
 }
 
 /// A `server.hostnames` entry, normalised, or why it is not a host name.
