@@ -733,3 +733,54 @@ async fn with_the_bundle_and_no_proxy_curl_reaches_adobe_through_the_proxy_and_o
     assert_eq!(curl(&bundle, &proxy, "", &other_url).await, 56);
     assert_eq!((up.count(), other.count()), (1, 1));
 }
+
+#[test]
+fn ca_bundle_without_roots_to_read_fails_naming_the_file() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let empty = dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let out = Cli::new()
+        .args(["ca", "bundle"])
+        .config_file(&config)
+        .env("SSL_CERT_FILE", &empty.display().to_string())
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.error_line().contains(&empty.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("ca/bundle.pem").exists());
+}
+
+#[test]
+fn a_refused_rotation_keeps_the_ca_it_would_have_replaced() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let first = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let pem = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+    let key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    // A configuration error elsewhere: the rotation is refused and changes nothing.
+    std::fs::write(&config, forward_config("[[routes]]\nprefix = \"/b\"\ncredential = \"nope\"\nupstream = \"http://127.0.0.1:1\"\n")).expect("write");
+    let out = Cli::new().args(["ca", "rotate"]).config_file(&config).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("routes[1].credential"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.pem")).ok(),
+        Some(pem)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.key")).ok(),
+        Some(key)
+    );
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("ca"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ca.key", "ca.pem"]);
+}

@@ -324,7 +324,12 @@ fn intercepted(routes: &[Route], ims_hosts: &[String]) -> Vec<Intercepted> {
     let routes = routes.iter().filter_map(|r| {
         let public = r.public.as_ref()?;
         Some((
-            public.authority.host().to_ascii_lowercase(),
+            // An IPv6 literal without its brackets, as a certificate names it.
+            public
+                .authority
+                .host()
+                .trim_matches(['[', ']'])
+                .to_ascii_lowercase(),
             format!("the public URL of route {}", r.label()),
         ))
     });
