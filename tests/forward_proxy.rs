@@ -784,3 +784,20 @@ fn a_refused_rotation_keeps_the_ca_it_would_have_replaced() {
     left.sort();
     assert_eq!(left, ["ca.key", "ca.pem"]);
 }
+
+#[tokio::test]
+async fn a_public_url_on_an_ip_address_is_intercepted_with_a_leaf_openssl_accepts() {
+    let up = FakeUpstream::start().await;
+    let route = Route::new("/ip")
+        .upstream(up.url())
+        .extra("public_url = \"https://127.0.0.1/ip\"");
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    let p = ChildProxy::spawn(&toml, &[]);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    let ca = p.dir.path().join("ca/ca.pem");
+    let code = curl(&ca, &proxy, "", "https://127.0.0.1/ip/x").await;
+    assert_eq!(code, 0);
+    assert_eq!(up.only_request().target, "/x");
+}

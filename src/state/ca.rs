@@ -330,7 +330,15 @@ impl LocalCa {
         let mut params =
             CertificateParams::new(vec![host.to_string()]).map_err(|e| format!("{host}: {e}"))?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, host);
+        // OpenSSL checks a common name that reads like a host name against the CA's DNS name
+        // constraints when the certificate names no DNS host: an address's leaf gets one that
+        // does not read so (its SAN carries the address).
+        let cn = if host.parse::<IpAddr>().is_ok() {
+            "ims-proxy leaf"
+        } else {
+            host
+        };
+        dn.push(DnType::CommonName, cn);
         params.distinguished_name = dn;
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
