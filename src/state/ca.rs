@@ -696,6 +696,27 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_within_30_days_of_expiry_is_kept_with_a_warning_naming_the_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = KeyPair::generate().expect("key");
+        let mut params = ca_params(&[]);
+        let expiry = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+        params.not_after = expiry;
+        let cert = params.self_signed(&key).expect("cert");
+        std::fs::write(dir.path().join("ca.key"), key.serialize_pem()).expect("key");
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).expect("pem");
+        let ca = LocalCa::load_or_create(dir.path(), &[host("mc.adobe.io")]).expect("ca");
+        assert_eq!(ca.cert_pem(), cert.pem());
+        let warnings = ca.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&format!("expires on {}", expiry.date())),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("ims-proxy ca rotate"), "{warnings:?}");
+    }
+
+    #[test]
     fn a_ca_without_name_constraints_is_read_as_such_and_warned_about() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = KeyPair::generate().expect("key");
