@@ -77,7 +77,8 @@ pub enum Command {
         live: bool,
     },
     /// The forward listener's local CA: `path` prints where its certificate is, `show` prints
-    /// it, for the trust settings of the tools behind `HTTPS_PROXY`.
+    /// it, `bundle` writes it after the machine's roots, for the trust settings of the tools
+    /// behind `HTTPS_PROXY`; `rotate` replaces it.
     Ca {
         /// Configuration file (TOML; default $IMS_PROXY_CONFIG, else proxy.toml), before or
         /// after `path`/`show`/`rotate`/`bundle`.
