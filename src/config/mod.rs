@@ -27,5 +27,5 @@ pub use server::{
     parse_byte_size, resolve_addr, AdminConfig, ByteSize, LimitsConfig, ServerConfig, TlsConfig,
 };
 pub use shared::{SharedConfig, DEFAULT_KEY_PREFIX, DEFAULT_SHARED_TIMEOUT};
-pub use tracing::TracingConfig;
+pub use tracing::{SpanBatch, TracingConfig};
 pub use validate::validate;
