@@ -540,6 +540,18 @@ async fn check_online_reaches_redis_and_says_what_failed() {
         "{}",
         ok.stdout
     );
+    // The password from the environment instead of a file.
+    let from_env = SharedSetup {
+        password_file: None,
+        ..SharedSetup::for_redis(&redis)
+    };
+    let env = Cli::new()
+        .config(&format!("{toml}{}", from_env.toml()))
+        .args(["check", "--online"])
+        .envs(&[("IMS_PROXY_SHARED__PASSWORD", "the-right-password")])
+        .output()
+        .await;
+    assert_eq!(env.code, Some(0), "{}\n{}", env.stdout, env.stderr);
     // A wrong password: the line says authentication, and never the password.
     std::fs::write(
         shared.password_file.as_ref().expect("password file"),
