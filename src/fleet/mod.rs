@@ -6,18 +6,18 @@
 //! - **cool-downs**: after an upstream's `429`, a credential and upstream host are left alone
 //!   until its `Retry-After` has passed ([`CooldownKey`]).
 //!
-//! Without `[shared]` both are in-process and exact: [`rate`] and [`cooldown`]. With it, the
+//! Without `[shared]` both are in-process and exact: [`gcra`] and [`cooldown`]. With it, the
 //! same calls go to Redis (one script per decision, on the server's clock), so that a limit
 //! means the same for one replica or ten; `state/` and `pipeline/` call [`Fleet`] and never ask
 //! which one they have.
 
 pub mod cooldown;
+pub mod gcra;
 pub mod keys;
-pub mod rate;
 
 pub use cooldown::{CooldownRow, Cooldowns};
+pub use gcra::{Ask, Limit, Rate, Verdict};
 pub use keys::{CooldownKey, CredentialKey, LimitKey};
-pub use rate::{Ask, Limit, Rate, Verdict};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,7 @@ impl Fleet {
         if let Some(remaining) = ask.cooldown.and_then(|k| self.cooldowns.remaining(k)) {
             return Verdict::CoolingDown { remaining };
         }
-        rate::reserve_all(ask.limits, ask.max_wait)
+        gcra::reserve_all(ask.limits, ask.max_wait)
     }
 
     /// Gives back the slots a [`Verdict::Go`] reserved, for a request that did not go out
