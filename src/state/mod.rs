@@ -7,6 +7,7 @@ mod forward;
 mod limits;
 mod routes;
 mod shaping;
+mod site;
 mod snapshot;
 mod stats;
 mod tls;
@@ -17,6 +18,7 @@ pub use forward::Decision;
 pub use limits::ConnLimits;
 pub use routes::{Route, DEFAULT_COOL_DOWN};
 pub use shaping::{Permit, Refused, RefusedBy};
+pub use site::SiteRefusal;
 pub use snapshot::Snapshot;
 pub use stats::{RouteCounts, RouteStats};
 
