@@ -143,6 +143,10 @@ async fn invalid_limits_are_config_errors_naming_the_key() {
             "routes[0].rate_limit.burst",
         ),
         ("max_concurrent = 0", "routes[0].max_concurrent"),
+        (
+            "rate_limit = { per_second = 1e-300 }",
+            "routes[0].rate_limit.per_second",
+        ),
     ] {
         let err = static_proxy(Route::new("/a").upstream("http://x").extra(extra)).build_error();
         assert_eq!(err.key, key);
@@ -347,6 +351,18 @@ async fn an_invalid_quota_is_a_config_error_naming_the_key() {
             "credentials.cred.quota.burst",
         ),
         ("cool_down_max = \"0s\"", "credentials.cred.cool_down_max"),
+        (
+            "cool_down_max = \"100years\"",
+            "credentials.cred.cool_down_max",
+        ),
+        (
+            "quota = { per_second = 1e-300 }",
+            "credentials.cred.quota.per_second",
+        ),
+        (
+            "quota = { per_second = 1, burst = 4000000000 }",
+            "credentials.cred.quota.burst",
+        ),
     ] {
         let err = ProxyToml::new()
             .credential(credential("cred", extra))
