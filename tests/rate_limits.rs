@@ -609,3 +609,42 @@ async fn a_request_queued_for_a_rate_slot_does_not_wait_out_a_cool_down() {
     assert!(retry_after(&got) > 20);
     assert_eq!(up.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_callers_gets_the_quota_and_no_more() {
+    let up = FakeUpstream::start().await;
+    let p = two_routes(
+        "qburst",
+        "quota = { per_second = 4, burst = 4 }",
+        "queue_timeout = \"1s\"",
+        &up,
+    )
+    .await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let route = if i % 2 == 0 { "qburst-a" } else { "qburst-b" };
+        let url = proxy_url(&p, &format!("/{route}/{i}"));
+        tasks.push(tokio::spawn(async move { get(&url).await }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        let got = t.await.unwrap();
+        match got.status.as_u16() {
+            200 => passed += 1,
+            429 => {
+                assert_eq!(got.json()["error_code"], "quota_exceeded");
+                assert!(retry_after(&got) >= 1);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The burst at once, then one every 250 ms for as long as requests arrived, plus the 1 s
+    // the last of them could wait.
+    let bound = 4 + 4 * (started.elapsed().as_secs() as usize + 2);
+    assert!(
+        (8..=bound).contains(&passed),
+        "{passed} passed, bound {bound}"
+    );
+    assert_eq!(up.count(), passed);
+}
