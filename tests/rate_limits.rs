@@ -2,7 +2,6 @@
 //! with 429 `rate_limited` and `Retry-After`.
 
 use std::time::{Duration, Instant};
-use support::client::Got;
 use support::config::static_credential;
 use support::*;
 
@@ -647,4 +646,54 @@ async fn a_burst_of_concurrent_callers_gets_the_quota_and_no_more() {
         "{passed} passed, bound {bound}"
     );
     assert_eq!(up.count(), passed);
+}
+
+#[tokio::test]
+async fn the_access_log_marks_the_429_that_started_a_cool_down_and_the_local_answers() {
+    let logs = support::logs::capture_trace();
+    let up = throttling_once(leak(vec![("retry-after", "30".into())])).await;
+    let p = ProxyToml::new()
+        .credential(credential("coollog", ""))
+        .route(
+            Route::new("/coollog")
+                .upstream(up.url())
+                .credential("coollog"),
+        )
+        .start()
+        .await;
+    for id in ["coollog-1", "coollog-2"] {
+        Req::get(proxy_url(&p, "/coollog/x"))
+            .header("x-request-id", id)
+            .send()
+            .await;
+    }
+    let started = logs.access_line("coollog-1").await;
+    assert_eq!(started["cool_down"], "started");
+    assert_eq!(started["http.response.status_code"], 429);
+    assert_eq!(started["fault"], "-");
+    let local = logs.access_line("coollog-2").await;
+    assert_eq!(local["cool_down"], "local");
+    assert_eq!(local["fault"], "upstream");
+    assert!(
+        local.get("upstream_us").is_none(),
+        "nothing was sent upstream"
+    );
+}
+
+#[tokio::test]
+async fn without_cool_down_max_a_retry_after_is_capped_at_60_seconds() {
+    let up = throttling_once(leak(vec![("retry-after", "3600".into())])).await;
+    let p = ProxyToml::new()
+        .credential(credential("cooldefault", ""))
+        .route(
+            Route::new("/cooldefault")
+                .upstream(up.url())
+                .credential("cooldefault"),
+        )
+        .start()
+        .await;
+    get(&proxy_url(&p, "/cooldefault/1")).await;
+    let local = get(&proxy_url(&p, "/cooldefault/2")).await;
+    assert_eq!(local.json()["error_code"], "upstream_throttled");
+    assert_eq!(retry_after(&local), 60);
 }
