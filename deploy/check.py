@@ -20,8 +20,8 @@ and kubernetes-validate and builds the binary first).
    Secret mounted there.
 5. Each proxy.toml (the ConfigMaps', compose's, systemd's) passes `ims-proxy check`, with the
    secret files it names supplied from the Secret / compose secret / LoadCredential example.
-6. compose.yaml validates with `docker-compose config` (Compose's own schema) where
-   docker-compose is installed.
+6. compose.yaml and compose-fleet.yaml validate with `docker-compose config` (Compose's own
+   schema) where docker-compose is installed.
 7. The systemd unit passes `systemd-analyze verify` with no warning, and its offline
    `systemd-analyze security` exposure stays at or below 2.0 (skipped without systemd-analyze).
 
@@ -331,6 +331,9 @@ def run_proxy_checks(binary, tmp):
                 # Example Secrets hold placeholders; a key file must parse, so use a fresh key.
                 if "REPLACE_WITH" in content and f.endswith(".pem"):
                     content = private_key_pem(tmp)
+                # A [shared] seal key must be 32 bytes: a fresh one, as `openssl rand -hex 32`.
+                if "REPLACE_WITH" in content and "seal-key" in f:
+                    content = os.urandom(32).hex()
                 (local / f).write_text(content)
                 os.chmod(local / f, 0o600)
             text = text.replace(f'"{d}/', f'"{local}/')
@@ -347,37 +350,38 @@ def run_proxy_checks(binary, tmp):
                  f"{(r.stderr or r.stdout).strip()}")
 
 
-def compose_checks(docs):
-    path = DEPLOY / "compose.yaml"
+def compose_checks(docs, name):
+    path = DEPLOY / name
     compose = docs.get(path, [None])[0]
     if not compose:
-        fail("deploy/compose.yaml is missing")
+        fail(f"deploy/{name} is missing")
         return
     secrets = compose.get("secrets", {})
     svc = compose["services"].get("ims-proxy")
     if not svc:
-        fail("compose.yaml: no service ims-proxy")
+        fail(f"{name}: no service ims-proxy")
         return
     for k, want in (("read_only", True), ("cap_drop", ["ALL"])):
         if svc.get(k) != want:
-            fail(f"compose.yaml: ims-proxy {k} must be {want}")
+            fail(f"{name}: ims-proxy {k} must be {want}")
     config_text = None
     for v in svc.get("volumes", []):
         src, _, rest = v.partition(":")
         if rest.split(":")[0] == "/etc/ims-proxy":
-            config_text = (DEPLOY / src / "proxy.toml").read_text()
+            config_dir = DEPLOY / src
+            config_text = (config_dir / "proxy.toml").read_text()
     if config_text is None:
-        fail("compose.yaml: ims-proxy mounts no directory at /etc/ims-proxy")
+        fail(f"{name}: ims-proxy mounts no directory at /etc/ims-proxy")
         return
     files = {}
     for s in svc.get("secrets", []):
-        name = s if isinstance(s, str) else s["source"]
-        src = DEPLOY / secrets[name]["file"]
+        secret = s if isinstance(s, str) else s["source"]
+        src = DEPLOY / secrets[secret]["file"]
         example = src.with_name(src.name + ".example")
         if not src.exists() and not example.exists():
-            fail(f"compose.yaml: secret {name}: neither {rel(src)} nor {rel(example)} exists")
+            fail(f"{rel(path)}: secret {secret}: neither {rel(src)} nor {rel(example)} exists")
             continue
-        files[name] = (src if src.exists() else example).read_text()
+        files[secret] = (src if src.exists() else example).read_text()
     compose_cli = shutil.which("docker-compose")
     if compose_cli:
         # Validates against Compose's schema (unknown keys are errors); needs no daemon.
@@ -385,12 +389,12 @@ def compose_checks(docs):
                            text=True)
         out = (r.stdout + r.stderr).strip()
         if r.returncode != 0 or out:
-            fail(f"compose.yaml: docker-compose config: {out or r.returncode}")
+            fail(f"{name}: docker-compose config: {out or r.returncode}")
         else:
-            notes.append("compose schema ok")
+            notes.append(f"{name} schema ok")
     else:
         notes.append("docker-compose not found: compose schema not checked")
-    proxy_toml_checks.append(("deploy/compose/etc/proxy.toml", config_text,
+    proxy_toml_checks.append((f"{rel(config_dir)}/proxy.toml", config_text,
                               {"/run/secrets": files}))
 
 
@@ -459,7 +463,9 @@ def main():
                 fail(f"{rel(p)} is in no kustomization, so nothing validates it")
         if rendered_files:
             validate(rendered_files)
-        compose_checks(docs)
+        # The gateway beside a client, and the gateway as a fleet with Redis.
+        for name in ("compose.yaml", "compose-fleet.yaml"):
+            compose_checks(docs, name)
         systemd_checks(binary, tmp)
         run_proxy_checks(binary, tmp)
     n_manifests = sum(len(d) for p, d in docs.items() if p.is_relative_to(K8S)

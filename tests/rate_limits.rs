@@ -2,7 +2,6 @@
 //! with 429 `rate_limited` and `Retry-After`.
 
 use std::time::{Duration, Instant};
-use support::client::Got;
 use support::config::static_credential;
 use support::*;
 
@@ -143,6 +142,10 @@ async fn invalid_limits_are_config_errors_naming_the_key() {
             "routes[0].rate_limit.burst",
         ),
         ("max_concurrent = 0", "routes[0].max_concurrent"),
+        (
+            "rate_limit = { per_second = 1e-300 }",
+            "routes[0].rate_limit.per_second",
+        ),
     ] {
         let err = static_proxy(Route::new("/a").upstream("http://x").extra(extra)).build_error();
         assert_eq!(err.key, key);
@@ -347,6 +350,18 @@ async fn an_invalid_quota_is_a_config_error_naming_the_key() {
             "credentials.cred.quota.burst",
         ),
         ("cool_down_max = \"0s\"", "credentials.cred.cool_down_max"),
+        (
+            "cool_down_max = \"100years\"",
+            "credentials.cred.cool_down_max",
+        ),
+        (
+            "quota = { per_second = 1e-300 }",
+            "credentials.cred.quota.per_second",
+        ),
+        (
+            "quota = { per_second = 1, burst = 4000000000 }",
+            "credentials.cred.quota.burst",
+        ),
     ] {
         let err = ProxyToml::new()
             .credential(credential("cred", extra))
@@ -592,4 +607,93 @@ async fn a_request_queued_for_a_rate_slot_does_not_wait_out_a_cool_down() {
     assert_eq!(got.json()["error_code"], "upstream_throttled");
     assert!(retry_after(&got) > 20);
     assert_eq!(up.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_callers_gets_the_quota_and_no_more() {
+    let up = FakeUpstream::start().await;
+    let p = two_routes(
+        "qburst",
+        "quota = { per_second = 4, burst = 4 }",
+        "queue_timeout = \"1s\"",
+        &up,
+    )
+    .await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let route = if i % 2 == 0 { "qburst-a" } else { "qburst-b" };
+        let url = proxy_url(&p, &format!("/{route}/{i}"));
+        tasks.push(tokio::spawn(async move { get(&url).await }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        let got = t.await.unwrap();
+        match got.status.as_u16() {
+            200 => passed += 1,
+            429 => {
+                assert_eq!(got.json()["error_code"], "quota_exceeded");
+                assert!(retry_after(&got) >= 1);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The burst at once, then one every 250 ms for as long as requests arrived, plus the 1 s
+    // the last of them could wait.
+    let bound = 4 + 4 * (started.elapsed().as_secs() as usize + 2);
+    assert!(
+        (8..=bound).contains(&passed),
+        "{passed} passed, bound {bound}"
+    );
+    assert_eq!(up.count(), passed);
+}
+
+#[tokio::test]
+async fn the_access_log_marks_the_429_that_started_a_cool_down_and_the_local_answers() {
+    let logs = support::logs::capture_trace();
+    let up = throttling_once(leak(vec![("retry-after", "30".into())])).await;
+    let p = ProxyToml::new()
+        .credential(credential("coollog", ""))
+        .route(
+            Route::new("/coollog")
+                .upstream(up.url())
+                .credential("coollog"),
+        )
+        .start()
+        .await;
+    for id in ["coollog-1", "coollog-2"] {
+        Req::get(proxy_url(&p, "/coollog/x"))
+            .header("x-request-id", id)
+            .send()
+            .await;
+    }
+    let started = logs.access_line("coollog-1").await;
+    assert_eq!(started["cool_down"], "started");
+    assert_eq!(started["http.response.status_code"], 429);
+    assert_eq!(started["fault"], "-");
+    let local = logs.access_line("coollog-2").await;
+    assert_eq!(local["cool_down"], "local");
+    assert_eq!(local["fault"], "upstream");
+    assert!(
+        local.get("upstream_us").is_none(),
+        "nothing was sent upstream"
+    );
+}
+
+#[tokio::test]
+async fn without_cool_down_max_a_retry_after_is_capped_at_60_seconds() {
+    let up = throttling_once(leak(vec![("retry-after", "3600".into())])).await;
+    let p = ProxyToml::new()
+        .credential(credential("cooldefault", ""))
+        .route(
+            Route::new("/cooldefault")
+                .upstream(up.url())
+                .credential("cooldefault"),
+        )
+        .start()
+        .await;
+    get(&proxy_url(&p, "/cooldefault/1")).await;
+    let local = get(&proxy_url(&p, "/cooldefault/2")).await;
+    assert_eq!(local.json()["error_code"], "upstream_throttled");
+    assert_eq!(retry_after(&local), 60);
 }

@@ -38,7 +38,10 @@ pub struct CooldownRow {
 impl Cooldowns {
     pub fn start(&self, key: &CooldownKey, length: Duration) {
         let now = Instant::now();
-        let until = now + length;
+        // The caller caps `length`; a day past `now` stands in should it ever not fit.
+        let until = now
+            .checked_add(length)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400));
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.retain(|(_, end)| *end > now);
         match running.iter_mut().find(|(k, _)| k == key) {

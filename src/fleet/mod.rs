@@ -6,7 +6,7 @@
 //! - **cool-downs**: after an upstream's `429`, a credential and upstream host are left alone
 //!   until its `Retry-After` has passed ([`CooldownKey`]).
 //!
-//! Without `[shared]` both are in-process and exact: [`rate`] and [`cooldown`]. With it, the
+//! Without `[shared]` both are in-process and exact: [`gcra`] and [`cooldown`]. With it, the
 //! same calls go to Redis (one script per decision, on the server's clock), so that a limit
 //! means the same for one replica or ten; `state/` and `pipeline/` call [`Fleet`] and never ask
 //! which one they have.
@@ -19,17 +19,17 @@
 //! may touch them together: `PREFIX:{HASH}:token:…`, `PREFIX:{HASH}:quota`, ...
 
 pub mod cooldown;
+pub mod gcra;
 pub mod keys;
 pub mod quota;
-pub mod rate;
 pub mod seal;
 pub mod shared;
 pub mod store;
 pub mod tokens;
 
 pub use cooldown::{CooldownRow, Cooldowns};
+pub use gcra::{Ask, Limit, Rate, Verdict};
 pub use keys::{CooldownKey, CredentialKey, LimitKey};
-pub use rate::{Ask, Limit, Rate, Verdict};
 pub use shared::{Shared, SharedSpec, SharedStatus};
 pub use store::SharedError;
 pub use tokens::{SharedToken, Stored, Version};
@@ -103,7 +103,7 @@ impl Fleet {
             Some(s) if !ask.limits.is_empty() => {
                 s.reserve(ask.limits, ask.cooldown, ask.max_wait).await
             }
-            _ => rate::reserve_all(ask.limits, ask.max_wait),
+            _ => gcra::reserve_all(ask.limits, ask.max_wait),
         }
     }
 

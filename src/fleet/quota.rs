@@ -2,7 +2,7 @@
 //!
 //! One Lua script per decision ([`RESERVE`]): on Redis's own clock (`TIME`, never a replica's),
 //! it checks the credential's cool-down and then runs GCRA over every limit of the request at
-//! once, all or nothing, exactly as the in-process [`super::rate::reserve_all`] does, and
+//! once, all or nothing, exactly as the in-process [`super::gcra::reserve_all`] does, and
 //! answers go (after a wait), over (with the exact time until there is room) or cooling down
 //! (with what remains). Each limit is one key holding its TAT in microseconds, with a TTL that
 //! ends when the TAT is past (an absent key is a full bucket).
@@ -18,8 +18,8 @@
 //! `burst / replicas`, at least 1), so the fleet together stays near the configured rate.
 
 use super::cooldown::Cooldowns;
+use super::gcra::{self, Limit, Rate, Verdict};
 use super::keys::{CooldownKey, LimitKey};
-use super::rate::{self, Limit, Rate, Verdict};
 use super::shared::{short_hash, Shared};
 use super::store::SharedError;
 use arc_swap::ArcSwap;
@@ -214,7 +214,7 @@ impl SharedLimits {
                 .collect()
         };
         let refs: Vec<&Limit> = shares.iter().map(Arc::as_ref).collect();
-        rate::reserve_all(&refs, max_wait)
+        gcra::reserve_all(&refs, max_wait)
     }
 
     /// Gives the slots back, in the background (this runs in `Drop`).

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+const MAX_TRACKED: usize = 10_000;
+
 #[derive(Debug)]
 pub struct Throttle {
     interval: Duration,
@@ -45,16 +47,20 @@ impl Throttle {
             .saturating_duration_since(now)
             .saturating_sub(self.tolerance);
         if wait.is_zero() {
+            // Credentials whose slot has passed hold nothing: forget them before the map grows
+            // with every x-api-key a caller makes up.
+            if due.len() >= MAX_TRACKED {
+                due.retain(|_, t| *t > now);
+            }
             due.insert(key, tat + self.interval);
             return None;
         }
         drop(due);
-        *self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default() += 1;
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.len() < MAX_TRACKED || refused.contains_key(&key) {
+            *refused.entry(key).or_default() += 1;
+        }
+        drop(refused);
         let mut reply = gateway(429, "429050", "Too many requests");
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         reply

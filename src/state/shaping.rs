@@ -82,10 +82,11 @@ pub type Shaping = BTreeMap<String, Arc<RouteLimiter>>;
 
 /// `rate_limit` or `quota` as a [`Rate`]; `key` names the table for errors.
 pub fn rate(key: &str, rl: &RateLimitConfig) -> Result<Rate, ConfigError> {
-    if !(rl.per_second.is_finite() && rl.per_second > 0.0 && rl.per_second <= 1e6) {
+    // Bounded both ways so that every interval and burst window is a representable time.
+    if !(rl.per_second.is_finite() && (MIN_PER_SECOND..=MAX_PER_SECOND).contains(&rl.per_second)) {
         return Err(ConfigError::new(
             format!("{key}.per_second"),
-            "must be a number above 0 (at most 1000000)",
+            format!("must be a number from {MIN_PER_SECOND} (one request in 1000 s) to {MAX_PER_SECOND}"),
         ));
     }
     // Without a burst, one second's worth: the smallest bucket that still lets a steady
@@ -93,10 +94,10 @@ pub fn rate(key: &str, rl: &RateLimitConfig) -> Result<Rate, ConfigError> {
     let burst = rl
         .burst
         .unwrap_or_else(|| (rl.per_second.ceil() as u32).max(1));
-    if burst == 0 {
+    if !(1..=MAX_BURST).contains(&burst) {
         return Err(ConfigError::new(
             format!("{key}.burst"),
-            "must be at least 1",
+            format!("must be from 1 to {MAX_BURST}"),
         ));
     }
     Ok(Rate {
@@ -104,6 +105,10 @@ pub fn rate(key: &str, rl: &RateLimitConfig) -> Result<Rate, ConfigError> {
         burst,
     })
 }
+
+const MIN_PER_SECOND: f64 = 0.001;
+const MAX_PER_SECOND: f64 = 1_000_000.0;
+const MAX_BURST: u32 = 1_000_000;
 
 impl RouteLimiter {
     /// `None` when neither the route nor its credential sets a limit. `key` is `routes[i]`,

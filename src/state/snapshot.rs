@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Adobe's `Retry-After`s are seconds to minutes; a day is far beyond any of them.
+const MAX_COOL_DOWN_MAX: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug)]
 pub struct Snapshot {
     pub listen: SocketAddr,
@@ -170,10 +173,11 @@ impl Snapshot {
             route.cool_down = match credential_config {
                 Some(cc) if cc.on_upstream_429 == OnUpstream429::CoolDown => {
                     let max = cc.cool_down_max.unwrap_or(DEFAULT_COOL_DOWN_MAX);
-                    if max.is_zero() {
+                    if max.is_zero() || max > MAX_COOL_DOWN_MAX {
                         return Err(ConfigError::new(
                             format!("credentials.{}.cool_down_max", rc.credential),
-                            "must be above 0 (to never cool down, set on_upstream_429 = \"pass\")",
+                            "must be above 0 and at most 24h (to never cool down, set \
+                             on_upstream_429 = \"pass\")",
                         ));
                     }
                     Some(CoolDown {
@@ -406,6 +410,12 @@ impl Snapshot {
                 out.push_str(&format!(
                     " ims_url={ims} {what}={}",
                     c.requested_scopes().join(",")
+                ));
+            }
+            if let Some(q) = self.quotas.get(name) {
+                out.push_str(&format!(
+                    " quota={}/s,burst={}",
+                    q.rate.per_second, q.rate.burst
                 ));
             }
             out.push('\n');

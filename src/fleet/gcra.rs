@@ -25,7 +25,8 @@ pub struct Rate {
 impl Rate {
     /// Time between two requests at the steady rate (GCRA's T).
     pub fn interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.per_second)
+        // The config bounds `per_second`; an hour per request stands in for anything slower.
+        Duration::try_from_secs_f64(1.0 / self.per_second).unwrap_or(Duration::from_secs(3600))
     }
 }
 
@@ -85,7 +86,9 @@ impl Gcra {
         let interval = rate.interval();
         Gcra {
             interval,
-            tolerance: interval * rate.burst.saturating_sub(1),
+            tolerance: interval
+                .checked_mul(rate.burst.saturating_sub(1))
+                .unwrap_or(Duration::MAX),
             tat: Mutex::new(Instant::now()),
         }
     }
