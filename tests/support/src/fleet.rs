@@ -80,9 +80,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Each replica listens on a port of its own (`IMS_PROXY_SERVER__LISTEN=127.0.0.1:0`,
+    /// whatever `toml` says): the proxy binds with `SO_REUSEPORT`, so replicas (and other
+    /// tests' proxies) given one fixed port would all share it, and the kernel would spread
+    /// connections among them.
     pub async fn start(toml: &str, shared: &SharedSetup, n: usize) -> Fleet {
         let toml = format!("{toml}{}", shared.toml());
-        let proxies: Vec<ChildProxy> = (0..n).map(|_| ChildProxy::spawn(&toml, &[])).collect();
+        let own_port = [("IMS_PROXY_SERVER__LISTEN", "127.0.0.1:0")];
+        let proxies: Vec<ChildProxy> = (0..n)
+            .map(|_| ChildProxy::spawn_with_env(&toml, &[], &own_port))
+            .collect();
         let mut addrs = Vec::new();
         for p in &proxies {
             addrs.push(p.addr().await);
