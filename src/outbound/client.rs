@@ -16,12 +16,15 @@
 use super::affinity::{Affinity, Conn, Held, Registry};
 use super::breaker::{Breaker, Reclaim};
 use super::egress::{Egress, EgressConnector, Via};
+use super::wire::{Tracked, Watching, Wire};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{CaptureConnection, Connection as _, HttpConnector};
@@ -39,7 +42,7 @@ use tower_service::Service as _;
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
-type Connector = HttpsConnector<EgressConnector>;
+type Connector = Watching<HttpsConnector<EgressConnector>>;
 
 type Pool = Client<Connector, RequestBody>;
 
@@ -122,14 +125,33 @@ impl Answer<'_> {
 
     /// The response is passed on: its connection carries the caller's next request once
     /// this body has been read.
+    /// Unless the upstream answered before the request body was written whole ([`Wire`]):
+    /// then the connection carries nothing more, and closes once both are done.
     pub fn keep(self) -> Response<Incoming> {
-        if let Lease::Affine {
-            slot,
-            registry,
-            conn,
-        } = self.lease
-        {
-            slot.put(conn, registry);
+        match self.lease {
+            Lease::Affine {
+                slot,
+                registry,
+                conn,
+            } => {
+                if conn.wire.as_ref().is_some_and(|w| w.answered_early()) {
+                    answered_early();
+                    drop(conn);
+                } else {
+                    slot.put(conn, registry);
+                }
+            }
+            Lease::Pool(captured) => {
+                let wire = self.response.extensions().get::<Arc<Wire>>();
+                if wire.is_some_and(|w| w.answered_early()) {
+                    answered_early();
+                    if let Some(c) = captured.as_ref() {
+                        if let Some(c) = c.connection_metadata().as_ref() {
+                            c.poison();
+                        }
+                    }
+                }
+            }
         }
         self.response
     }
@@ -144,6 +166,13 @@ impl Answer<'_> {
             }
         }
     }
+}
+
+fn answered_early() {
+    tracing::debug!(
+        "the upstream answered before the request body was written whole: its connection \
+         carries no other request"
+    );
 }
 
 /// [`Outbound::request`]'s future.
@@ -211,7 +240,7 @@ impl Outbound {
             .wrap_connector(http);
         Ok(Outbound {
             egress,
-            connector: https,
+            connector: Watching(https),
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
             affine,
@@ -271,6 +300,12 @@ impl Outbound {
         // To poison the connection should its response be refused: hyper-util would
         // otherwise pool it (the body may already have been read whole).
         let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
+        let req = if req.body().is_end_stream() {
+            req
+        } else {
+            let on = captured.clone();
+            req.map(|body| Tracked::pooled(body, on).boxed())
+        };
         ResponseFuture(Pending::Pool {
             response: self.with_pool(|pool| pool.request(req)),
             captured: Some(captured),
@@ -333,7 +368,13 @@ impl Outbound {
                     }
                 }
             }
-            match conn.tx.try_send_request(req).await {
+            let tracked = if req.body().is_end_stream() {
+                req
+            } else {
+                let wire = conn.wire.clone();
+                req.map(|body| Tracked::on(body, wire).boxed())
+            };
+            match conn.tx.try_send_request(tracked).await {
                 Ok(response) => {
                     return Ok(Answer {
                         response,
@@ -405,6 +446,7 @@ impl Outbound {
             // Dropped here, permit and all, before the pool opens its own.
             return Ok(None);
         }
+        let wire = io.wire();
         let (tx, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
@@ -423,6 +465,7 @@ impl Outbound {
             authority: authority.clone(),
             tx,
             upstream,
+            wire,
         };
         Ok(Some((conn, false)))
     }

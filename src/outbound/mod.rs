@@ -5,6 +5,7 @@ mod affinity;
 mod breaker;
 mod client;
 mod egress;
+mod wire;
 
 pub use affinity::Affinity;
 pub use breaker::UpstreamBusy;
