@@ -50,6 +50,8 @@ type Pool = Client<Connector, RequestBody>;
 pub struct Outbound {
     pub egress: Arc<Egress>,
     connector: Connector,
+    /// The connector under TLS, for blind tunnels ([`Outbound::tunnel`]).
+    dialer: EgressConnector,
     pool_idle_timeout: Duration,
     /// Identifies this outbound (and its clones) in each thread's pool list; when the last
     /// clone is dropped (a reload replaced it), the threads' pools for it are dropped lazily.
@@ -231,16 +233,17 @@ impl Outbound {
                 h2: Mutex::default(),
             })
         });
-        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
+        let dialer = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(dialer.clone());
         Ok(Outbound {
             egress,
             connector: Watching(https),
+            dialer,
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
             affine,
@@ -468,6 +471,36 @@ impl Outbound {
             wire,
         };
         Ok(Some((conn, false)))
+    }
+
+    /// A connection to `host:port` for a blind tunnel (`forward.passthrough`), opened as every
+    /// outbound connection is: admitted by the breaker (the per-upstream cap, counted as
+    /// `https://host:port`, and a file descriptor from the budget, both held until it closes)
+    /// and through the egress proxy's CONNECT when one applies. No TLS: the tunnel carries the
+    /// caller's own.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send, OutboundError>
+    {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let dst = Uri::builder()
+            .scheme(Scheme::HTTPS)
+            .authority(format!("{host}:{port}"))
+            .path_and_query("/")
+            .build()
+            .map_err(|e| OutboundError::Connect(e.into()))?;
+        let mut dialer = self.dialer.clone();
+        std::future::poll_fn(|cx| dialer.poll_ready(cx))
+            .await
+            .map_err(OutboundError::Connect)?;
+        let io = dialer.call(dst).await.map_err(OutboundError::Connect)?;
+        Ok(hyper_util::rt::TokioIo::new(io))
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel

@@ -8,5 +8,5 @@ mod egress;
 mod wire;
 
 pub use affinity::Affinity;
-pub use breaker::UpstreamBusy;
+pub use breaker::{NoDescriptors, UpstreamBusy};
 pub use client::{Answer, Outbound, OutboundError, RequestBody};

@@ -1,8 +1,8 @@
 //! How many connections a listener holds, in all and per client address: counted against the
 //! current snapshot's limits, so a reload changes them without a restart.
 
-use crate::base::fds::FdSlot;
-use crate::state::ConnLimits;
+use crate::base::fds::{self, FdSlot};
+use crate::state::{ConnLimits, Snapshot};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +80,16 @@ impl Drop for PeerSlot {
             }
         }
     }
+}
+
+/// Sets the descriptor budget the proxy port, the forward listener and outbound share from
+/// `snapshot` (the admin listener's cap is kept out of it). Called as each of those listeners
+/// starts and at each accept, so a reload's admin cap applies, whichever listener is busy.
+pub fn set_descriptor_budget(snapshot: &Snapshot) {
+    let reserved = snapshot
+        .admin_listen
+        .map_or(0, |_| snapshot.admin_limits.max_connections);
+    fds::set_share(fds::share(reserved));
 }
 
 /// Everything one accepted connection holds against the limits; all freed when it drops.

@@ -87,16 +87,13 @@ impl Server {
         let (drain, _) = tokio::sync::watch::channel(());
         let (connections, peers) = (&self.connections, &self.peers);
         if self.first {
+            capacity::set_descriptor_budget(&self.shared.snapshot.load());
             warn_if_few_descriptors(&self.shared);
         }
         listener::accept_until(&self.listener, "proxy", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
             let limits = &snapshot.conn_limits;
-            // The admin listener's cap is kept out of what this port and outbound may hold.
-            let reserved = snapshot
-                .admin_listen
-                .map_or(0, |_| snapshot.admin_limits.max_connections);
-            fds::set_share(fds::share(reserved));
+            capacity::set_descriptor_budget(&snapshot);
             let admission = match capacity::admit(connections, peers, limits, peer.ip()) {
                 Ok(a) => a,
                 Err(refusal) => {

@@ -218,6 +218,18 @@ impl ChildProxy {
         self.addr_from("admin listening").await
     }
 
+    /// The forward listener's bound address, from its `forward listening` event.
+    pub async fn forward_addr(&self) -> SocketAddr {
+        self.addr_from("forward listening").await
+    }
+
+    /// How many file descriptors the process holds now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// Sends `signal` (`HUP`, `TERM`, ...) with kill(1).
     pub fn signal(&self, signal: &str) {
         self.proc.signal(signal)
