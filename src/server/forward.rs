@@ -6,7 +6,7 @@
 //! pattern is tunnelled blind; anything else is refused with 403 and counted. Never an open
 //! proxy.
 
-use super::capacity::{self, Admission, ConnectionCounter, PeerCounter};
+use super::capacity::{self, Admission, ConnectionCounter, PeerCounter, Resets};
 use super::conn;
 use super::listener;
 use crate::base::error::{cause_ref, error_chain};
@@ -45,12 +45,14 @@ impl ForwardServer {
         let (drain, _) = watch::channel(());
         let connections = Arc::new(ConnectionCounter::default());
         let peers = Arc::new(PeerCounter::default());
+        let resets = Arc::new(Resets::default());
         capacity::set_descriptor_budget(&self.shared.snapshot.load());
         listener::accept_until(&self.listener, "forward", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
             capacity::set_descriptor_budget(&snapshot);
             let limits = &snapshot.conn_limits;
-            let admission = match capacity::admit(&connections, &peers, limits, peer.ip()) {
+            let admission = match capacity::admit(&connections, &peers, &resets, limits, peer.ip())
+            {
                 Ok(a) => a,
                 Err(refusal) => {
                     tracing::warn!(%peer, "forward connection refused: {}", refusal.why);
@@ -228,7 +230,6 @@ async fn intercept(
     shutdown: watch::Receiver<()>,
     admission: Arc<Admission>,
 ) {
-    let _admission = admission;
     let Ok(upgraded) = hyper::upgrade::on(req).await else {
         return;
     };
@@ -248,7 +249,20 @@ async fn intercept(
         proto: "https",
         listener: "forward",
     };
-    conn::serve_http(stream, meta, &snap, shared, shutdown, Some(intercepted)).await;
+    let strikes = admission.strikes();
+    let ended = conn::serve_http(
+        stream,
+        meta,
+        &snap,
+        shared,
+        shutdown,
+        Some(intercepted),
+        strikes,
+    )
+    .await;
+    if ended == conn::Ended::Abusive {
+        admission.refuse_address(peer);
+    }
 }
 
 fn server_config(
