@@ -150,7 +150,8 @@ async fn upload_answered_early(p: &ims_proxy::Running, up: &HastyUpstream) -> Ra
     let mut a = RawConn::connect(p.addr).await;
     let (first, rest) = HIDDEN.split_at(8);
     let head = format!(
-        "POST /api/upload HTTP/1.1\r\nHost: proxy\r\nContent-Length: {}\r\n\r\n{first}",
+        "POST /api/upload HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{first}",
+        p.addr,
         HIDDEN.len()
     );
     assert!(a.write(head.as_bytes()).await);
@@ -208,10 +209,8 @@ async fn an_answer_owed_for_a_body_the_upstream_answered_early_never_reaches_the
     let mut a = upload_answered_early(&p, &up).await;
 
     let already = a.received().len();
-    assert!(
-        a.write(b"GET /api/next HTTP/1.1\r\nHost: proxy\r\n\r\n")
-            .await
-    );
+    let next = format!("GET /api/next HTTP/1.1\r\nHost: {}\r\n\r\n", p.addr);
+    assert!(a.write(next.as_bytes()).await);
     let next = hasty_answer("/next");
     let hidden = hasty_answer("/hidden");
     a.read_until(Duration::from_secs(30), |r| {
