@@ -223,6 +223,8 @@ async fn an_answer_owed_for_a_body_the_upstream_answered_early_never_reaches_the
     assert!(!got.contains(&hidden), "{got}");
 }
 
+/// On one runtime thread: the pool is per thread, so on several a request may take another
+/// thread's connection without anything having been closed.
 #[tokio::test]
 async fn uploads_the_upstream_answered_after_reading_them_whole_leave_their_connection_for_the_next(
 ) {
