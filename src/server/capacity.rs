@@ -206,6 +206,20 @@ impl Admission {
 pub struct Refusal {
     pub why: &'static str,
     pub answer: &'static [u8],
+    /// Said once already (the address's refusal was logged when it began): a client that
+    /// reconnects in a loop must not turn each attempt into a warning.
+    pub said: bool,
+}
+
+impl Refusal {
+    /// Logs the refusal of a connection from `peer` on `listener`.
+    pub fn log(&self, listener: &str, peer: std::net::SocketAddr) {
+        if self.said {
+            tracing::debug!(%peer, listener, "connection refused: {}", self.why);
+        } else {
+            tracing::warn!(%peer, listener, "connection refused: {}", self.why);
+        }
+    }
 }
 
 /// Admits a connection from `peer` against `limits` (all connections, this address's, file
@@ -223,6 +237,7 @@ pub fn admit(
         Some(_) => Some(resets.enter(peer).ok_or(Refusal {
             why: "this client address reset too many HTTP/2 streams early; refused for 10 s",
             answer: TOO_MANY_RESETS_RESPONSE,
+            said: true,
         })?),
     };
     let connection = connections
@@ -230,17 +245,20 @@ pub fn admit(
         .ok_or(Refusal {
             why: "at the connection limit (server.limits.max_connections)",
             answer: OVER_CAPACITY_RESPONSE,
+            said: false,
         })?;
     let peer_slot = match limits.max_connections_per_peer {
         None => None,
         Some(max) => Some(peers.try_acquire(peer, max).ok_or(Refusal {
             why: "at the limit for this client address (server.limits.max_connections_per_peer)",
             answer: OVER_PEER_CAPACITY_RESPONSE,
+            said: false,
         })?),
     };
     let fd = FdSlot::try_acquire().ok_or(Refusal {
         why: "file descriptors nearly exhausted (RLIMIT_NOFILE)",
         answer: OVER_CAPACITY_RESPONSE,
+        said: false,
     })?;
     Ok(Admission {
         _connection: connection,

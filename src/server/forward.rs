@@ -55,7 +55,7 @@ impl ForwardServer {
             {
                 Ok(a) => a,
                 Err(refusal) => {
-                    tracing::warn!(%peer, "forward connection refused: {}", refusal.why);
+                    refusal.log("forward", peer);
                     let _ = stream.try_write(refusal.answer);
                     return;
                 }

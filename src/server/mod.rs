@@ -102,7 +102,7 @@ impl Server {
             let admission = match capacity::admit(connections, peers, resets, limits, peer.ip()) {
                 Ok(a) => a,
                 Err(refusal) => {
-                    tracing::warn!(%peer, "connection refused: {}", refusal.why);
+                    refusal.log("proxy", peer);
                     // Over TLS a plain-text answer would only garble the handshake.
                     if snapshot.tls.is_none() {
                         let _ = stream.try_write(refusal.answer);
