@@ -369,65 +369,549 @@ fn two_routes_with_one_public_url_are_a_config_error_when_the_forward_listener_i
         .route(route("/b"))
         .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"/nonexistent/never-created\"")
         .build_error();
-    assert_eq!(err.key, "forward");
+    assert_eq!(err.key, "routes[1].public_url");
     assert!(err.reason.contains("same public URL"), "{err}");
+    assert!(err.reason.contains("intercept = false"), "{err}");
 }
 
-#[tokio::test]
-async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
-    let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .start()
-        .await;
-    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
-        .send()
-        .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    assert_eq!(got.json()["expires_in"], 86_400);
-    let other = Req::post(proxy_url(&p, "/ims/ims/authorize/v2"))
-        .send()
-        .await;
-    assert_eq!(other.status, 404);
-    assert_eq!(other.json()["error"], "not_found");
-    assert_eq!(up.count(), 0, "never forwarded");
+fn forward_section(ca_dir: &str) -> String {
+    format!("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{ca_dir}\"")
 }
 
 #[test]
-fn ca_path_and_show_print_the_certificate_and_never_the_key() {
+fn a_campaign_route_with_an_upstream_and_no_tenant_is_refused_when_the_forward_listener_is_on() {
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .upstream("http://127.0.0.1:1/acme/campaign");
+    let without_forward = Cli::new()
+        .arg("check")
+        .config(&static_proxy(route.clone()).toml())
+        .run();
+    assert_eq!(without_forward.code, Some(0), "{}", without_forward.stderr);
+    let out = Cli::new()
+        .arg("check")
+        .config(&static_proxy(route).section(&forward_section("ca")).toml())
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let line = out.error_line();
+    assert!(line.contains("routes[0].tenant"), "{line}");
+    assert!(line.contains("403 forward_refused"), "{line}");
+    assert!(line.contains("intercept = false"), "{line}");
+}
+
+#[test]
+fn intercept_false_keeps_a_second_route_for_the_same_api_off_the_forward_listener() {
+    let route = |prefix: &str| {
+        Route::new(prefix)
+            .api("privacy")
+            .upstream("http://127.0.0.1:1")
+    };
+    let out = Cli::new()
+        .arg("check")
+        .config(
+            &static_proxy(route("/a"))
+                .route(route("/b").extra("intercept = false"))
+                .section(&forward_section("ca"))
+                .toml(),
+        )
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "forward intercepts platform.adobe.io:443: https://platform.adobe.io/data/core/privacy -> route /a\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("forward ignores route /b: intercept = false (reverse listener only)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn with_the_forward_listener_on_check_prints_every_host_it_intercepts_answers_and_tunnels() {
     let toml = static_proxy(
+        Route::new("/campaign")
+            .api("campaign")
+            .extra("tenant = \"acme\"")
+            .upstream("http://127.0.0.1:1/acme/campaign"),
+    )
+    .route(
+        Route::new("/aam")
+            .api("audience-manager")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .route(Route::new("/own").upstream("http://127.0.0.1:1"))
+    .section(&format!(
+        "{}\npassthrough = [\"*.blob.core.windows.net\"]",
+        forward_section("ca")
+    ))
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for line in [
+        "forward intercepts mc.adobe.io:443: https://mc.adobe.io/acme/campaign -> route /campaign",
+        "forward intercepts aam.adobe.io:443: https://aam.adobe.io -> route /aam",
+        "forward intercepts api.demdex.com:443: https://api.demdex.com -> route /aam",
+        "forward intercepts ims-na1.adobelogin.com:443: IMS token endpoint, answered by the proxy",
+        "forward intercepts ims-na1-stg1.adobelogin.com:443: IMS token endpoint, answered by the proxy",
+        "forward tunnels *.blob.core.windows.net: passthrough, not intercepted",
+        "forward ignores route /own: no public URL (reverse listener only)",
+        "forward refuses every other host: 403 forward_refused",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} missing:\n{}", out.stdout);
+    }
+}
+
+#[tokio::test]
+async fn the_audience_manager_preset_is_intercepted_on_api_demdex_com_as_on_aam_adobe_io() {
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_dir = dir.path().join("ca");
+    let proxy = static_proxy(
+        Route::new("/aam")
+            .api("audience-manager")
+            .upstream(up.url()),
+    )
+    .section(&forward_section(&ca_dir.display().to_string()))
+    .start()
+    .await;
+    let forward = proxy.forward_addr.expect("the forward listener is on");
+    for host in ["aam.adobe.io", "api.demdex.com"] {
+        let req = Request::get("/v1/segments/")
+            .header("host", host)
+            .header("authorization", "Bearer dummy-token-from-the-sdk")
+            .body(Full::default())
+            .expect("request");
+        let got = send_via(forward, host, trusting(&ca_dir.join("ca.pem")), "", req)
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(got.status, 200, "{host}: {}", got.text());
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    for r in seen {
+        assert_eq!(r.target, "/v1/segments/");
+        assert_eq!(
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            Some(format!("Bearer {STATIC_TOKEN}").as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_407_tells_sdk_users_to_put_their_key_in_the_proxy_url() {
+    let s = Setup::new(
+        "",
+        "[[clients]]\nname = \"sdk\"\nkey = \"k-0123456789abcdef\"\n",
+    )
+    .await;
+    let (status, text, _) = connect(s.forward(), "mc.adobe.io:443", "").await;
+    assert_eq!(status, 407, "{text}");
+    assert!(
+        text.contains("HTTPS_PROXY=http://NAME:KEY@HOST:PORT"),
+        "{text}"
+    );
+    assert!(text.contains("never reach this check"), "{text}");
+    let (status, text, _) = connect(
+        s.forward(),
+        "mc.adobe.io:443",
+        "Proxy-Authorization: Bearer wrong-key\r\n",
+    )
+    .await;
+    assert_eq!(status, 407, "{text}");
+    assert!(text.contains("not recognised"), "{text}");
+    assert!(
+        text.contains("HTTPS_PROXY=http://NAME:KEY@HOST:PORT"),
+        "{text}"
+    );
+    assert_eq!(s.up.count(), 0);
+}
+
+// ---- the local CA: name constraints, lifetime, rotation ----------------------------------
+
+#[tokio::test]
+async fn a_leaked_ca_key_cannot_impersonate_another_site_to_curl_python_or_node() {
+    let s = Setup::new("", "").await;
+    let ca_dir = s.ca.parent().expect("ca dir").to_path_buf();
+    // Whoever holds ca.key signs a certificate for a host of their choosing.
+    let mut verdicts = Vec::new();
+    for host in ["mc.adobe.io", "example.com", "bank.example"] {
+        let forged = support::forward::forged_identity(&ca_dir, host);
+        let (addr, _stop) = support::tls::serve_identity(&forged).await;
+        for (client, result) in support::forward::system_clients_verify(&s.ca, host, addr).await {
+            verdicts.push((host, client, result.is_ok()));
+        }
+    }
+    let accepted: Vec<_> = verdicts
+        .iter()
+        .filter(|v| v.2)
+        .map(|v| (v.0, v.1))
+        .collect();
+    // An Adobe host is within the CA's name constraints: the forgery is well-formed, and
+    // accepted there (which is what the forward listener itself relies on).
+    assert_eq!(
+        accepted,
+        [
+            ("mc.adobe.io", "curl"),
+            ("mc.adobe.io", "python"),
+            ("mc.adobe.io", "node")
+        ],
+        "{verdicts:?}"
+    );
+}
+
+#[tokio::test]
+async fn curl_through_the_forward_listener_accepts_the_constrained_ca() {
+    let s = Setup::new("", "").await;
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--proxy"])
+        .arg(format!("http://{}", s.forward()))
+        .arg("--cacert")
+        .arg(&s.ca)
+        .arg("https://mc.adobe.io/acme/campaign/profileAndServices/profile")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.up.only_request().target, "/profileAndServices/profile");
+}
+
+/// A config with the forward listener (CA in `ca/` beside it) and a Privacy route, plus
+/// `extra` routes.
+fn forward_config(extra: &str) -> String {
+    static_proxy(
         Route::new("/a")
             .api("privacy")
             .upstream("http://127.0.0.1:1"),
     )
     .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
-    .toml();
-    let (dir, config) = support::cli::write_config(&toml);
-    let path = Cli::new().args(["ca", "path"]).config_file(&config).run();
-    assert_eq!(path.code, Some(0), "{}", path.stderr);
-    let expected = dir.path().join("ca").join("ca.pem");
-    assert_eq!(path.stdout.trim(), expected.display().to_string());
-    let show = Cli::new().args(["ca", "show"]).config_file(&config).run();
+    .append(extra)
+    .toml()
+}
+
+const OTHER_ROUTE: &str = "[[routes]]\nprefix = \"/other\"\nupstream = \"http://127.0.0.1:1\"\n\
+     public_url = \"https://api.example.com/v1\"\ncredential = \"cred\"\n";
+
+#[test]
+fn check_shows_the_cas_life_and_names_and_a_route_outside_them_is_refused_until_a_rotation() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    let line = check
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("forward: "))
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        show.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
-        "{}",
-        show.stdout
+        line.contains("for adobe.io, adobelogin.com, demdex.com)"),
+        "{line}"
     );
-    assert!(!show.stdout.contains("PRIVATE KEY"));
+    let next_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).date();
+    assert!(line.contains(&format!("valid until {next_year}")), "{line}");
+    assert!(!check.stdout.contains("warning"), "{}", check.stdout);
+    let before = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+
+    // A later route on a host outside the constraints: refused, saying how to get out.
+    std::fs::write(&config, forward_config(OTHER_ROUTE)).expect("write");
+    for args in [&["check"][..], &["run"][..], &["ca", "path"][..]] {
+        let out = Cli::new().args(args).config_file(&config).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        let err = out.error_line();
+        assert!(err.starts_with("error: forward.ca_dir: "), "{err}");
+        assert!(err.contains("api.example.com"), "{err}");
+        assert!(err.contains("route /other"), "{err}");
+        assert!(err.contains("ims-proxy ca rotate"), "{err}");
+        assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+    }
+    // The rotation makes a new key and certificate that cover it; the old key is gone.
+    let old_key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    let rotate = Cli::new().args(["ca", "rotate"]).config_file(&config).run();
+    assert_eq!(rotate.code, Some(0), "{}", rotate.stderr);
+    assert!(
+        rotate
+            .stdout
+            .contains("adobe.io, adobelogin.com, demdex.com, api.example.com"),
+        "{}",
+        rotate.stdout
+    );
+    let after = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+    assert_ne!(after, before);
+    let new_key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    assert_ne!(new_key, old_key);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("ca"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!rotate.stdout.contains("PRIVATE KEY"));
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+}
+
+#[test]
+fn a_ca_made_without_name_constraints_is_kept_with_a_warning_naming_the_rotation() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    // What earlier versions made: no name constraints, ten years.
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-proxy local CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    let cert = params.self_signed(&key).expect("cert");
+    let ca_dir = dir.path().join("ca");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::write(ca_dir.join("ca.key"), key.serialize_pem()).expect("key");
+    std::fs::write(ca_dir.join("ca.pem"), cert.pem()).expect("pem");
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    assert!(
+        check.stdout.contains("for any host (no name constraints)"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.lines().any(|l| l
+            .starts_with("warning: the local CA has no name constraints")
+            && l.contains("ims-proxy ca rotate")),
+        "{}",
+        check.stdout
+    );
+    // Kept: clients that trust it keep working until the operator rotates.
     assert_eq!(
-        std::fs::read_to_string(&expected).ok().as_deref(),
-        Some(show.stdout.as_str())
+        std::fs::read_to_string(ca_dir.join("ca.pem")).ok(),
+        Some(cert.pem())
     );
 }
 
 #[test]
-fn ca_without_a_forward_listener_is_a_config_error() {
-    let toml = static_proxy(Route::new("/a").upstream("http://127.0.0.1:1")).toml();
-    let out = Cli::new().args(["ca", "path"]).config(&toml).run();
+fn an_expired_ca_is_replaced_at_start_with_a_warning() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-proxy local CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+    params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let cert = params.self_signed(&key).expect("cert");
+    let ca_dir = dir.path().join("ca");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::write(ca_dir.join("ca.key"), key.serialize_pem()).expect("key");
+    std::fs::write(ca_dir.join("ca.pem"), cert.pem()).expect("pem");
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    assert!(check.stderr.contains("expired"), "{}", check.stderr);
+    let next_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).date();
+    assert!(
+        check.stdout.contains(&format!("valid until {next_year}")),
+        "{}",
+        check.stdout
+    );
+    assert_ne!(
+        std::fs::read_to_string(ca_dir.join("ca.pem")).ok(),
+        Some(cert.pem())
+    );
+}
+
+#[tokio::test]
+async fn after_ca_rotate_a_reload_issues_leaves_from_the_new_ca_only() {
+    let up = FakeUpstream::start().await;
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    let p = ChildProxy::spawn(&toml, &[]);
+    let fwd = p.forward_addr().await;
+    let ca = p.dir.path().join("ca").join("ca.pem");
+    let old = p.dir.path().join("old-ca.pem");
+    std::fs::copy(&ca, &old).expect("keep the old certificate");
+    let path = "/acme/campaign/profileAndServices/profile";
+    let via =
+        |trust: &std::path::Path| send_via(fwd, "mc.adobe.io", trusting(trust), "", get(path));
+    assert_eq!(via(&old).await.expect("the old CA").status, 200);
+
+    let rotate = Cli::new()
+        .args(["ca", "rotate"])
+        .config_file(&p.config)
+        .run();
+    assert_eq!(rotate.code, Some(0), "{}", rotate.stderr);
+    p.signal("HUP");
+    p.wait_event("configuration reloaded", std::time::Duration::from_secs(20))
+        .await;
+    // The listener issues from the new CA now: a client still trusting the old one fails
+    // the handshake until it is given the new certificate.
+    let got = via(&ca).await.expect("the new CA is trusted");
+    assert_eq!(got.status, 200);
+    let err = via(&old).await.expect_err("the old CA no longer vouches");
+    assert!(err.contains("TLS"), "{err}");
+    assert_eq!(up.count(), 2);
+}
+
+// ---- ims-proxy ca bundle: the app's other hosts keep working ----------------------------
+
+/// The forward listener (real binary) for Campaign's `acme` tenant in front of `up`.
+fn forward_child(up: &FakeUpstream) -> ChildProxy {
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    ChildProxy::spawn(&toml, &[])
+}
+
+#[tokio::test]
+async fn ca_bundle_holds_the_machines_roots_then_the_local_ca_and_nothing_twice() {
+    let up = FakeUpstream::start().await;
+    let p = forward_child(&up);
+    p.forward_addr().await;
+    let pki = support::tls::TestPki::new();
+    let local_ca = support::forward::pem_certs(&p.dir.path().join("ca/ca.pem"));
+    let (path, certs) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    assert_eq!(path, p.dir.path().join("ca").join("bundle.pem"));
+    let test_root = support::forward::pem_certs(pki.ca_file.path());
+    assert_eq!(certs, [test_root.clone(), local_ca.clone()].concat());
+    // Again, and with SSL_CERT_FILE naming the bundle itself (a shell that exported the
+    // README's line): the system's roots, never the bundle folded into itself.
+    let (_, again) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    assert_eq!(again, certs);
+    let (_, from_system) =
+        support::forward::ca_bundle(&p.config, Some(&path.display().to_string()));
+    let system =
+        support::forward::pem_certs(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt"));
+    assert!(system.len() > 50, "{} roots", system.len());
+    assert_eq!(from_system, [system, local_ca].concat());
+}
+
+/// curl with `CURL_CA_BUNDLE=ca_file` and `HTTPS_PROXY` at the forward listener: its exit code.
+async fn curl(ca_file: &std::path::Path, proxy: &str, no_proxy: &str, url: &str) -> i32 {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "--max-time", "30", url])
+        .env("CURL_CA_BUNDLE", ca_file)
+        .env("HTTPS_PROXY", proxy)
+        .env("NO_PROXY", no_proxy)
+        .env_remove("https_proxy")
+        .env_remove("no_proxy")
+        .env_remove("SSL_CERT_FILE")
+        .kill_on_drop(true);
+    let out = cmd.output().await.expect("run curl");
+    out.status.code().unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn with_the_bundle_and_no_proxy_curl_reaches_adobe_through_the_proxy_and_other_hosts_directly(
+) {
+    let up = FakeUpstream::start().await;
+    let p = forward_child(&up);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    // The app's other host: a TLS server whose certificate chains to a root the machine
+    // trusts (here a test CA, given to the bundle as the machine's roots).
+    let pki = support::tls::TestPki::new();
+    let other = FakeUpstream::start_tls_h1(&pki).await;
+    let other_url = format!("https://localhost:{}/other", other.addr.port());
+    let (bundle, _) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    let adobe = "https://mc.adobe.io/acme/campaign/profileAndServices/profile";
+    let ca_only = p.dir.path().join("ca/ca.pem");
+
+    assert_eq!(curl(&bundle, &proxy, "localhost", adobe).await, 0);
+    assert_eq!(curl(&bundle, &proxy, "localhost", &other_url).await, 0);
+    assert_eq!((up.count(), other.count()), (1, 1));
+    // The README's former line: the proxy's CA alone, and the other host fails
+    // verification (curl's 60).
+    assert_eq!(curl(&ca_only, &proxy, "localhost", &other_url).await, 60);
+    // Without NO_PROXY the other host goes to the forward listener, which refuses it (403:
+    // curl's 56).
+    assert_eq!(curl(&bundle, &proxy, "", &other_url).await, 56);
+    assert_eq!((up.count(), other.count()), (1, 1));
+}
+
+#[test]
+fn ca_bundle_without_roots_to_read_fails_naming_the_file() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let empty = dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let out = Cli::new()
+        .args(["ca", "bundle"])
+        .config_file(&config)
+        .env("SSL_CERT_FILE", &empty.display().to_string())
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.error_line().contains(&empty.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("ca/bundle.pem").exists());
+}
+
+#[test]
+fn a_refused_rotation_keeps_the_ca_it_would_have_replaced() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let first = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let pem = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+    let key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    // A configuration error elsewhere: the rotation is refused and changes nothing.
+    std::fs::write(&config, forward_config("[[routes]]\nprefix = \"/b\"\ncredential = \"nope\"\nupstream = \"http://127.0.0.1:1\"\n")).expect("write");
+    let out = Cli::new().args(["ca", "rotate"]).config_file(&config).run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains("forward"), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("routes[1].credential"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.pem")).ok(),
+        Some(pem)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.key")).ok(),
+        Some(key)
+    );
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("ca"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ca.key", "ca.pem"]);
+}
+
+#[tokio::test]
+async fn a_public_url_on_an_ip_address_is_intercepted_with_a_leaf_openssl_accepts() {
+    let up = FakeUpstream::start().await;
+    let route = Route::new("/ip")
+        .upstream(up.url())
+        .extra("public_url = \"https://127.0.0.1/ip\"");
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    let p = ChildProxy::spawn(&toml, &[]);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    let ca = p.dir.path().join("ca/ca.pem");
+    let code = curl(&ca, &proxy, "", "https://127.0.0.1/ip/x").await;
+    assert_eq!(code, 0);
+    assert_eq!(up.only_request().target, "/x");
 }
 
 #[tokio::test]
