@@ -6,7 +6,10 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use std::path::PathBuf;
-use support::forward::{connect, send_via, trusting};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::forward::{connect, connect_within, send_via, trusting};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -199,17 +202,25 @@ async fn echo_upstream() -> u16 {
 
 /// An upstream that accepts and then never sends a byte, holding each connection open.
 async fn silent_upstream() -> u16 {
+    silent_upstream_counting().await.0
+}
+
+/// [`silent_upstream`], and how many connections it has accepted.
+async fn silent_upstream_counting() -> (u16, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = l.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             held.push(s);
         }
     });
-    port
+    (port, accepted)
 }
 
 #[tokio::test]
@@ -935,4 +946,114 @@ async fn inside_a_tunnel_a_request_a_browser_sent_from_another_site_is_refused_a
         .expect("through the tunnel");
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(s.up.count(), 1);
+}
+
+// ---- passthrough tunnels dial through outbound ------------------------------------------
+
+#[tokio::test]
+async fn passthrough_tunnels_count_both_their_sockets_against_the_descriptor_budget() {
+    let (port, accepted) = silent_upstream_counting().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = static_proxy(Route::new("/api").upstream(format!("http://127.0.0.1:{port}")))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[server.limits]\nmax_connections = 1000\nheader_read_timeout = \"60s\"")
+        .section("[admin]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4")
+        .section(&format!(
+            "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"\npassthrough = [\"127.0.0.1:{port}\"]",
+            dir.path().join("ca").display()
+        ))
+        .toml();
+    // 128 descriptors: 32 kept back, 4 for the admin port, 92 for the sockets of connections.
+    let child = ChildProxy::spawn_with_fd_limit(&toml, 128);
+    let forward = child.forward_addr().await;
+    let target = format!("127.0.0.1:{port}");
+    let (mut held, mut refused, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..70 {
+        match connect_within(forward, &target, "", Duration::from_secs(2)).await {
+            Some((200, _, tunnel)) => held.push(tunnel),
+            Some((503, text, _)) => refused.push(text),
+            Some((status, text, _)) => other.push(format!("{status} {text}")),
+            None => other.push("no answer within 2 s".into()),
+        }
+    }
+    let tunnels = held.len();
+    let fds = child.open_fds();
+    let addr = child.addr().await;
+    let api = raw_send(
+        addr,
+        format!("GET /api/x HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!(
+        "{tunnels} tunnels open, {} refused, {} otherwise; the process holds {fds} of 128 \
+         descriptors; an API request got {:?}",
+        refused.len(),
+        other.len(),
+        api.status()
+    );
+    assert!(other.is_empty(), "{other:?}");
+    assert!(
+        refused.iter().all(|t| t.contains("too_many_connections")),
+        "{refused:?}"
+    );
+    assert_ne!(api.status(), Some(502), "{}", api.text);
+    assert!(
+        tunnels <= 92 / 2,
+        "{tunnels} tunnels hold {} sockets",
+        2 * tunnels
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        tunnels,
+        "one upstream socket per tunnel"
+    );
+    child.assert_serving_within_its_descriptors().await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_passthrough_tunnel_goes_through_the_egress_proxy() {
+    let port = echo_upstream().await;
+    let corp = ConnectProxy::start().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        &format!("[client]\nproxy = \"{}\"\n", corp.url()),
+    )
+    .await;
+    let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(status, 200, "{text}");
+    tunnel.write_all(b"ping").await.expect("write");
+    let mut back = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), tunnel.read_exact(&mut back))
+        .await
+        .expect("echoed in time")
+        .expect("read");
+    assert_eq!(&back, b"ping");
+    let seen = corp.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].target, format!("127.0.0.1:{port}"));
+}
+
+#[tokio::test]
+async fn passthrough_tunnels_to_one_host_are_capped_by_max_connections_per_upstream() {
+    let (port, accepted) = silent_upstream_counting().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        "[client]\nmax_connections_per_upstream = 2\nconnect_timeout = \"1s\"\n",
+    )
+    .await;
+    let target = format!("127.0.0.1:{port}");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (status, text, tunnel) = connect(s.forward(), &target, "").await;
+        assert_eq!(status, 200, "{text}");
+        held.push(tunnel);
+    }
+    let (status, text, _) = connect(s.forward(), &target, "").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("upstream_connection_limit"), "{text}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    drop(held);
 }

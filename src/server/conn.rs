@@ -4,7 +4,7 @@
 
 use super::capacity::Admission;
 use super::framing::{FramingWatch, Verdicts};
-use super::idle::{Activity, PrefaceWatch};
+use super::idle::{Activity, PrefaceWatch, Strikes};
 use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
@@ -32,17 +32,17 @@ pub async fn serve(
     shutdown: watch::Receiver<()>,
     admission: Admission,
 ) {
-    let _admission = admission;
     crate::metrics::connection_opened();
     let _open = OpenConnection;
-    match &snapshot.tls {
+    let strikes = admission.strikes();
+    let ended = match &snapshot.tls {
         None => {
             let meta = ConnMeta {
                 peer,
                 proto: "http",
                 listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None, strikes).await
         }
         Some(tls) => {
             let limit = snapshot.limits.header_read_timeout;
@@ -62,13 +62,25 @@ pub async fn serve(
                 proto: "https",
                 listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None, strikes).await
         }
+    };
+    if ended == Ended::Abusive {
+        admission.refuse_address(peer);
     }
 }
 
+/// How a served connection ended, for whoever admitted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Closed for premature HTTP/2 resets: its address is to be refused for a while.
+    Abusive,
+    /// Any other way: its end, a limit on its time, a drain.
+    Otherwise,
+}
+
 /// HTTP on one connection. `intercepted` is set on the forward listener's tunnels: every
-/// request on the connection carries it.
+/// request on the connection carries it. `strikes`: its client address's stream resets.
 pub(super) async fn serve_http<I>(
     io: I,
     meta: ConnMeta,
@@ -76,11 +88,13 @@ pub(super) async fn serve_http<I>(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<()>,
     intercepted: Option<Intercepted>,
-) where
+    strikes: Arc<Strikes>,
+) -> Ended
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &snapshot.limits;
-    let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets);
+    let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets, strikes);
     let verdicts = Verdicts::default();
     let io = FramingWatch::new(
         PrefaceWatch::new(io, activity.clone()),
@@ -116,7 +130,7 @@ pub(super) async fn serve_http<I>(
     let conn = builder(limits)
         .serve_connection(TokioIo::new(io), service)
         .into_owned();
-    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await;
+    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await
 }
 
 /// How long an abusive connection's GOAWAY has to reach its client before the close.
@@ -156,7 +170,7 @@ pub(super) async fn drive<C: Drainable>(
     limits: &ConnLimits,
     mut shutdown: watch::Receiver<()>,
     peer: SocketAddr,
-) {
+) -> Ended {
     use tokio::time::{sleep_until, Instant};
     tokio::pin!(conn);
     let silent = activity.clone().silent_after(limits.header_read_timeout);
@@ -173,15 +187,15 @@ pub(super) async fn drive<C: Drainable>(
                 if let Err(e) = result {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut silent => {
                 tracing::debug!(%peer, "closing a connection that sent no request in time");
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut idle => {
                 tracing::debug!(%peer, "closing idle connection");
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut aged, if !draining => {
                 tracing::debug!(%peer, "connection reached its maximum age; draining it");
@@ -196,7 +210,7 @@ pub(super) async fn drive<C: Drainable>(
                 // which an attacker never does.
                 conn.as_mut().drain();
                 let _ = tokio::time::timeout(ABUSE_FLUSH, conn.as_mut()).await;
-                return;
+                return Ended::Abusive;
             }
             _ = shutdown.changed(), if !stopping => {
                 // The server bounds the wait with its grace period.
@@ -205,7 +219,7 @@ pub(super) async fn drive<C: Drainable>(
             }
             _ = &mut deadline, if draining => {
                 tracing::debug!(%peer, "closing a connection still busy after its drain");
-                return;
+                return Ended::Otherwise;
             }
         }
     }

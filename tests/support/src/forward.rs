@@ -17,6 +17,18 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Opens `CONNECT authority` with `extra` header lines; the status line's code and the stream.
 pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, String, TcpStream) {
+    connect_within(proxy, authority, extra, DEADLINE)
+        .await
+        .expect("CONNECT answered within 30 s")
+}
+
+/// [`connect`], or `None` when the CONNECT's answer does not come within `deadline`.
+pub async fn connect_within(
+    proxy: SocketAddr,
+    authority: &str,
+    extra: &str,
+    deadline: Duration,
+) -> Option<(u16, String, TcpStream)> {
     let mut s = TcpStream::connect(proxy)
         .await
         .expect("connect to the forward listener");
@@ -26,10 +38,11 @@ pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, S
     let mut byte = [0u8; 1];
     // Byte by byte up to the end of the head, so nothing of the tunnel is read here.
     while !got.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut byte))
-            .await
-            .expect("CONNECT answered within 30 s")
-            .expect("read");
+        let n = match tokio::time::timeout(deadline, s.read(&mut byte)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => 0,
+            Err(_) => return None,
+        };
         if n == 0 {
             break;
         }
@@ -54,11 +67,11 @@ pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, S
     if len > 0 && status != 200 {
         let _ = tokio::time::timeout(DEADLINE, s.read_exact(&mut body)).await;
     }
-    (
+    Some((
         status,
         format!("{text}{}", String::from_utf8_lossy(&body)),
         s,
-    )
+    ))
 }
 
 /// TLS client config trusting exactly the CA in `ca_pem`.
