@@ -152,6 +152,19 @@ async fn with_default_limits_a_single_header_of_75_to_127_kib_gets_431_json_not_
 }
 
 #[tokio::test]
+async fn a_client_that_closes_its_side_after_an_oversized_head_still_gets_the_431() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, SMALL_HEAD, "").await;
+    let mut conn = RawConn::connect(p.addr).await;
+    conn.write(&head_of_size(SMALL_HEAD_BYTES * 2, 10)).await;
+    conn.shutdown_write().await;
+    let reply = conn.read_to_close(DEADLINE).await;
+    assert_eq!(reply.status(), Some(431), "{}", reply.text);
+    assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
 async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "").await;

@@ -153,6 +153,8 @@ pub struct FramingWatch<I> {
     pending_at: usize,
     /// `inner` ended; once `pending` is read, so does this.
     eof: bool,
+    /// `inner` ended after a stand-in: nothing more is read, not even the end.
+    quiet: bool,
 }
 
 impl<I> FramingWatch<I> {
@@ -165,6 +167,7 @@ impl<I> FramingWatch<I> {
             pending: Vec::new(),
             pending_at: 0,
             eof: false,
+            quiet: false,
         }
     }
 
@@ -442,9 +445,19 @@ impl<I: AsyncRead + Unpin> AsyncRead for FramingWatch<I> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
+            if this.quiet {
+                return Poll::Pending;
+            }
             let before = buf.filled().len();
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
             if buf.filled().len() == before {
+                if matches!(this.state, State::Discard) {
+                    // The caller sent its oversized head and closed its side. hyper must not
+                    // see that end: a half-close mid-request makes it drop the connection
+                    // unanswered. The stand-in's answer wakes it, and closes.
+                    this.quiet = true;
+                    return Poll::Pending;
+                }
                 this.end();
                 continue;
             }
