@@ -2,9 +2,8 @@
 //! learned at `CONNECT` (the host, the caller), and the IMS token endpoint it answers itself.
 
 use super::ctx::Ctx;
-use super::prime::first_frame;
 use crate::base::headers::X_PROXY_KEY;
-use crate::body::{BodyError, ByteCount, Limit, Observed, Paced};
+use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced};
 use crate::state::{Caller, Snapshot};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -63,7 +62,7 @@ pub async fn ims(
     let body = Paced::unwatched(body, snap.body_idle_timeout);
     let limit = Limit::new(Some(MAX_IMS_BODY), ctx.body_failure.clone());
     let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
-    let body = first_frame(body, &snap.limits, &ctx.body_failure)
+    let body = first_frame(body, snap.limits.header_read_timeout, &ctx.body_failure)
         .await?
         .collect()
         .await

@@ -6,9 +6,7 @@
 use super::ctx::Ctx;
 use super::rewrite::CallerTrailers;
 use super::target::Target;
-use crate::body::{
-    read_first_frame, BodyError, BodyFailure, ByteCount, Limit, Observed, Paced, Primed,
-};
+use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
 use crate::config::LimitsConfig;
 use http::Request;
 use hyper::body::Incoming;
@@ -30,28 +28,6 @@ pub async fn body(
     let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
     let count = ByteCount(ctx.bytes_in.clone());
     let body = Observed::new(body, (limit, (count, CallerTrailers)));
-    let body = first_frame(body, limits, &ctx.body_failure).await?;
+    let body = first_frame(body, limits.header_read_timeout, &ctx.body_failure).await?;
     Ok(Request::from_parts(parts, body))
-}
-
-/// The first frame of a caller's body, within `header_read_timeout`. Every body the proxy
-/// reads from a caller starts here, already paced and limited: a refusal is the caller's
-/// fault, as `failure` recorded it (408 late or stalled, 413 too large, 400 broken).
-pub(super) async fn first_frame<B>(
-    body: B,
-    limits: &LimitsConfig,
-    failure: &BodyFailure,
-) -> Result<Primed<B>, BodyError>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))
-        .await
-        .map_err(|_| BodyError::Timeout(limits.header_read_timeout))?;
-    first.map_err(|e| {
-        failure
-            .get()
-            .unwrap_or_else(|| BodyError::Broken(e.to_string()))
-    })
 }
