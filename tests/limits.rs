@@ -165,6 +165,18 @@ async fn a_client_that_closes_its_side_after_an_oversized_head_still_gets_the_43
 }
 
 #[tokio::test]
+async fn a_flood_of_empty_lines_before_a_request_gets_431_json() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    let mut raw = b"\r\n".repeat(50 * 1024);
+    raw.extend_from_slice(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n");
+    let reply = raw_send(p.addr, &raw, DEADLINE).await;
+    assert_eq!(reply.status(), Some(431), "{}", reply.text);
+    assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
 async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "").await;

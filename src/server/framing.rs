@@ -155,6 +155,8 @@ pub struct FramingWatch<I> {
     eof: bool,
     /// `inner` ended after a stand-in: nothing more is read, not even the end.
     quiet: bool,
+    /// Empty lines read before the coming request line, passed to hyper already.
+    blank: usize,
 }
 
 impl<I> FramingWatch<I> {
@@ -168,13 +170,13 @@ impl<I> FramingWatch<I> {
             pending_at: 0,
             eof: false,
             quiet: false,
+            blank: 0,
         }
     }
 
     /// Follows `input`, just read; returns how many of its first bytes hyper reads where they
     /// lie. What hyper reads after them is in `pending`; the rest is held back or dropped.
     fn observe(&mut self, input: &[u8]) -> usize {
-        let max = self.limits.bytes;
         // Behind a held-back head, every byte is copied after it, in order.
         let mut copying = matches!(&self.state, State::Head(h) if !h.is_empty());
         let mut in_place = 0;
@@ -190,14 +192,21 @@ impl<I> FramingWatch<I> {
                     break;
                 }
                 State::Head(mut head) => {
+                    // Empty lines before the request line count too: hyper keeps them in its
+                    // buffer with the head.
+                    let max = self.limits.bytes.saturating_sub(self.blank);
                     if head.is_empty() {
                         // Empty lines before a request line are allowed and ignored.
                         let skip = buf
                             .iter()
+                            .take(max)
                             .take_while(|b| matches!(b, b'\r' | b'\n'))
                             .count();
                         if skip > 0 {
+                            self.blank += skip;
                             (State::Head(head), skip)
+                        } else if max == 0 {
+                            (State::Refuse(Verdict::HeadTooLarge), 0)
                         } else if let Some(end) = find_head_end(&buf[..buf.len().min(max)]) {
                             // The whole head in this read (the usual case): examined where
                             // it lies, not copied.
@@ -297,6 +306,7 @@ impl<I> FramingWatch<I> {
     }
 
     fn on_head(&mut self, head: &[u8]) -> State {
+        self.blank = 0;
         if head.starts_with(b"PRI * HTTP/2.0") {
             return State::Off;
         }
@@ -663,6 +673,21 @@ GET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\
             assert_eq!(out, STAND_IN, "split {split}");
             assert_eq!(verdicts, vec![Some(Verdict::HeadTooLarge)], "split {split}");
         }
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_line_count_towards_its_limit() {
+        let mut bytes = b"\r\n".repeat(300);
+        bytes.extend_from_slice(&head_of(500));
+        for split in [7, 4096] {
+            let (out, verdicts) = feed(&bytes, split, limits(1000));
+            assert!(out.ends_with(STAND_IN), "split {split}");
+            assert!(out.len() <= 1000 + STAND_IN.len(), "split {split}");
+            assert_eq!(verdicts, vec![Some(Verdict::HeadTooLarge)], "split {split}");
+        }
+        let mut fewer = b"\r\n".repeat(200);
+        fewer.extend_from_slice(&head_of(500));
+        assert_eq!(feed(&fewer, 7, limits(1000)), (fewer.clone(), vec![None]));
     }
 
     #[test]
