@@ -479,3 +479,30 @@ async fn an_http2_rapid_reset_flood_gets_goaway_and_other_clients_are_served() {
     assert_eq!(got.status, 200);
     assert_eq!(up.count(), 1);
 }
+
+#[tokio::test]
+async fn over_http2_a_header_list_beyond_the_advertised_size_is_refused_by_the_h2_stack() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    // Many small fields: within the head's bytes, over HPACK's 32-per-field count.
+    let many = (0..3000).fold(Req::get(proxy_url(&p, "/api/x")).h2(), |r, i| {
+        r.header(&format!("x-h{i}"), "v")
+    });
+    let got = many.send().await;
+    assert_eq!(got.status, 431);
+    assert!(got.body.is_empty(), "h2's own answer: {}", got.text());
+    // One field too long for the CONTINUATION frames h2 follows: the connection is ended.
+    let huge = Req::get(proxy_url(&p, "/api/x"))
+        .header("x-big", &"a".repeat(200 * 1024))
+        .h2()
+        .build();
+    let ended = tokio::time::timeout(DEADLINE, h2c_client().request(huge))
+        .await
+        .expect("an answer within the deadline");
+    let err = format!("{:?}", ended.expect_err("refused"));
+    assert!(
+        err.contains("GoAway") && err.contains("ENHANCE_YOUR_CALM"),
+        "{err}"
+    );
+    assert_eq!(up.count(), 0);
+}
