@@ -55,6 +55,9 @@ pub struct HeadLimits {
     pub fields: usize,
 }
 
+/// The most `pending` keeps allocated between reads.
+const HELD_ROOM: usize = 16 * 1024;
+
 /// What hyper parses in place of a head refused for its size: the verdict says why, the
 /// answer closes the connection.
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nhost: ims-proxy.invalid\r\n\r\n";
@@ -447,6 +450,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for FramingWatch<I> {
                 buf.put_slice(&this.pending[this.pending_at..this.pending_at + n]);
                 this.pending_at += n;
                 if this.pending_at == this.pending.len() {
+                    // A large head held back once is no reason to keep its room on an idle
+                    // keep-alive connection.
+                    if this.pending.capacity() > HELD_ROOM {
+                        this.pending = Vec::new();
+                    }
                     this.pending.clear();
                     this.pending_at = 0;
                 }
