@@ -334,8 +334,9 @@ proxy_toml_checks = []  # (label, toml text, {mount dir: {file name: content}})
 refused_placeholders = []  # labels whose placeholder client key `check` refused
 
 
-def file_keys(toml_text):
-    """Every *_file value in the config, with its key path."""
+def path_keys(toml_text, suffix):
+    """Every value of a key ending in `suffix` (`_file`, `_dir`) in the config, with its key
+    path."""
     out = []
 
     def walk(v, path):
@@ -345,7 +346,7 @@ def file_keys(toml_text):
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 walk(x, f"{path}[{i}]")
-        elif isinstance(v, str) and path.endswith("_file"):
+        elif isinstance(v, str) and path.endswith(suffix):
             out.append((path, v))
 
     walk(tomllib.loads(toml_text), "")
@@ -359,21 +360,6 @@ def private_key_pem(tmp):
                         "rsa_keygen_bits:2048", "-out", str(path)],
                        check=True, capture_output=True)
     return path.read_text()
-
-
-def dir_keys(toml_text):
-    """Every *_dir value in the config (forward.ca_dir), with its key path."""
-    out = []
-
-    def walk(v, path):
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, f"{path}.{k}" if path else k)
-        elif isinstance(v, str) and path.endswith("_dir"):
-            out.append((path, v))
-
-    walk(tomllib.loads(toml_text), "")
-    return out
 
 
 def stand_in(content, f, tmp):
@@ -390,7 +376,7 @@ def proxy_check(binary, root, label, text, dirs, tmp, shipped=None):
     """`ims-proxy check` with `dirs`' files in place (stand-ins for placeholders, except the
     one file named by `shipped`, kept as the example ships it); the completed process."""
     root.mkdir()
-    ca_dirs = {v for _, v in dir_keys(text)}
+    ca_dirs = {v for _, v in path_keys(text, "_dir")}
     for d, files in dirs.items():
         local = root / d.lstrip("/")
         local.mkdir(parents=True, exist_ok=True)
@@ -417,7 +403,7 @@ def proxy_check(binary, root, label, text, dirs, tmp, shipped=None):
 
 def run_proxy_checks(binary, tmp):
     for n, (label, text, dirs) in enumerate(proxy_toml_checks):
-        for key, value in file_keys(text) + dir_keys(text):
+        for key, value in path_keys(text, "_file") + path_keys(text, "_dir"):
             d, f = os.path.split(value)
             if key.endswith("_dir"):
                 if value not in dirs:

@@ -363,13 +363,20 @@ fn two_routes_with_one_public_url_are_a_config_error_when_the_forward_listener_i
     assert!(err.reason.contains("same public URL"), "{err}");
 }
 
+/// The reverse listener with `[ims_endpoint] prefix = "/ims"`, route `/api` to `up`, and
+/// `extra` tables.
+async fn ims_endpoint_proxy(up: &FakeUpstream, extra: &str) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .section("[ims_endpoint]\nprefix = \"/ims\"")
+        .append(extra)
+        .start()
+        .await
+}
+
 #[tokio::test]
 async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .start()
-        .await;
+    let p = ims_endpoint_proxy(&up, "").await;
     let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
@@ -466,11 +473,7 @@ async fn a_token_request_whose_body_never_comes_gets_408_through_the_forward_lis
 #[tokio::test]
 async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .append(QUICK_BODIES)
-        .start()
-        .await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
     let reply = raw_send(
         p.addr,
         token_head("p", "/ims/ims/token/v3").as_bytes(),
@@ -489,11 +492,7 @@ async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
 #[tokio::test]
 async fn a_token_request_body_that_stalls_midway_gets_408_under_ims_endpoint() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .append(QUICK_BODIES)
-        .start()
-        .await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
     let mut raw = token_head("p", "/ims/ims/token/v3");
     raw.push_str("grant_type=client_credentials&client_id=x");
     let reply = raw_send(p.addr, raw.as_bytes(), Duration::from_secs(30)).await;
@@ -504,10 +503,7 @@ async fn a_token_request_body_that_stalls_midway_gets_408_under_ims_endpoint() {
 #[tokio::test]
 async fn a_token_request_body_over_the_cap_gets_413_under_ims_endpoint() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .start()
-        .await;
+    let p = ims_endpoint_proxy(&up, "").await;
     let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("client_id=x&pad={}", "a".repeat(70 * 1024)))
