@@ -54,10 +54,16 @@ async fn a_request_head_beyond_the_read_buffer_gets_431_and_the_connection_close
         "a".repeat(100 * 1024)
     );
     let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
-    assert_eq!(reply.status(), Some(431), "{}", reply.text);
-    assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
-    assert!(reply.closed);
+    assert_refused(&reply, 431, "headers_too_large");
     assert_eq!(up.count(), 0);
+}
+
+/// `reply` is the proxy's JSON refusal with `status` and `code`, and the connection closed.
+fn assert_refused(reply: &RawReply, status: u16, code: &str) {
+    assert_eq!(reply.status(), Some(status), "{}", reply.text);
+    assert_eq!(json_of(reply)["error_code"], code, "{}", reply.text);
+    assert!(json_of(reply)["request_id"].is_string(), "{}", reply.text);
+    assert!(reply.closed, "{}", reply.text);
 }
 
 /// The JSON body of a raw reply holding one response.
@@ -159,8 +165,7 @@ async fn a_client_that_closes_its_side_after_an_oversized_head_still_gets_the_43
     conn.write(&head_of_size(SMALL_HEAD_BYTES * 2, 10)).await;
     conn.shutdown_write().await;
     let reply = conn.read_to_close(DEADLINE).await;
-    assert_eq!(reply.status(), Some(431), "{}", reply.text);
-    assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
+    assert_refused(&reply, 431, "headers_too_large");
     assert_eq!(up.count(), 0);
 }
 
@@ -171,8 +176,7 @@ async fn a_flood_of_empty_lines_before_a_request_gets_431_json() {
     let mut raw = b"\r\n".repeat(50 * 1024);
     raw.extend_from_slice(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n");
     let reply = raw_send(p.addr, &raw, DEADLINE).await;
-    assert_eq!(reply.status(), Some(431), "{}", reply.text);
-    assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
+    assert_refused(&reply, 431, "headers_too_large");
     assert_eq!(up.count(), 0);
 }
 
@@ -185,9 +189,7 @@ async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
         "a".repeat(100 * 1024)
     );
     let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
-    assert_eq!(reply.status(), Some(414), "{}", reply.text);
-    assert_eq!(json_of(&reply)["error_code"], "uri_too_long");
-    assert!(reply.closed);
+    assert_refused(&reply, 414, "uri_too_long");
     assert_eq!(up.count(), 0);
 }
 
