@@ -668,7 +668,7 @@ async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
     let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
     let reply = raw_send(
         p.addr,
-        token_head("p", "/ims/ims/token/v3").as_bytes(),
+        token_head("localhost", "/ims/ims/token/v3").as_bytes(),
         Duration::from_secs(30),
     )
     .await;
@@ -685,7 +685,7 @@ async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
 async fn a_token_request_body_that_stalls_midway_gets_408_under_ims_endpoint() {
     let up = FakeUpstream::start().await;
     let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
-    let mut raw = token_head("p", "/ims/ims/token/v3");
+    let mut raw = token_head("localhost", "/ims/ims/token/v3");
     raw.push_str("grant_type=client_credentials&client_id=x");
     let reply = raw_send(p.addr, raw.as_bytes(), Duration::from_secs(30)).await;
     assert_eq!(reply.status(), Some(408), "{}", reply.text);

@@ -77,7 +77,7 @@ fn json_of(reply: &RawReply) -> serde_json::Value {
 /// counts, so only the limit on the head as a whole can refuse it.
 fn head_of_size(wire: usize, target_pad: usize) -> Vec<u8> {
     let line = format!(
-        "GET /api/{} HTTP/1.1\r\nHost: p\r\n",
+        "GET /api/{} HTTP/1.1\r\nHost: localhost\r\n",
         "a".repeat(target_pad)
     );
     let fixed = line.len() + "X-Pad:".len() + "v\r\n\r\n".len();
@@ -144,7 +144,7 @@ async fn with_default_limits_a_single_header_of_75_to_127_kib_gets_431_json_not_
     let p = limited(&up, "", "").await;
     for kib in [75, 100, 127, 128, 200] {
         let raw = format!(
-            "GET /api/x HTTP/1.1\r\nHost: p\r\nX-Big: {}\r\n\r\n",
+            "GET /api/x HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
             "a".repeat(kib * 1024)
         );
         let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
@@ -174,7 +174,7 @@ async fn a_flood_of_empty_lines_before_a_request_gets_431_json() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "").await;
     let mut raw = b"\r\n".repeat(50 * 1024);
-    raw.extend_from_slice(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n");
+    raw.extend_from_slice(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let reply = raw_send(p.addr, &raw, DEADLINE).await;
     assert_refused(&reply, 431, "headers_too_large");
     assert_eq!(up.count(), 0);
@@ -185,7 +185,7 @@ async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, "", "").await;
     let raw = format!(
-        "GET /api/{} HTTP/1.1\r\nHost: p\r\n\r\n",
+        "GET /api/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "a".repeat(100 * 1024)
     );
     let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
@@ -197,7 +197,7 @@ async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
 async fn an_oversized_head_pipelined_after_a_request_is_refused_after_that_requests_answer() {
     let up = FakeUpstream::start().await;
     let p = limited(&up, SMALL_HEAD, "").await;
-    let mut raw = b"GET /api/first HTTP/1.1\r\nHost: p\r\n\r\n".to_vec();
+    let mut raw = b"GET /api/first HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
     raw.extend_from_slice(&head_of_size(SMALL_HEAD_BYTES * 3, 10));
     let reply = raw_send(p.addr, &raw, DEADLINE).await;
     assert!(reply.text.starts_with("HTTP/1.1 200 "), "{}", reply.text);
