@@ -309,6 +309,63 @@ async fn with_watch_a_rotated_client_key_file_takes_effect_without_a_signal() {
 }
 
 #[tokio::test]
+async fn with_watch_a_replaced_forward_ca_signs_new_tunnels_without_a_signal() {
+    use support::forward::{send_via, trusting};
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_ca = |ca_dir: &std::path::Path| {
+        config(&[Route::new("/privacy").api("privacy").upstream(up.url())])
+            .section(&format!(
+                "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"",
+                ca_dir.display()
+            ))
+            .toml()
+    };
+    let (live, next) = (dir.path().join("ca"), dir.path().join("next"));
+    // The replacement, made beforehand as a user makes one for a Secret.
+    let made = Cli::new()
+        .args(["ca", "path"])
+        .config(&with_ca(&next))
+        .run();
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let child = ChildProxy::spawn(&with_ca(&live), &["--watch"]);
+    let forward = child.forward_addr().await;
+    let request = || {
+        http::Request::get("/data/core/privacy/jobs")
+            .header("host", "platform.adobe.io")
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    let host = "platform.adobe.io";
+    let first = trusting(&live.join("ca.pem"));
+    let got = send_via(forward, host, first, "", request()).await;
+    assert_eq!(got.map(|g| g.status.as_u16()), Ok(200));
+
+    // Kubernetes swaps a Secret's files together; here, one rename each.
+    let (first_pem, new_pem) = (dir.path().join("first.pem"), live.join("ca.pem"));
+    std::fs::copy(&new_pem, &first_pem).unwrap();
+    replace_file(
+        &live.join("ca.key"),
+        &std::fs::read_to_string(next.join("ca.key")).unwrap(),
+    );
+    replace_file(
+        &new_pem,
+        &std::fs::read_to_string(next.join("ca.pem")).unwrap(),
+    );
+    let renewed = trusting(&next.join("ca.pem"));
+    let signed = poll(WAIT, || async {
+        send_via(forward, host, renewed.clone(), "", request())
+            .await
+            .ok()
+            .map(|g| g.status.as_u16())
+    })
+    .await;
+    assert_eq!(signed, Some(200), "stderr:\n{}", child.stderr());
+    let old = send_via(forward, host, trusting(&first_pem), "", request()).await;
+    assert!(old.is_err(), "a new tunnel is still signed by the old CA");
+}
+
+#[tokio::test]
 async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let up = FakeUpstream::held_midway(b"first,", b"last").await;
     let mut child = ChildProxy::spawn(&config(&[route("/api", &up.url())]).toml(), &[]);
