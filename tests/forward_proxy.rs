@@ -1057,3 +1057,153 @@ async fn passthrough_tunnels_to_one_host_are_capped_by_max_connections_per_upstr
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     drop(held);
 }
+
+/// The reverse listener with `[ims_endpoint] prefix = "/ims"`, route `/api` to `up`, and
+/// `extra` tables.
+async fn ims_endpoint_proxy(up: &FakeUpstream, extra: &str) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .section("[ims_endpoint]\nprefix = \"/ims\"")
+        .append(extra)
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, "").await;
+    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
+        .send()
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["expires_in"], 86_400);
+    let other = Req::post(proxy_url(&p, "/ims/ims/authorize/v2"))
+        .send()
+        .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.json()["error"], "not_found");
+    assert_eq!(up.count(), 0, "never forwarded");
+}
+
+#[test]
+fn ca_path_and_show_print_the_certificate_and_never_the_key() {
+    let toml = static_proxy(
+        Route::new("/a")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+    .toml();
+    let (dir, config) = support::cli::write_config(&toml);
+    let path = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(path.code, Some(0), "{}", path.stderr);
+    let expected = dir.path().join("ca").join("ca.pem");
+    assert_eq!(path.stdout.trim(), expected.display().to_string());
+    let show = Cli::new().args(["ca", "show"]).config_file(&config).run();
+    assert!(
+        show.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("PRIVATE KEY"));
+    assert_eq!(
+        std::fs::read_to_string(&expected).ok().as_deref(),
+        Some(show.stdout.as_str())
+    );
+}
+
+#[test]
+fn ca_without_a_forward_listener_is_a_config_error() {
+    let toml = static_proxy(Route::new("/a").upstream("http://127.0.0.1:1")).toml();
+    let out = Cli::new().args(["ca", "path"]).config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("forward"), "{}", out.stderr);
+}
+
+/// Deadlines short enough for a test: a body must start within 1 s and never pause for 1 s.
+const QUICK_BODIES: &str =
+    "[server.limits]\nheader_read_timeout = \"1s\"\n\n[client]\nbody_idle_timeout = \"1s\"\n";
+
+/// A token request head that declares a 100-byte body.
+fn token_head(host: &str, path: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_token_request_whose_body_never_comes_gets_408_through_the_forward_listener() {
+    let s = Setup::new("", QUICK_BODIES).await;
+    let host = "ims-na1.adobelogin.com";
+    let mut tls = support::forward::tunnel(s.forward(), host, trusting(&s.ca), "")
+        .await
+        .expect("tunnel");
+    tls.write_all(token_head(host, "/ims/token/v3").as_bytes())
+        .await
+        .expect("write the head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: the proxy must answer well within this, or the test fails rather than hangs.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while !String::from_utf8_lossy(&got).contains("request_timeout") {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(
+        text.contains("\"error_code\":\"request_timeout\""),
+        "{text}"
+    );
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
+    let reply = raw_send(
+        p.addr,
+        token_head("localhost", "/ims/ims/token/v3").as_bytes(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(reply.status(), Some(408), "{}", reply.text);
+    assert!(
+        reply.text.contains("\"error_code\":\"request_timeout\""),
+        "{}",
+        reply.text
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_token_request_body_that_stalls_midway_gets_408_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
+    let mut raw = token_head("localhost", "/ims/ims/token/v3");
+    raw.push_str("grant_type=client_credentials&client_id=x");
+    let reply = raw_send(p.addr, raw.as_bytes(), Duration::from_secs(30)).await;
+    assert_eq!(reply.status(), Some(408), "{}", reply.text);
+    assert!(reply.text.contains("stalled"), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_token_request_body_over_the_cap_gets_413_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, "").await;
+    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=x&pad={}", "a".repeat(70 * 1024)))
+        .send()
+        .await;
+    assert_eq!(got.status, 413, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "payload_too_large");
+}

@@ -3,13 +3,13 @@
 //! driven by [`drive`], which enforces the limits on a connection's time.
 
 use super::capacity::Admission;
-use super::framing::{FramingWatch, Verdicts};
+use super::framing::{FramingWatch, HeadLimits, Verdict, Verdicts};
 use super::idle::{Activity, PrefaceWatch, Strikes};
 use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
 use crate::outbound::Affinity;
-use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted};
+use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted, Oversized};
 use crate::state::{ConnLimits, Shared, Snapshot};
 use http_body::Body as _;
 use hyper::service::service_fn;
@@ -96,9 +96,10 @@ where
     let limits = &snapshot.limits;
     let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets, strikes);
     let verdicts = Verdicts::default();
+    let head = head_limits(limits);
     let io = FramingWatch::new(
         PrefaceWatch::new(io, activity.clone()),
-        limits.max_head_bytes(),
+        head,
         verdicts.clone(),
     );
     let service_activity = activity.clone();
@@ -111,8 +112,25 @@ where
         let affinity = (!h2).then(|| affinity.clone());
         let mut in_flight = service_activity.begin(h2);
         if !h2 {
-            if let Some(reason) = verdicts.next() {
-                req.extensions_mut().insert(Ambiguous(reason));
+            match verdicts.next() {
+                None => {}
+                Some(Verdict::Ambiguous(reason)) => {
+                    req.extensions_mut().insert(Ambiguous(reason));
+                }
+                Some(Verdict::TargetTooLong) => {
+                    req.extensions_mut()
+                        .insert(Oversized::Target { limit: head.target });
+                }
+                Some(Verdict::HeadTooLarge) => {
+                    req.extensions_mut()
+                        .insert(Oversized::Head { limit: head.bytes });
+                }
+                Some(Verdict::TooManyFields(count)) => {
+                    req.extensions_mut().insert(Oversized::Fields {
+                        count,
+                        limit: head.fields,
+                    });
+                }
             }
         }
         if let Some(i) = &intercepted {
@@ -234,24 +252,45 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The HTTP/1 head limits the framing watcher enforces: the one limit on a head's size.
+fn head_limits(limits: &LimitsConfig) -> HeadLimits {
+    HeadLimits {
+        bytes: limits.max_head_bytes(),
+        target: usize::try_from(limits.max_uri_length.0).unwrap_or(usize::MAX),
+        fields: limits.max_headers,
+    }
+}
+
 /// A server builder for one connection with these limits applied.
 fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     use hyper_util::rt::TokioTimer;
     let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper's own head limit is the backstop; the exact limits are checked per request so
-    // that the caller gets the 414/431 in the proxy's JSON shape.
+    // On HTTP/1 the framing watcher enforces the head limits and hands hyper only heads within
+    // them (or a stand-in for one that is not), so that the caller gets the 414/431 in the
+    // proxy's JSON: hyper's own limits sit above the watcher's and are never reached.
     let head = limits.max_head_bytes();
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers.saturating_add(1))
-        // The read buffer bounds the request head: beyond it hyper answers 431 and closes.
-        .max_buf_size(head.max(8192));
+        .max_buf_size(head.saturating_add(8192));
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
         .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
-        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
+        .max_header_list_size(h2_header_list_size(limits));
     b
+}
+
+/// HTTP/2's header-list limit: room for every list the pipeline's own checks would judge (it
+/// counts each field as on an HTTP/1.1 wire, name + value + 4; HPACK's accounting adds 32 per
+/// field, pseudo-headers included), so that a list over the proxy's limits gets its JSON 431
+/// from the pipeline rather than h2's bare one. Only a list far beyond them meets h2's.
+fn h2_header_list_size(limits: &LimitsConfig) -> u32 {
+    let fields = limits.max_headers.saturating_add(5);
+    let size = limits
+        .max_head_bytes()
+        .saturating_add(fields.saturating_mul(32));
+    u32::try_from(size).unwrap_or(u32::MAX)
 }

@@ -90,6 +90,27 @@ pub fn trusting(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// A TLS stream to `https://host` through the forward listener at `proxy` (`CONNECT`, then
+/// the handshake trusting `tls`), for requests no well-behaved client sends; `Err` when the
+/// tunnel or the handshake fails.
+pub async fn tunnel(
+    proxy: SocketAddr,
+    host: &str,
+    tls: Arc<rustls::ClientConfig>,
+    extra: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let (status, head, tcp) = connect(proxy, &format!("{host}:443"), extra).await;
+    if status != 200 {
+        return Err(format!("CONNECT answered {status}: {head}"));
+    }
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))
+}
+
 /// `req` (origin-form) to `https://host` through the forward listener at `proxy`, trusting
 /// `tls`; `Err` when the tunnel or the TLS handshake fails.
 pub async fn send_via(
@@ -99,16 +120,7 @@ pub async fn send_via(
     extra: &str,
     req: Request<Full<Bytes>>,
 ) -> Result<Got, String> {
-    let (status, head, tcp) = connect(proxy, &format!("{host}:443"), extra).await;
-    if status != 200 {
-        return Err(format!("CONNECT answered {status}: {head}"));
-    }
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS: {e}"))?;
+    let tls = tunnel(proxy, host, tls, extra).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| e.to_string())?;
