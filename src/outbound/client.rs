@@ -18,6 +18,7 @@
 use super::affinity::{Affinity, Conn, Held, Registry, Shelf};
 use super::breaker::{Breaker, Reclaim};
 use super::egress::{Egress, EgressConnector, Via};
+use super::share::{default_share, CallerKey, CallerShare, Share, Shares};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
 use bytes::Bytes;
@@ -55,6 +56,9 @@ pub struct Outbound {
     /// Connections held for callers ([`Affinity`]) name it as their owner too.
     id: Arc<()>,
     affine: Arc<Affine>,
+    /// Each caller's share of an upstream's connections; `None` when the share is the whole
+    /// cap.
+    shares: Option<Arc<Shares>>,
 }
 
 /// What the connections held outside the pool (caller slots, shelves) need beside the
@@ -212,8 +216,14 @@ impl Outbound {
         let egress = Arc::new(Egress::from_config(cfg)?);
         let registry = Arc::new(Registry::default());
         // 0 is refused by config::validate; 1 here keeps a direct caller from a dead client.
+        let cap = cfg.max_connections_per_upstream.max(1);
+        let share = cfg
+            .max_in_flight_per_caller
+            .unwrap_or_else(|| default_share(cap))
+            .max(1);
+        let shares = (share < cap).then(|| Arc::new(Shares::new(share, cfg.connect_timeout)));
         let breaker = Arc::new(Breaker::new(
-            cfg.max_connections_per_upstream.max(1),
+            cap,
             cfg.connect_timeout,
             Some(registry.clone() as Arc<dyn Reclaim>),
         ));
@@ -236,6 +246,7 @@ impl Outbound {
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
             affine,
+            shares,
         })
     }
 
@@ -453,6 +464,16 @@ impl Outbound {
             upstream,
         };
         Ok(Some((conn, false)))
+    }
+
+    /// A place in `caller`'s share of the connections to `uri`'s upstream, waiting for one
+    /// of its requests there to end if it must: held until the response body has ended.
+    /// `None` when there is no share to keep (it is the whole cap).
+    pub async fn share(&self, uri: &Uri, caller: CallerKey) -> Result<Option<Share>, CallerShare> {
+        match &self.shares {
+            Some(shares) => shares.admit(uri, caller).await,
+            None => Ok(None),
+        }
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel

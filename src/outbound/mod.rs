@@ -5,7 +5,9 @@ mod affinity;
 mod breaker;
 mod client;
 mod egress;
+mod share;
 
 pub use affinity::Affinity;
 pub use breaker::UpstreamBusy;
 pub use client::{Answer, Outbound, OutboundError, RequestBody};
+pub use share::{CallerKey, CallerShare, Share};

@@ -2,6 +2,7 @@
 //! current snapshot's limits, so a reload changes them without a restart.
 
 use crate::base::fds::FdSlot;
+use crate::base::peer::peer_key;
 use crate::state::ConnLimits;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,18 +41,6 @@ pub struct PeerCounter(Mutex<HashMap<IpAddr, usize>>);
 pub struct PeerSlot {
     counter: Arc<PeerCounter>,
     key: IpAddr,
-}
-
-/// Who counts as one peer: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64, the
-/// smallest network a host is usually given (one host may hold all of its addresses).
-fn peer_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
-    }
 }
 
 impl PeerCounter {
