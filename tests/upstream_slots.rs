@@ -262,3 +262,71 @@ async fn one_caller_with_many_h2_streams_leaves_another_caller_a_connection() {
 async fn one_caller_with_many_http1_connections_leaves_another_caller_a_connection() {
     one_caller_cannot_take_every_connection(AFFINITY, false).await;
 }
+
+#[tokio::test]
+async fn without_keys_each_client_address_has_a_share_of_its_own() {
+    let (up, open) = slow_and_fast().await;
+    let (cap, many) = (4, 6);
+    let (_child, addr) = two_threads(
+        &up.url(),
+        &format!("max_connections_per_upstream = {cap}\nconnect_timeout = \"60s\""),
+        "",
+    )
+    .await;
+    let greedy_ip: std::net::IpAddr = [127, 0, 0, 2].into();
+    let greedy: Vec<_> = (0..many)
+        .map(|i| {
+            let req = Req::get(format!("http://{addr}/api/slow/{i}"));
+            tokio::spawn(async move { H1Conn::open_from(addr, greedy_ip).await.send(req).await })
+        })
+        .collect();
+    let slow = |up: &FakeUpstream| {
+        up.requests()
+            .iter()
+            .filter(|r| r.target.starts_with("/slow"))
+            .count()
+    };
+    assert!(eventually(PROMPTLY, || slow(&up) >= cap - 1).await);
+    let mut other = H1Conn::open_from(addr, [127, 0, 0, 3].into()).await;
+    let got = tokio::time::timeout(
+        PROMPTLY,
+        other.send(Req::get(format!("http://{addr}/api/fast"))),
+    )
+    .await
+    .expect("the other address answered within 20 s");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(slow(&up), cap - 1, "127.0.0.2 holds its share, no more");
+    open.send_replace(true);
+    for g in greedy {
+        assert_eq!(
+            g.await.expect("task").status,
+            200,
+            "within the minute's wait"
+        );
+    }
+}
+
+#[test]
+fn a_share_of_zero_or_beyond_the_cap_is_a_config_error_naming_the_key() {
+    for (keys, reason) in [
+        ("max_in_flight_per_caller = 0", "at least 1"),
+        (
+            "max_connections_per_upstream = 4\nmax_in_flight_per_caller = 5",
+            "more than client.max_connections_per_upstream (4)",
+        ),
+    ] {
+        let err = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1"))
+            .client(keys)
+            .build_error();
+        assert_eq!(err.key, "client.max_in_flight_per_caller", "{err}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+}
+
+#[test]
+fn a_share_up_to_the_cap_is_accepted() {
+    let config = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1"))
+        .client("max_connections_per_upstream = 4\nmax_in_flight_per_caller = 4")
+        .parse();
+    assert!(ims_proxy::Snapshot::build(&config, None).is_ok());
+}
