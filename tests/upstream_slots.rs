@@ -306,6 +306,25 @@ async fn without_keys_each_client_address_has_a_share_of_its_own() {
     }
 }
 
+#[tokio::test]
+async fn an_idle_upstream_connection_without_a_caller_slot_is_closed_after_pool_idle_timeout() {
+    let up = RawUpstream::replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .then(End::Hold)
+        .start()
+        .await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .client("pool_idle_timeout = \"1s\"")
+        .start()
+        .await;
+    // An h2 caller's request has no caller slot, on either outbound path.
+    let got = Req::get(proxy_url(&p, "/api/x")).h2().send().await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(
+        eventually(PROMPTLY, || up.closed() == 1).await,
+        "the idle connection is still open"
+    );
+}
+
 #[test]
 fn a_share_of_zero_or_beyond_the_cap_is_a_config_error_naming_the_key() {
     for (keys, reason) in [
