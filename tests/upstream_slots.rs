@@ -139,6 +139,48 @@ async fn after_a_burst_fresh_callers_on_either_thread_are_served(client: &str) {
     assert!(answered.iter().all(|s| *s == 200), "{answered:?}");
 }
 
+/// As [`after_a_burst_fresh_callers_on_either_thread_are_served`], one fresh caller after
+/// the other: each is served on one of the burst's connections, taken from whichever thread
+/// (or caller connection) holds it idle, and none is opened.
+async fn after_a_burst_idle_connections_are_handed_over_not_reopened(client: &str) {
+    let (up, open) = slow_and_fast().await;
+    let cap = 3;
+    let (_child, addr) = two_threads(
+        &up.url(),
+        &format!("{client}\nmax_connections_per_upstream = {cap}\nconnect_timeout = \"60s\""),
+        "",
+    )
+    .await;
+    h2_burst(addr, &up, &open, cap).await;
+    let opened = up.connections();
+    // Kept open: a caller connection's held upstream connection closes with it.
+    let mut callers = Vec::new();
+    for i in 0..FRESH_CALLERS {
+        let mut caller = H1Conn::open(addr).await;
+        let send = caller.send(Req::get(format!("http://{addr}/api/fresh/{i}")));
+        let got = tokio::time::timeout(PROMPTLY, send)
+            .await
+            .unwrap_or_else(|_| panic!("fresh caller {i} waited for a connection"));
+        assert_eq!(got.status, 200, "{}", got.text());
+        callers.push(caller);
+    }
+    assert_eq!(
+        up.connections(),
+        opened,
+        "no connection opened after the burst"
+    );
+}
+
+#[tokio::test]
+async fn after_a_burst_the_pools_idle_connections_are_handed_to_callers_on_the_other_thread() {
+    after_a_burst_idle_connections_are_handed_over_not_reopened(POOL).await;
+}
+
+#[tokio::test]
+async fn after_a_burst_http1_callers_with_affinity_take_idle_connections_from_the_other_thread() {
+    after_a_burst_idle_connections_are_handed_over_not_reopened(AFFINITY).await;
+}
+
 #[tokio::test]
 async fn after_a_burst_the_pools_idle_connections_serve_callers_on_the_other_thread() {
     after_a_burst_fresh_callers_on_either_thread_are_served(POOL).await;
