@@ -31,6 +31,7 @@ pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
+pub const SITE_REFUSED: &str = "ims_proxy_site_refused_total";
 pub const BUILD_INFO: &str = "ims_proxy_build_info";
 
 /// The `route` label of requests that matched no route.
@@ -154,6 +155,11 @@ fn describe() {
     describe_counter!(
         FORWARD_REFUSED,
         "CONNECT requests the forward listener refused (a host no route serves)"
+    );
+    describe_counter!(
+        SITE_REFUSED,
+        "Requests refused because a browser could have sent them from a web page (a Host that \
+         is not the proxy's, another site's Origin or Sec-Fetch-Site), by listener and code"
     );
     describe_gauge!(
         RATE_LIMIT_QUEUED,
@@ -367,6 +373,21 @@ pub fn rate_limited(route: &str) {
 
 pub fn rate_limit_queued(route: &str, delta: f64) {
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(delta);
+}
+
+/// A listener's refusal series at zero; `host`: whether it checks `Host` (not in tunnels).
+pub fn declare_site_refused(listener: &'static str, host: bool) {
+    for code in ["host_not_allowed", "cross_site_request"]
+        .into_iter()
+        .skip(usize::from(!host))
+    {
+        metrics::counter!(SITE_REFUSED, "listener" => listener, "code" => code).increment(0);
+    }
+}
+
+/// A request refused for its `Host`, `Origin` or `Sec-Fetch-Site`, by listener and code.
+pub fn site_refused(listener: &'static str, code: &'static str) {
+    metrics::counter!(SITE_REFUSED, "listener" => listener, "code" => code).increment(1);
 }
 
 pub fn forward_refused() {

@@ -38,7 +38,8 @@ fn h2_preface() -> Vec<u8> {
 fn h2_get(stream: u32) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x04, 6];
     block.extend_from_slice(b"/api/x");
-    block.extend_from_slice(&[0x01, 1, b'p']);
+    block.extend_from_slice(&[0x01, 9]);
+    block.extend_from_slice(b"127.0.0.1");
     frame(1, 0x5, stream, &block)
 }
 
@@ -139,7 +140,7 @@ async fn silent_connections_that_fill_every_slot_give_them_back_after_the_header
     let served = poll(DEADLINE, || async {
         let r = raw_send(
             p.addr,
-            b"GET /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+            b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             DEADLINE,
         )
         .await;
@@ -222,7 +223,10 @@ async fn an_http1_connection_past_its_maximum_age_is_closed_between_whole_respon
     let mut answered = 0usize;
     let mut said_close = false;
     while began.elapsed() < DEADLINE {
-        if !conn.write(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n").await {
+        if !conn
+            .write(b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+        {
             break;
         }
         let want = answered + 1;
@@ -269,7 +273,10 @@ const SOURCE_B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
 /// One keep-alive request from `source`, answered whole; the connection is left open.
 async fn held_from(addr: SocketAddr, source: IpAddr) -> RawConn {
     let mut conn = RawConn::connect_from(addr, source).await;
-    assert!(conn.write(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n").await);
+    assert!(
+        conn.write(b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+    );
     let whole = conn
         .read_until(DEADLINE, |b| {
             String::from_utf8_lossy(b).contains("{\"ok\":true}")
@@ -286,7 +293,9 @@ async fn connections_beyond_the_cap_for_one_address_get_503_while_other_addresse
     let _a1 = held_from(p.addr, SOURCE_A).await;
     let _a2 = held_from(p.addr, SOURCE_A).await;
     let mut third = RawConn::connect_from(p.addr, SOURCE_A).await;
-    third.write(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n").await;
+    third
+        .write(b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
     let reply = third.read_to_close(DEADLINE).await;
     assert_eq!(reply.status(), Some(503), "{}", reply.text);
     assert!(reply.text.contains("too_many_connections_from_peer"));

@@ -418,3 +418,37 @@ fn ca_without_a_forward_listener_is_a_config_error() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("forward"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn inside_a_tunnel_a_request_a_browser_sent_from_another_site_is_refused_and_not_forwarded() {
+    // A browser whose system proxy is the forward listener and which trusts the local CA: a
+    // page on another site POSTs to Adobe's host through it.
+    let s = Setup::new("", "").await;
+    for (name, value) in [
+        ("origin", "https://attacker.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let req = Request::post("/acme/campaign/profileAndServices/profile")
+            .header("host", "mc.adobe.io")
+            .header(name, value)
+            .body(Full::from("from-a-page"))
+            .expect("request");
+        let got = s
+            .send("mc.adobe.io", req)
+            .await
+            .expect("through the tunnel");
+        assert_eq!(got.status, 403, "{}", got.text());
+        assert_eq!(got.json()["error_code"], "cross_site_request");
+    }
+    assert_eq!(s.up.count(), 0);
+    // An SDK sends neither header: its request goes through.
+    let got = s
+        .send(
+            "mc.adobe.io",
+            get("/acme/campaign/profileAndServices/profile"),
+        )
+        .await
+        .expect("through the tunnel");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(s.up.count(), 1);
+}

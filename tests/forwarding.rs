@@ -103,7 +103,7 @@ async fn client_credentials_and_cookies_never_reach_the_upstream() {
 async fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up, "").await;
-    let raw = "GET /api/x HTTP/1.1\r\nHost: proxy.local\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: 1\r\n\r\n";
+    let raw = "GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: 1\r\n\r\n";
     let mut conn = RawConn::connect(p.addr).await;
     assert!(conn.write(raw.as_bytes()).await);
     // The first bytes of the answer: by then the upstream has the request.
@@ -119,7 +119,10 @@ async fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
 #[tokio::test]
 async fn host_is_the_upstream_and_forwarded_headers_describe_the_client() {
     let up = FakeUpstream::start().await;
-    let p = proxy_to(&up, "").await;
+    let p = static_proxy(Route::new("/api").upstream(format!("{}/base", up.url())))
+        .section("[server]\nhostnames = [\"gateway.example\"]")
+        .start()
+        .await;
     Req::get(proxy_url(&p, "/api/x"))
         .header("host", "gateway.example:8080")
         .header("x-forwarded-for", "10.1.2.3")

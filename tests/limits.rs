@@ -50,7 +50,7 @@ async fn a_request_head_beyond_the_read_buffer_gets_431_and_the_connection_close
     let up = FakeUpstream::start().await;
     let p = limited(&up, "max_header_size = \"1 KiB\"", "").await;
     let raw = format!(
-        "GET /api/x HTTP/1.1\r\nHost: p\r\nX-Huge: {}\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: {}\r\n\r\n",
         "a".repeat(100 * 1024)
     );
     let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
@@ -138,7 +138,7 @@ async fn a_streamed_body_that_grows_past_the_limit_gets_413_and_never_arrives_wh
     let mut conn = RawConn::connect(p.addr).await;
     assert!(
         conn.write(
-            b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n"
+            b"POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n"
         )
         .await
     );
@@ -161,7 +161,7 @@ async fn a_slowloris_client_is_cut_off_and_others_are_served_meanwhile() {
     let began = Instant::now();
     let slow = tokio::spawn(raw_send(
         p.addr,
-        b"GET /api/x HTTP/1.1\r\nHost: p\r\nX-Slow: ",
+        b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
         DEADLINE,
     ));
     assert_eq!(get(&proxy_url(&p, "/api/fine")).await.status, 200);
@@ -197,7 +197,10 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
 /// Sends one keep-alive request and reads its whole response, leaving the connection open.
 async fn keep_alive_request(addr: std::net::SocketAddr) -> RawConn {
     let mut conn = RawConn::connect(addr).await;
-    assert!(conn.write(b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n").await);
+    assert!(
+        conn.write(b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+    );
     let whole = conn
         .read_until(DEADLINE, |b| {
             String::from_utf8_lossy(b).contains("{\"ok\":true}")
@@ -214,7 +217,12 @@ async fn connections_beyond_the_maximum_get_503_and_a_freed_slot_is_reused() {
     let p = limited(&up, "max_connections = 2", "").await;
     let a = keep_alive_request(p.addr).await;
     let _b = keep_alive_request(p.addr).await;
-    let reply = raw_send(p.addr, b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n", DEADLINE).await;
+    let reply = raw_send(
+        p.addr,
+        b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
     assert_eq!(reply.status(), Some(503), "{}", reply.text);
     assert!(reply.text.contains("too_many_connections"));
     assert!(reply.closed);
@@ -223,7 +231,7 @@ async fn connections_beyond_the_maximum_get_503_and_a_freed_slot_is_reused() {
     let reused = poll(DEADLINE, || async {
         let r = raw_send(
             p.addr,
-            b"GET /api/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+            b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             DEADLINE,
         )
         .await;

@@ -107,7 +107,7 @@ async fn plain_http_to_a_tls_listener_is_not_served() {
         .expect("start");
     let reply = raw_send(
         p.addr,
-        b"GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n",
+        b"GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         Duration::from_secs(10),
     )
     .await;

@@ -149,3 +149,67 @@ fn a_client_key_file_readable_by_another_group_produces_a_warning_naming_it() {
         r.stderr
     );
 }
+
+#[test]
+fn a_listener_beyond_loopback_without_hostnames_is_warned_about_and_check_shows_the_names() {
+    let open = "listen = \"0.0.0.0:8080\"\nallow_unauthenticated = true";
+    let r = check(open, "", 0o600);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("server.hostnames is empty"),
+        "{}",
+        r.stderr
+    );
+    let r = check(
+        &format!("{open}\nhostnames = [\"ims-proxy.tools.svc\", \"*.example.com\"]"),
+        "",
+        0o600,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stderr.contains("server.hostnames"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("hostnames: IP addresses, localhost, ims-proxy.tools.svc, *.example.com"),
+        "{}",
+        r.stdout
+    );
+    // On loopback a name is rarely needed: no warning.
+    let r = check("listen = \"127.0.0.1:8080\"", "", 0o600);
+    assert!(!r.stderr.contains("server.hostnames"), "{}", r.stderr);
+}
+
+#[test]
+fn a_hostname_that_is_not_a_name_is_a_config_error_naming_the_entry() {
+    for (entry, why) in [
+        ("http://gw.example:8080", "is not a host name"),
+        ("*.com", "top-level domain"),
+    ] {
+        let r = check(
+            &format!("hostnames = [\"gw.example\", \"{entry}\"]"),
+            "",
+            0o600,
+        );
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        let line = r.error_line();
+        assert!(line.starts_with("error: server.hostnames[1]: "), "{line}");
+        assert!(line.contains(why), "{line}");
+    }
+}
+
+#[test]
+fn an_allowed_origin_that_would_allow_every_page_or_is_not_an_origin_is_a_config_error() {
+    for (entry, why) in [
+        ("null", "would allow every site"),
+        ("*", "would allow every site"),
+        ("https://app.example.com/path", "is not a web origin"),
+    ] {
+        let r = check(&format!("allowed_origins = [\"{entry}\"]"), "", 0o600);
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        let line = r.error_line();
+        assert!(
+            line.starts_with("error: server.allowed_origins[0]: "),
+            "{line}"
+        );
+        assert!(line.contains(why), "{line}");
+    }
+}

@@ -38,7 +38,7 @@ async fn http1_request_trailers_never_reach_the_upstream() {
     let up = FakeUpstream::start().await;
     let p = proxy_to(&up).await;
     let mut raw = format!(
-        "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nTrailer: {}\r\n\
+        "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nTrailer: {}\r\n\
 Connection: close\r\n\r\n5\r\nhello\r\n0\r\n",
         SMUGGLED.join(", ")
     );

@@ -17,6 +17,16 @@ pub struct ServerConfig {
     /// this says the network in front of the proxy already restricts who reaches it.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Names callers reach the proxy by, beyond IP addresses and `localhost` (a Kubernetes
+    /// Service's, a load balancer's; `*.example.com` for any name under one): a request whose
+    /// `Host` is another name is refused, as a DNS-rebinding page's would be. Applies to the
+    /// admin listener too.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// Web origins (`https://app.example.com`) whose pages may send requests through the
+    /// proxy; any other request a browser marks as from another site is refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -28,6 +38,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             shutdown_grace: default_shutdown_grace(),
             allow_unauthenticated: false,
+            hostnames: Vec::new(),
+            allowed_origins: Vec::new(),
             tls: None,
             limits: Default::default(),
         }

@@ -19,7 +19,7 @@ mod trace;
 pub use admit::Ambiguous;
 pub use ctx::ConnMeta;
 pub use intercept::Intercepted;
-pub use respond::{error_response, ResponseBody};
+pub use respond::{error_response, site_refusal, ResponseBody};
 
 use crate::outbound::Affinity;
 use crate::state::Shared;
@@ -43,6 +43,10 @@ pub async fn handle(
     let result = async {
         // Framing, method, head size, path.
         admit::check(&snap.limits, &req)?;
+        // A web page's request (DNS rebinding, another site's form or fetch): refused before
+        // anything looks at who sent it. In a tunnel the `CONNECT` host decided where it goes.
+        snap.sites
+            .check(req.uri(), req.headers(), intercepted.is_none())?;
         // Before routing, so that a stranger learns nothing; through a tunnel, known at CONNECT.
         let caller = match &intercepted {
             Some(i) => intercept::caller(i, req.headers_mut()),

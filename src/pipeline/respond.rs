@@ -12,7 +12,7 @@ use super::rewrite::{TokenUnavailable, UpstreamTrailers};
 use super::target::TargetError;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyError, Observed, Paced};
-use crate::state::AccessError;
+use crate::state::{AccessError, SiteRefusal};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
@@ -29,6 +29,8 @@ pub type ResponseBody = Observed<Answer, (AccessLog, UpstreamTrailers)>;
 pub enum ProxyError {
     #[error(transparent)]
     Admit(#[from] AdmitError),
+    #[error(transparent)]
+    Site(#[from] SiteRefusal),
     #[error(transparent)]
     Caller(#[from] AccessError),
     #[error(transparent)]
@@ -66,6 +68,7 @@ impl ProxyError {
     pub fn fault(&self) -> Fault {
         match self {
             ProxyError::Admit(_)
+            | ProxyError::Site(_)
             | ProxyError::Caller(_)
             | ProxyError::Target(_)
             | ProxyError::Body(_)
@@ -95,6 +98,7 @@ impl ProxyError {
                 | AdmitError::Host(_)
                 | AdmitError::AuthorityForm => (StatusCode::BAD_REQUEST, "bad_request"),
             },
+            ProxyError::Site(e) => site(e),
             ProxyError::Caller(e) => access(e),
             ProxyError::Target(e) => match e {
                 TargetError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
@@ -164,6 +168,51 @@ fn access(e: &AccessError) -> (StatusCode, &'static str) {
     }
 }
 
+/// RFC 9110 §15.5.20: 421 is "not an authority for this name", which is what a rebinding
+/// page's `Host` is.
+fn site(e: &SiteRefusal) -> (StatusCode, &'static str) {
+    match e {
+        SiteRefusal::HostNotAllowed(_) => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
+        SiteRefusal::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site_request"),
+    }
+}
+
+/// A web page's request to a listener outside the pipeline (the admin port), refused as the
+/// pipeline refuses it: logged, counted, answered in the proxy's JSON with a new request id.
+pub fn site_refusal(
+    e: SiteRefusal,
+    listener: &'static str,
+    peer: std::net::SocketAddr,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    let e = ProxyError::Site(e);
+    log_site_refusal(&e, listener, peer, path);
+    let id = HeaderValue::from_bytes(&super::ctx::hex32(rand::random()))
+        .unwrap_or(HeaderValue::from_static("-"));
+    e.to_response(&id)
+}
+
+/// An operator wants to know that a page tried: one line and a count for each refusal.
+fn log_site_refusal(
+    e: &ProxyError,
+    listener: &'static str,
+    peer: std::net::SocketAddr,
+    path: &str,
+) {
+    if let ProxyError::Site(refusal) = e {
+        let code = e.status_and_code().1;
+        tracing::warn!(
+            listener,
+            %peer,
+            code,
+            "url.path" = path,
+            refused = refusal.what(),
+            "request refused: a browser could have sent it from a web page"
+        );
+        crate::metrics::site_refused(listener, code);
+    }
+}
+
 fn body(e: &BodyError) -> (StatusCode, &'static str) {
     match e {
         BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -179,6 +228,7 @@ pub fn finish(result: Result<Response<Answer>, ProxyError>, ctx: Ctx) -> Respons
     let (resp, fault) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
+            log_site_refusal(&e, ctx.conn.listener, ctx.conn.peer, &ctx.path);
             let mut resp = e.to_response(&ctx.request_id);
             if e.closes_connection() && ctx.version < Version::HTTP_2 {
                 // hyper closes the connection after a response that says so.

@@ -83,7 +83,7 @@ impl Admin {
             let service_activity = activity.clone();
             let service = service_fn(move |req| {
                 let in_flight = service_activity.begin(false);
-                let resp = answer(&shared, &draining, &rates, &req);
+                let resp = answer(&shared, &draining, &rates, &req, peer);
                 drop(in_flight);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
@@ -115,7 +115,16 @@ fn answer(
     draining: &AtomicBool,
     rates: &Rates,
     req: &Request<Incoming>,
+    peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
+    // `/healthz` says only "ok", to any liveness probe, whatever `Host` it was given. The rest
+    // (credential states, IMS's errors, routes) is for the operator's own pages and scrapers.
+    if req.uri().path() != "/healthz" {
+        let snapshot = shared.snapshot.load();
+        if let Err(e) = snapshot.sites.check(req.uri(), req.headers(), true) {
+            return crate::pipeline::site_refusal(e, "admin", peer, req.uri().path());
+        }
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }

@@ -7,6 +7,7 @@ mod forward;
 mod limits;
 mod routes;
 mod shaping;
+mod site;
 mod snapshot;
 mod stats;
 mod tls;
@@ -17,6 +18,7 @@ pub use forward::Decision;
 pub use limits::ConnLimits;
 pub use routes::Route;
 pub use shaping::Permit;
+pub use site::SiteRefusal;
 pub use snapshot::Snapshot;
 pub use stats::{RouteCounts, RouteStats};
 

@@ -8,6 +8,7 @@ use super::forward::Forward;
 use super::limits::ConnLimits;
 use super::routes::{label, Route, RouteTable};
 use super::shaping::{RouteLimiter, Shaping};
+use super::site::SitePolicy;
 use super::tls::ListenerTls;
 use crate::base::secret::warn_if_exposed;
 use crate::config::{
@@ -40,6 +41,9 @@ pub struct Snapshot {
     pub admin_listen: Option<SocketAddr>,
     /// `[[clients]]`; empty when access control is off.
     pub callers: Callers,
+    /// `server.hostnames` and `server.allowed_origins`: which `Host`s and web pages may use
+    /// the proxy and admin listeners.
+    pub sites: SitePolicy,
     /// Listener TLS, rebuilt from the files on every snapshot (so on every reload).
     pub tls: Option<ListenerTls>,
     /// `[forward]`: the forward-proxy listener's policy and CA.
@@ -146,6 +150,7 @@ impl Snapshot {
             }
         };
         let callers = Callers::build(&config.callers, &prefixes)?;
+        let sites = SitePolicy::build(&config.server)?;
         let tls = config
             .server
             .tls
@@ -153,6 +158,7 @@ impl Snapshot {
             .map(ListenerTls::build)
             .transpose()?;
         check_exposure(config, "server.listen", listen, &callers, tls.as_ref())?;
+        warn_if_unnamed(&sites, listen, admin_listen);
         let mut forward = match &config.forward {
             None => None,
             Some(f) => {
@@ -205,6 +211,7 @@ impl Snapshot {
             shutdown_grace: config.server.shutdown_grace,
             admin_listen,
             callers,
+            sites,
             tls,
             forward,
             ims_prefix,
@@ -238,8 +245,13 @@ impl Snapshot {
                 crate::metrics::declare_credential(name);
             }
         }
+        crate::metrics::declare_site_refused("reverse", true);
+        if self.admin_listen.is_some() {
+            crate::metrics::declare_site_refused("admin", true);
+        }
         if self.forward.is_some() {
             crate::metrics::declare_forward();
+            crate::metrics::declare_site_refused("forward", false);
         }
     }
 
@@ -259,6 +271,15 @@ impl Snapshot {
             },
             self.callers.len(),
         ));
+        let hostnames: Vec<String> = self.sites.hostnames().collect();
+        out.push_str(&format!(
+            "hostnames: IP addresses, localhost{}\n",
+            hostnames.iter().fold(String::new(), |s, h| s + ", " + h)
+        ));
+        let origins: Vec<&str> = self.sites.origins().collect();
+        if !origins.is_empty() {
+            out.push_str(&format!("allowed origins: {}\n", origins.join(", ")));
+        }
         if let Some(f) = &self.forward {
             out.push_str(&format!(
                 "forward: {} (CA {})\n",
@@ -362,6 +383,25 @@ fn check_exposure(
              network already restricts who can connect"
         ),
     ))
+}
+
+/// A listener beyond loopback is usually reached by a name (a Kubernetes Service's, a load
+/// balancer's, a DNS entry): without `server.hostnames` every such request is refused.
+fn warn_if_unnamed(sites: &SitePolicy, listen: SocketAddr, admin: Option<SocketAddr>) {
+    if sites.hostnames().next().is_some() {
+        return;
+    }
+    for (key, addr) in std::iter::once(("server.listen", listen))
+        .chain(admin.map(|a| ("admin.listen", a)))
+        .filter(|(_, a)| !a.ip().is_loopback())
+    {
+        tracing::warn!(
+            %addr,
+            "{key} is reachable from other hosts but server.hostnames is empty: only requests \
+             addressed to an IP address or localhost are answered; add the names callers use \
+             (a Kubernetes Service's, a load balancer's) to server.hostnames"
+        );
+    }
 }
 
 /// Secret files the credentials point at should be private to the proxy's user.

@@ -20,7 +20,7 @@ async fn main() {
     let mut ok = 0;
     for _ in 0..n {
         let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else { continue };
-        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         if s.write_all(req.as_bytes()).await.is_err() {
             continue;
         }

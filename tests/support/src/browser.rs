@@ -34,11 +34,41 @@ fn installed() -> Result<(), String> {
         .clone()
 }
 
-/// `chromium --headless --dump-dom url`: the DOM once `virtual_time` of page time has passed
-/// (timers run in virtual time, so a page's refresh and countdown scripts run that long
-/// without the test waiting for them). Panics when Chromium is missing or fails, and kills
-/// it (its whole process group) at the deadline.
+/// `chromium --headless --dump-dom url` (see [`Chromium::dump_dom`]).
 pub async fn dump_dom(url: &str, virtual_time: Duration) -> String {
+    Chromium::new().dump_dom(url, virtual_time).await
+}
+
+/// Chromium with options: `Chromium::new().resolving("attacker.test").dump_dom(url, t)`.
+#[derive(Debug, Default, Clone)]
+pub struct Chromium {
+    /// Names resolved to 127.0.0.1.
+    names: Vec<String>,
+}
+
+impl Chromium {
+    pub fn new() -> Chromium {
+        Chromium::default()
+    }
+
+    /// Resolves `name` to 127.0.0.1 without DNS (`--host-resolver-rules`): a page on a site of
+    /// its own served from loopback, or a name re-pointed at the proxy as DNS rebinding does.
+    pub fn resolving(mut self, name: &str) -> Chromium {
+        self.names.push(name.into());
+        self
+    }
+
+    /// The DOM of `url` once `virtual_time` of page time has passed (timers run in virtual
+    /// time, so a page's refresh and countdown scripts run that long without the test waiting
+    /// for them; network fetches pause it). A form the page submits replaces the DOM with the
+    /// answer's. Panics when Chromium is missing or fails, and kills it (its whole process
+    /// group) at the deadline.
+    pub async fn dump_dom(&self, url: &str, virtual_time: Duration) -> String {
+        dump(url, virtual_time, &self.names).await
+    }
+}
+
+async fn dump(url: &str, virtual_time: Duration, names: &[String]) -> String {
     if let Err(e) = installed() {
         panic!("{e}; set {SKIP_ENV}=1 to skip browser tests");
     }
@@ -57,6 +87,10 @@ pub async fn dump_dom(url: &str, virtual_time: Duration) -> String {
         "--disable-sync",
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args((!names.is_empty()).then(|| {
+        let rules: Vec<String> = names.iter().map(|n| format!("MAP {n} 127.0.0.1")).collect();
+        format!("--host-resolver-rules={}", rules.join(","))
+    }))
     .arg(format!(
         "--virtual-time-budget={}",
         virtual_time.as_millis()

@@ -221,6 +221,23 @@ impl H1Conn {
     }
 }
 
+/// Sends `req` over HTTP/2 with prior knowledge on a fresh connection to `addr`, whatever its
+/// URL's authority names: that authority is the request's `:authority`, as a browser that
+/// resolved the name to `addr` would send it.
+pub async fn h2c_to(addr: std::net::SocketAddr, req: Req) -> Got {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let resp = tokio::time::timeout(RESPONSE_DEADLINE, tx.send_request(req.build()))
+        .await
+        .expect("response within 30 s")
+        .expect("request succeeds");
+    read_whole(resp).await
+}
+
 /// How a response body ended, read frame by frame.
 #[derive(Debug)]
 pub struct BodyEnd {

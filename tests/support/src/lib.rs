@@ -48,7 +48,7 @@ pub mod upstream;
 pub use child::{ChildProxy, Spawned};
 pub use cli::{Cli, Output};
 pub use client::{
-    get, h1_client, h2c_client, read_body, send, BodyEnd, Got, H1Conn, Req, TestClient,
+    get, h1_client, h2c_client, h2c_to, read_body, send, BodyEnd, Got, H1Conn, Req, TestClient,
 };
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
