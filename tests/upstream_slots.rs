@@ -54,6 +54,14 @@ async fn slow_and_fast() -> (FakeUpstream, tokio::sync::watch::Sender<bool>) {
     (up, open)
 }
 
+/// How many requests to `/slow` have reached `up` (and are held there until released).
+fn held(up: &FakeUpstream) -> usize {
+    up.requests()
+        .iter()
+        .filter(|r| r.target.starts_with("/slow"))
+        .count()
+}
+
 /// `n` requests to `/api/slow` at once over one h2c caller connection (so on one thread),
 /// held by the upstream until `open` is set, then all answered: they leave `n` idle
 /// upstream connections in that thread's pool.
@@ -76,16 +84,10 @@ async fn h2_burst(
             tokio::spawn(async move { Req::get(url).send_on(&caller).await })
         })
         .collect();
-    let slow = |up: &FakeUpstream| {
-        up.requests()
-            .iter()
-            .filter(|r| r.target.starts_with("/slow"))
-            .count()
-    };
     assert!(
-        eventually(PROMPTLY, || slow(up) == n).await,
+        eventually(PROMPTLY, || held(up) == n).await,
         "{} of {n} burst requests reached the upstream",
-        slow(up)
+        held(up)
     );
     open.send_replace(true);
     for s in streams {
@@ -119,22 +121,32 @@ async fn fresh_callers(addr: SocketAddr) -> (Vec<StatusCode>, usize) {
     (answered, waited)
 }
 
-/// The burst's connections all idle in one thread's pool; then fresh HTTP/1.1 callers,
-/// some on the other thread.
-async fn after_a_burst_fresh_callers_on_either_thread_are_served(client: &str) {
+/// The cap the burst tests set, and the number of the burst's requests.
+const BURST: usize = 3;
+
+/// The real binary on two threads with these `[client]` keys, the cap at [`BURST`] and a
+/// minute to wait for a connection, after a burst that left all [`BURST`] connections idle
+/// in one thread's pool.
+async fn after_a_burst(client: &str) -> (ChildProxy, SocketAddr, FakeUpstream) {
     let (up, open) = slow_and_fast().await;
-    let cap = 3;
-    let (_child, addr) = two_threads(
+    let (child, addr) = two_threads(
         &up.url(),
-        &format!("{client}\nmax_connections_per_upstream = {cap}\nconnect_timeout = \"60s\""),
+        &format!("{client}\nmax_connections_per_upstream = {BURST}\nconnect_timeout = \"60s\""),
         "",
     )
     .await;
-    h2_burst(addr, &up, &open, cap).await;
+    h2_burst(addr, &up, &open, BURST).await;
+    (child, addr, up)
+}
+
+/// The burst's connections all idle in one thread's pool; then fresh HTTP/1.1 callers,
+/// some on the other thread.
+async fn after_a_burst_fresh_callers_on_either_thread_are_served(client: &str) {
+    let (_child, addr, _up) = after_a_burst(client).await;
     let (answered, waited) = fresh_callers(addr).await;
     assert_eq!(
         waited, 0,
-        "{waited} of {FRESH_CALLERS} fresh callers waited for a connection although all {cap} were idle"
+        "{waited} of {FRESH_CALLERS} fresh callers waited for a connection although all {BURST} were idle"
     );
     assert!(answered.iter().all(|s| *s == 200), "{answered:?}");
 }
@@ -143,15 +155,7 @@ async fn after_a_burst_fresh_callers_on_either_thread_are_served(client: &str) {
 /// the other: each is served on one of the burst's connections, taken from whichever thread
 /// (or caller connection) holds it idle, and none is opened.
 async fn after_a_burst_idle_connections_are_handed_over_not_reopened(client: &str) {
-    let (up, open) = slow_and_fast().await;
-    let cap = 3;
-    let (_child, addr) = two_threads(
-        &up.url(),
-        &format!("{client}\nmax_connections_per_upstream = {cap}\nconnect_timeout = \"60s\""),
-        "",
-    )
-    .await;
-    h2_burst(addr, &up, &open, cap).await;
+    let (_child, addr, up) = after_a_burst(client).await;
     let opened = up.connections();
     // Kept open: a caller connection's held upstream connection closes with it.
     let mut callers = Vec::new();
@@ -227,16 +231,11 @@ async fn one_caller_cannot_take_every_connection(client: &str, a_over_h2: bool) 
             })
         })
         .collect();
-    let slow = |up: &FakeUpstream| {
-        up.requests()
-            .iter()
-            .filter(|r| r.target.starts_with("/slow"))
-            .count()
-    };
-    // Whatever share `a` gets, it has it once its requests stop arriving.
-    assert!(eventually(PROMPTLY, || slow(&up) >= cap - 1).await);
+    assert!(eventually(PROMPTLY, || held(&up) >= cap - 1).await);
+    // A moment for more of `a`'s requests to arrive, as they would without a share: the
+    // figure below is then what `a` really holds.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let held_by_a = slow(&up);
+    let held_by_a = held(&up);
     let b = tokio::time::timeout(
         PROMPTLY,
         Req::get(format!("http://{addr}/api/fast"))
@@ -288,7 +287,7 @@ async fn one_caller_cannot_take_every_connection(client: &str, a_over_h2: bool) 
         }
     }
     assert_eq!(
-        slow(&up),
+        held(&up),
         held_by_a,
         "a's refused requests never reached the upstream"
     );
@@ -322,13 +321,7 @@ async fn without_keys_each_client_address_has_a_share_of_its_own() {
             tokio::spawn(async move { H1Conn::open_from(addr, greedy_ip).await.send(req).await })
         })
         .collect();
-    let slow = |up: &FakeUpstream| {
-        up.requests()
-            .iter()
-            .filter(|r| r.target.starts_with("/slow"))
-            .count()
-    };
-    assert!(eventually(PROMPTLY, || slow(&up) >= cap - 1).await);
+    assert!(eventually(PROMPTLY, || held(&up) >= cap - 1).await);
     let mut other = H1Conn::open_from(addr, [127, 0, 0, 3].into()).await;
     let got = tokio::time::timeout(
         PROMPTLY,
@@ -337,7 +330,7 @@ async fn without_keys_each_client_address_has_a_share_of_its_own() {
     .await
     .expect("the other address answered within 20 s");
     assert_eq!(got.status, 200, "{}", got.text());
-    assert_eq!(slow(&up), cap - 1, "127.0.0.2 holds its share, no more");
+    assert_eq!(held(&up), cap - 1, "127.0.0.2 holds its share, no more");
     open.send_replace(true);
     for g in greedy {
         assert_eq!(
