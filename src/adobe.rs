@@ -53,6 +53,30 @@ impl Api {
         }
     }
 
+    /// The base URLs Adobe's own clients call this API at, which the forward listener
+    /// intercepts: the production base URL, and for Audience Manager also `api.demdex.com`,
+    /// the host its docs' own examples and Python clients call with the same IMS tokens
+    /// (ADOBE.md §4.2). The beta hosts are another environment and are not included.
+    pub fn public_urls(self, tenant: Option<&str>, stage: bool) -> Result<Vec<String>, String> {
+        let mut urls = vec![self.default_upstream(tenant, stage)?];
+        if self == Api::AudienceManager {
+            urls.push("https://api.demdex.com".into());
+        }
+        Ok(urls)
+    }
+
+    /// A cheap, side-effect-free authenticated read for `check --online`, relative to the
+    /// route's upstream: one item of a list every credential for the API may read. Not AAM's
+    /// `/v1/users/self`: its first call creates the technical user (ADOBE.md §4.2).
+    pub fn probe(self) -> &'static str {
+        match self {
+            Api::Campaign => "/profileAndServices/profile?_lineCount=1",
+            Api::AudienceManager => "/v1/segments/?page=0&pageSize=1",
+            Api::CloudManager => "/api/programs",
+            Api::Privacy => "/jobs?regulation=gdpr&size=1",
+        }
+    }
+
     /// Campaign and Audience Manager take no `x-gw-ims-org-id`; Cloud Manager and Privacy
     /// Service require it.
     pub fn sends_org_id(self) -> bool {
@@ -92,6 +116,39 @@ impl Api {
     }
 }
 
+/// Adobe's code for a refusal, from the start of its body: the gateway's `error_code`
+/// (`"403025"`), else a service's `code`, else OAuth's `error`. Bounded and printable, since
+/// it comes from the network and goes to a page, a log and a terminal. `None` when the body
+/// is not JSON (or was cut short) or carries none of them.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = ["error_code", "code", "error"]
+        .iter()
+        .find_map(|k| match value.get(k)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })?;
+    Some(printable(&code, 64))
+}
+
+/// Adobe's `message` (or `error_description`, or problem+json's `title`) from a refusal's body,
+/// bounded and printable, for `check --online`.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["message", "error_description", "title"]
+        .iter()
+        .find_map(|k| value.get(k)?.as_str().filter(|s| !s.is_empty()))
+        .map(|s| printable(s, 200))
+}
+
+fn printable(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
 impl fmt::Display for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -118,6 +175,45 @@ mod tests {
     fn campaign_without_tenant_is_an_error() {
         assert!(Api::Campaign.default_upstream(None, false).is_err());
         assert!(Api::Campaign.default_upstream(Some("a/b"), false).is_err());
+    }
+
+    #[test]
+    fn the_audience_manager_preset_is_called_on_both_of_adobes_hosts() {
+        assert_eq!(
+            Api::AudienceManager.public_urls(None, false).unwrap(),
+            ["https://aam.adobe.io", "https://api.demdex.com"]
+        );
+        assert_eq!(
+            Api::Privacy.public_urls(None, false).unwrap(),
+            ["https://platform.adobe.io/data/core/privacy"]
+        );
+    }
+
+    #[test]
+    fn adobes_error_code_is_read_from_each_dialect_and_kept_printable() {
+        let code = |b: &str| error_code(b.as_bytes());
+        assert_eq!(
+            code(r#"{"error_code":"403025","message":"Profile is not valid"}"#).as_deref(),
+            Some("403025")
+        );
+        assert_eq!(
+            code(r#"{"code":500,"message":"Oops"}"#).as_deref(),
+            Some("500")
+        );
+        assert_eq!(
+            code(r#"{"error":"invalid_token"}"#).as_deref(),
+            Some("invalid_token")
+        );
+        assert_eq!(
+            code(r#"{"error_code":"4\u0000\n03"}"#).as_deref(),
+            Some("403")
+        );
+        assert_eq!(
+            code(&format!(r#"{{"error_code":"{}"}}"#, "x".repeat(500))).map(|c| c.len()),
+            Some(64)
+        );
+        assert_eq!(code("<html>403</html>"), None);
+        assert_eq!(code(r#"{"error_code":"4030"#), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub const TOKEN_REFRESHES: &str = "ims_proxy_token_refreshes_total";
 pub const TOKEN_EXPIRY: &str = "ims_proxy_token_expiry_seconds";
 pub const CONFIG_RELOADS: &str = "ims_proxy_config_reloads_total";
 pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
+pub const UPSTREAM_REFUSALS: &str = "ims_proxy_upstream_refusals_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
@@ -149,6 +150,10 @@ fn describe() {
         "Requests replayed with a fresh token after an upstream 401"
     );
     describe_counter!(
+        UPSTREAM_REFUSALS,
+        "Upstream answers 401 or 403 passed to callers, by route and status: Adobe refusing the proxy's credential or org"
+    );
+    describe_counter!(
         RATE_LIMITED,
         "Requests refused with 429 rate_limited by the proxy's own limits"
     );
@@ -200,6 +205,29 @@ pub fn declare_route(route: &str) {
     {
         counter.increment(0);
     }
+}
+
+/// The upstream statuses [`upstream_refusal`] counts.
+pub const REFUSAL_STATUSES: &[&str] = &["401", "403"];
+
+/// A configured route's upstream 401 and 403 series (the `-` of unrouted requests has no
+/// upstream).
+pub fn declare_route_refusals(route: &str) {
+    for status in REFUSAL_STATUSES {
+        metrics::counter!(UPSTREAM_REFUSALS, "route" => route.to_string(), "status" => *status)
+            .increment(0);
+    }
+}
+
+/// An upstream answered 401 or 403 on `route` (other statuses are not counted here).
+pub fn upstream_refusal(route: &str, status: u16) {
+    let status = match status {
+        401 => "401",
+        403 => "403",
+        _ => return,
+    };
+    metrics::counter!(UPSTREAM_REFUSALS, "route" => route.to_string(), "status" => status)
+        .increment(1);
 }
 
 /// The series of a route that sets `rate_limit` or `max_concurrent` (no other route can

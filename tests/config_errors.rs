@@ -1,7 +1,7 @@
 //! A bad configuration exits with status 2 before listening, with one line naming the key
 //! and the reason, and no panic or backtrace.
 
-use support::{Cli, Output};
+use support::{static_proxy, Cli, Output, Route};
 
 const GOOD: &str = r#"
 [credentials.campaign]
@@ -262,4 +262,82 @@ fn limits_that_would_serve_nothing_are_errors() {
             &format!("{key}: must be"),
         );
     }
+}
+
+#[test]
+fn the_shipped_example_config_names_every_key_of_the_readmes_reference() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/proxy.toml.example")).expect("example");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README");
+    let reference = readme
+        .split_once("## Configuration reference\n")
+        .expect("the reference")
+        .1;
+    let table = reference
+        .split("\n\n")
+        .find(|b| b.starts_with("| key |"))
+        .expect("the reference table");
+    let mut missing = Vec::new();
+    for row in table.lines().skip(2) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for key in first.split('`').skip(1).step_by(2) {
+            if key.ends_with('*') {
+                continue;
+            }
+            let name = key.rsplit(['.', ']']).next().unwrap_or(key);
+            // A key of a table (`forward.listen`) needs that table too, not only a `listen =`.
+            let section = key
+                .split_once('.')
+                .map(|(t, _)| t)
+                .filter(|t| !t.contains('[') && !["credentials", "routes"].contains(t));
+            let found = if key.starts_with('[') {
+                example.contains(key)
+            } else {
+                (example.contains(&format!("{name} =")) || example.contains(&format!("[{name}]")))
+                    && section.is_none_or(|t| {
+                        example.contains(&format!("[{t}]")) || example.contains(&format!("[{t}."))
+                    })
+            };
+            if !found {
+                missing.push(key.to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "proxy.toml.example lacks {missing:?}");
+}
+
+#[test]
+fn a_probe_that_could_change_something_is_refused_naming_the_key() {
+    let toml = static_proxy(
+        Route::new("/own")
+            .upstream("http://127.0.0.1:1")
+            .extra("probe = \"POST /jobs\""),
+    )
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let line = out.error_line();
+    assert!(line.starts_with("error: routes[0].probe: "), "{line}");
+    assert!(line.contains("only GET or HEAD"), "{line}");
+}
+
+#[test]
+fn a_public_url_on_a_route_kept_off_the_forward_listener_is_refused_as_unused() {
+    let toml = static_proxy(
+        Route::new("/p")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1")
+            .extra(
+                "intercept = false\npublic_url = \"https://platform.adobe.io/data/core/privacy\"",
+            ),
+    )
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.error_line()
+            .starts_with("error: routes[0].public_url: unused"),
+        "{}",
+        out.stderr
+    );
 }

@@ -358,65 +358,166 @@ fn two_routes_with_one_public_url_are_a_config_error_when_the_forward_listener_i
         .route(route("/b"))
         .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"/nonexistent/never-created\"")
         .build_error();
-    assert_eq!(err.key, "forward");
+    assert_eq!(err.key, "routes[1].public_url");
     assert!(err.reason.contains("same public URL"), "{err}");
+    assert!(err.reason.contains("intercept = false"), "{err}");
+}
+
+fn forward_section(ca_dir: &str) -> String {
+    format!("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{ca_dir}\"")
+}
+
+#[test]
+fn a_campaign_route_with_an_upstream_and_no_tenant_is_refused_when_the_forward_listener_is_on() {
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .upstream("http://127.0.0.1:1/acme/campaign");
+    let without_forward = Cli::new()
+        .arg("check")
+        .config(&static_proxy(route.clone()).toml())
+        .run();
+    assert_eq!(without_forward.code, Some(0), "{}", without_forward.stderr);
+    let out = Cli::new()
+        .arg("check")
+        .config(&static_proxy(route).section(&forward_section("ca")).toml())
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let line = out.error_line();
+    assert!(line.contains("routes[0].tenant"), "{line}");
+    assert!(line.contains("403 forward_refused"), "{line}");
+    assert!(line.contains("intercept = false"), "{line}");
+}
+
+#[test]
+fn intercept_false_keeps_a_second_route_for_the_same_api_off_the_forward_listener() {
+    let route = |prefix: &str| {
+        Route::new(prefix)
+            .api("privacy")
+            .upstream("http://127.0.0.1:1")
+    };
+    let out = Cli::new()
+        .arg("check")
+        .config(
+            &static_proxy(route("/a"))
+                .route(route("/b").extra("intercept = false"))
+                .section(&forward_section("ca"))
+                .toml(),
+        )
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "forward intercepts platform.adobe.io:443: https://platform.adobe.io/data/core/privacy -> route /a\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("forward ignores route /b: intercept = false (reverse listener only)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn with_the_forward_listener_on_check_prints_every_host_it_intercepts_answers_and_tunnels() {
+    let toml = static_proxy(
+        Route::new("/campaign")
+            .api("campaign")
+            .extra("tenant = \"acme\"")
+            .upstream("http://127.0.0.1:1/acme/campaign"),
+    )
+    .route(
+        Route::new("/aam")
+            .api("audience-manager")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .route(Route::new("/own").upstream("http://127.0.0.1:1"))
+    .section(&format!(
+        "{}\npassthrough = [\"*.blob.core.windows.net\"]",
+        forward_section("ca")
+    ))
+    .toml();
+    let out = Cli::new().arg("check").config(&toml).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for line in [
+        "forward intercepts mc.adobe.io:443: https://mc.adobe.io/acme/campaign -> route /campaign",
+        "forward intercepts aam.adobe.io:443: https://aam.adobe.io -> route /aam",
+        "forward intercepts api.demdex.com:443: https://api.demdex.com -> route /aam",
+        "forward intercepts ims-na1.adobelogin.com:443: IMS token endpoint, answered by the proxy",
+        "forward intercepts ims-na1-stg1.adobelogin.com:443: IMS token endpoint, answered by the proxy",
+        "forward tunnels *.blob.core.windows.net: passthrough, not intercepted",
+        "forward ignores route /own: no public URL (reverse listener only)",
+        "forward refuses every other host: 403 forward_refused",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} missing:\n{}", out.stdout);
+    }
 }
 
 #[tokio::test]
-async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
+async fn the_audience_manager_preset_is_intercepted_on_api_demdex_com_as_on_aam_adobe_io() {
     let up = FakeUpstream::start().await;
-    let p = static_proxy(Route::new("/api").upstream(up.url()))
-        .section("[ims_endpoint]\nprefix = \"/ims\"")
-        .start()
-        .await;
-    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
-        .send()
-        .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    assert_eq!(got.json()["expires_in"], 86_400);
-    let other = Req::post(proxy_url(&p, "/ims/ims/authorize/v2"))
-        .send()
-        .await;
-    assert_eq!(other.status, 404);
-    assert_eq!(other.json()["error"], "not_found");
-    assert_eq!(up.count(), 0, "never forwarded");
-}
-
-#[test]
-fn ca_path_and_show_print_the_certificate_and_never_the_key() {
-    let toml = static_proxy(
-        Route::new("/a")
-            .api("privacy")
-            .upstream("http://127.0.0.1:1"),
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_dir = dir.path().join("ca");
+    let proxy = static_proxy(
+        Route::new("/aam")
+            .api("audience-manager")
+            .upstream(up.url()),
     )
-    .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
-    .toml();
-    let (dir, config) = support::cli::write_config(&toml);
-    let path = Cli::new().args(["ca", "path"]).config_file(&config).run();
-    assert_eq!(path.code, Some(0), "{}", path.stderr);
-    let expected = dir.path().join("ca").join("ca.pem");
-    assert_eq!(path.stdout.trim(), expected.display().to_string());
-    let show = Cli::new().args(["ca", "show"]).config_file(&config).run();
-    assert!(
-        show.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
-        "{}",
-        show.stdout
-    );
-    assert!(!show.stdout.contains("PRIVATE KEY"));
-    assert_eq!(
-        std::fs::read_to_string(&expected).ok().as_deref(),
-        Some(show.stdout.as_str())
-    );
+    .section(&forward_section(&ca_dir.display().to_string()))
+    .start()
+    .await;
+    let forward = proxy.forward_addr.expect("the forward listener is on");
+    for host in ["aam.adobe.io", "api.demdex.com"] {
+        let req = Request::get("/v1/segments/")
+            .header("host", host)
+            .header("authorization", "Bearer dummy-token-from-the-sdk")
+            .body(Full::default())
+            .expect("request");
+        let got = send_via(forward, host, trusting(&ca_dir.join("ca.pem")), "", req)
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(got.status, 200, "{host}: {}", got.text());
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    for r in seen {
+        assert_eq!(r.target, "/v1/segments/");
+        assert_eq!(
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            Some(format!("Bearer {STATIC_TOKEN}").as_str())
+        );
+    }
 }
 
-#[test]
-fn ca_without_a_forward_listener_is_a_config_error() {
-    let toml = static_proxy(Route::new("/a").upstream("http://127.0.0.1:1")).toml();
-    let out = Cli::new().args(["ca", "path"]).config(&toml).run();
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains("forward"), "{}", out.stderr);
+#[tokio::test]
+async fn the_407_tells_sdk_users_to_put_their_key_in_the_proxy_url() {
+    let s = Setup::new(
+        "",
+        "[[clients]]\nname = \"sdk\"\nkey = \"k-0123456789abcdef\"\n",
+    )
+    .await;
+    let (status, text, _) = connect(s.forward(), "mc.adobe.io:443", "").await;
+    assert_eq!(status, 407, "{text}");
+    assert!(
+        text.contains("HTTPS_PROXY=http://NAME:KEY@HOST:PORT"),
+        "{text}"
+    );
+    assert!(text.contains("never reach this check"), "{text}");
+    let (status, text, _) = connect(
+        s.forward(),
+        "mc.adobe.io:443",
+        "Proxy-Authorization: Bearer wrong-key\r\n",
+    )
+    .await;
+    assert_eq!(status, 407, "{text}");
+    assert!(text.contains("not recognised"), "{text}");
+    assert!(
+        text.contains("HTTPS_PROXY=http://NAME:KEY@HOST:PORT"),
+        "{text}"
+    );
+    assert_eq!(s.up.count(), 0);
 }
 
 #[tokio::test]

@@ -304,7 +304,7 @@ async fn check_online_reports_each_credential_and_route_and_exits_0_when_all_wor
     );
     assert!(
         out.contains(&format!(
-            "route /api -> {}: ok (credential cred, upstream reachable)",
+            "route /api -> {}: ok (credential cred, upstream reachable; no probe, so not asked",
             up.url()
         )),
         "{out}"
@@ -329,6 +329,79 @@ async fn check_online_exits_1_naming_the_route_that_fails() {
     let bad = out.lines().rfind(|l| l.starts_with("route /bad")).unwrap();
     assert!(bad.contains("FAILED: upstream unreachable"), "{bad}");
     assert!(out.contains("online check FAILED: 1 problem(s)"), "{out}");
+}
+
+#[tokio::test]
+async fn check_online_warns_on_an_upstream_429_and_fails_on_any_other_4xx() {
+    let up = FakeUpstream::responding(|rec| {
+        let (status, body) = if rec.target.starts_with("/busy") {
+            (
+                429,
+                r#"{"error_code":"429050","message":"Too many requests"}"#,
+            )
+        } else {
+            (
+                404,
+                r#"{"error_code":"404003","message":"Service not found"}"#,
+            )
+        };
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(full(body))
+            .expect("response")
+    })
+    .await;
+    let routes = [
+        route("/busy", &up.url()).extra("probe = \"GET /busy?x=1\""),
+        route("/gone", &up.url()).extra("probe = \"HEAD /nothing-here\""),
+    ];
+    let Output {
+        code, stdout: out, ..
+    } = check_online(&config(&routes)).await;
+    assert_eq!(code, Some(1), "{out}");
+    let line = |prefix: &str| {
+        out.lines()
+            .rfind(|l| l.starts_with(&format!("route {prefix} -> ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let busy = line("/busy");
+    assert!(
+        busy.contains(": WARNING: GET /busy?x=1 answered 429 error_code 429050"),
+        "{busy}"
+    );
+    let gone = line("/gone");
+    assert!(
+        gone.contains(": FAILED: HEAD /nothing-here answered 404"),
+        "{gone}"
+    );
+    assert!(out.contains("online check FAILED: 1 problem(s)"), "{out}");
+    let seen: Vec<(String, String)> = up
+        .requests()
+        .iter()
+        .map(|r| (r.method.to_string(), r.target.clone()))
+        .collect();
+    assert!(
+        seen.contains(&("GET".into(), "/busy?x=1".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("HEAD".into(), "/nothing-here".into())),
+        "{seen:?}"
+    );
+    let busy_request = up
+        .requests()
+        .into_iter()
+        .find(|r| r.target.starts_with("/busy"))
+        .expect("the probe");
+    assert_eq!(
+        busy_request
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok()),
+        Some(STATIC_CLIENT_ID)
+    );
 }
 
 #[tokio::test]

@@ -115,6 +115,12 @@ async fn a_fresh_proxy_shows_every_documented_series_at_zero_before_any_request(
         "ims_proxy_upstream_401_replays_total",
         &[("credential", "adobe")],
     );
+    for route in ["/one", "/two"] {
+        for status in ["401", "403"] {
+            let labels = [("route", route), ("status", status)];
+            zero("ims_proxy_upstream_refusals_total", &labels);
+        }
+    }
     zero("ims_proxy_rate_limited_total", &[("route", "/one")]);
     zero("ims_proxy_rate_limit_queued", &[("route", "/one")]);
     zero("ims_proxy_forward_refused_total", &[]);
@@ -135,7 +141,8 @@ async fn a_reload_that_adds_a_route_and_a_credential_exposes_their_series_at_zer
         .api("campaign")
         .upstream(api.url())
         .credential("later")
-        .extra("max_concurrent = 2");
+        // The forward listener is on: a Campaign route names the tenant it intercepts.
+        .extra("max_concurrent = 2\ntenant = \"acme\"");
     let later = format!(
         "[credentials.later]\ntype = \"oauth\"\nclient_id = \"id2\"\nclient_secret = \"s2\"\n\
          org_id = \"ORG@AdobeOrg\"\nscopes = [\"openid\"]\nims_url = \"{}\"",

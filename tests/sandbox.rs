@@ -590,3 +590,135 @@ async fn a_second_route_on_api_lets_a_raw_tool_follow_cloud_managers_root_relati
     assert_eq!(program.status, 200, "{}", program.text());
     assert_eq!(program.json()["_links"]["self"]["href"], link);
 }
+
+/// `ims-proxy check --online` on the sandbox's written config (OAuth routes), with `edit`
+/// applied to it.
+async fn check_online(s: &Local, edit: impl Fn(String) -> String) -> support::cli::Output {
+    let toml = identity().proxy_toml(&s.url(), "127.0.0.1:0", "127.0.0.1:0", s.dir.path(), false);
+    Cli::new()
+        .args(["check", "--online"])
+        .config(&edit(toml))
+        .output()
+        .await
+}
+
+/// The line `check --online` printed for `prefix` (after the resolved routes).
+fn online_line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .rfind(|l| l.starts_with(&format!("route {prefix} -> ")))
+        .unwrap_or_else(|| panic!("no line for {prefix}:\n{out}"))
+}
+
+#[tokio::test]
+async fn check_online_sends_each_presets_probe_and_exits_0_when_adobe_accepts_them_all() {
+    let s = start_sandbox().await;
+    let out = check_online(&s, |t| t).await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    for (prefix, probe) in [
+        (
+            "/oauth/campaign",
+            "GET /profileAndServices/profile?_lineCount=1 answered 200",
+        ),
+        (
+            "/oauth/aam",
+            "GET /v1/segments/?page=0&pageSize=1 answered 200",
+        ),
+        ("/oauth/cloudmanager", "GET /api/programs answered 200"),
+        (
+            "/oauth/privacy",
+            "GET /jobs?regulation=gdpr&size=1 answered 200",
+        ),
+    ] {
+        let line = online_line(&out.stdout, prefix);
+        assert!(line.contains(": ok (credential oauth, "), "{line}");
+        assert!(line.contains(probe), "{line}");
+    }
+    assert!(
+        out.stdout.trim_end().ends_with("online check ok"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn check_online_with_a_wrong_org_id_exits_1_with_adobes_403_and_its_error_code() {
+    let s = start_sandbox().await;
+    let org = identity().org_id.clone();
+    let out = check_online(&s, |t| {
+        t.replace(
+            &format!("org_id = \"{org}\""),
+            "org_id = \"0000000000000000DEADBEEF@AdobeOrg\"",
+        )
+    })
+    .await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    // IMS does not check the org on an OAuth token: the credential itself passes.
+    assert!(
+        out.stdout.contains("credential oauth: ok"),
+        "{}",
+        out.stdout
+    );
+    for prefix in ["/oauth/privacy", "/oauth/cloudmanager"] {
+        let line = online_line(&out.stdout, prefix);
+        assert!(line.contains(": FAILED: GET "), "{line}");
+        assert!(
+            line.contains("answered 403 error_code 403025 \"Profile is not valid\""),
+            "{line}"
+        );
+        assert!(line.contains("org_id"), "{line}");
+    }
+    // Campaign and Audience Manager send no org: they still work.
+    for prefix in ["/oauth/campaign", "/oauth/aam"] {
+        assert!(
+            online_line(&out.stdout, prefix).contains(": ok ("),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("online check FAILED: 2 problem(s)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn check_online_sends_a_custom_routes_own_probe() {
+    let s = start_sandbox().await;
+    let out = check_online(&s, |t| {
+        format!(
+            "{t}\n[[routes]]\nprefix = \"/raw\"\nupstream = \"{}\"\ncredential = \"oauth\"\n\
+             probe = \"GET /v1/traits/\"\n",
+            s.url()
+        )
+    })
+    .await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let line = online_line(&out.stdout, "/raw");
+    assert!(line.contains("GET /v1/traits/ answered 200"), "{line}");
+}
+
+#[tokio::test]
+async fn check_online_with_a_token_adobe_refuses_exits_1_with_its_401_and_error_code() {
+    let s = start_sandbox().await;
+    let toml = format!(
+        "[credentials.stale]\ntype = \"static\"\naccess_token = \"a-token-no-ims-issued\"\n\
+         client_id = \"{}\"\n\n[[routes]]\nprefix = \"/campaign\"\napi = \"campaign\"\n\
+         upstream = \"{}/{}/campaign\"\ncredential = \"stale\"\n",
+        identity().client_id,
+        s.url(),
+        identity().campaign_tenant
+    );
+    let out = Cli::new()
+        .args(["check", "--online"])
+        .config(&toml)
+        .output()
+        .await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    let line = online_line(&out.stdout, "/campaign");
+    assert!(
+        line.contains("answered 401 error_code 401013 \"Oauth token is not valid\""),
+        "{line}"
+    );
+    assert!(line.contains("Adobe refused the token"), "{line}");
+}

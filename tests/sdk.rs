@@ -47,37 +47,13 @@ struct Setup {
 
 async fn setup() -> Setup {
     let sandbox = start_sandbox().await;
-    let id = identity();
-    let url = sandbox.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_dir = dir.path().join("ca");
-    // The generated config's OAuth credential, and one route per API the SDKs call.
-    let generated = sandbox.proxy_toml();
-    let credentials = generated
-        .split("\n[credentials.jwt]")
-        .next()
-        .expect("the oauth credential first");
+    // The sandbox's own config with a [forward] section added, as the README says.
     let toml = format!(
-        "{credentials}
-[forward]
-listen = \"127.0.0.1:0\"
-ca_dir = \"{ca}\"
-
-[[routes]]
-prefix = \"/campaign\"
-api = \"campaign\"
-upstream = \"{url}/{tenant}/campaign\"
-public_url = \"https://mc.adobe.io/{tenant}/campaign\"
-credential = \"oauth\"
-
-[[routes]]
-prefix = \"/privacy\"
-api = \"privacy\"
-upstream = \"{url}/data/core/privacy\"
-credential = \"oauth\"
-",
-        ca = ca_dir.display(),
-        tenant = id.campaign_tenant,
+        "{}\n[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"\n",
+        sandbox.proxy_toml(),
+        ca_dir.display()
     );
     let proxy = start_proxy(&toml).await;
     Setup {

@@ -369,3 +369,158 @@ fn countdown(dom: &str) -> Option<(u64, u64)> {
     }
     Some((given, seconds))
 }
+
+/// The sandbox's own config (OAuth routes only) with the org id replaced by a wrong one and the
+/// route prefixes under `/{tag}/`, so each test's metrics series are its own.
+fn sandbox_config_with_a_wrong_org(s: &support::sandbox::Local, tag: &str) -> String {
+    let id = support::sandbox::identity();
+    id.proxy_toml(&s.url(), "127.0.0.1:0", "127.0.0.1:0", s.dir.path(), false)
+        .replace(
+            &format!("org_id = \"{}\"", id.org_id),
+            "org_id = \"0000000000000000DEADBEEF@AdobeOrg\"",
+        )
+        .replace("prefix = \"/oauth/", &format!("prefix = \"/{tag}/"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[tokio::test]
+async fn an_upstream_403_shows_on_the_page_and_in_status_json_with_adobes_error_code_and_when() {
+    let s = support::sandbox::start_sandbox().await;
+    let p = start_proxy(&sandbox_config_with_a_wrong_org(&s, "org403")).await;
+    let before = unix_now();
+    let got = get(&proxy_url(&p, "/org403/privacy/jobs?regulation=gdpr")).await;
+    assert_eq!(got.status, 403, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "403025");
+    let after = unix_now();
+    let url = admin_url(&p, "/status.json");
+    let json = poll(DEADLINE, || async {
+        let json = get(&url).await.json();
+        let seen = route(&json, "/org403/privacy")["upstream_refusals"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty());
+        seen.then_some(json)
+    })
+    .await
+    .expect("the refusal is recorded once its body has been read");
+    let privacy = route(&json, "/org403/privacy");
+    assert_eq!(privacy["errors"], 0, "5xx only: {privacy}");
+    let refusal = &privacy["upstream_refusals"][0];
+    assert_eq!(refusal["status"], 403, "{refusal}");
+    assert_eq!(refusal["error_code"], "403025", "{refusal}");
+    assert_eq!(refusal["count"], 1, "{refusal}");
+    let at = refusal["at_unix"].as_u64().expect("at_unix");
+    assert!(
+        (before..=after).contains(&at),
+        "{before} <= {at} <= {after}"
+    );
+    let at_text = refusal["at"].as_str().expect("at").to_string();
+    assert!(at_text.ends_with('Z') && at_text.len() == 20, "{at_text}");
+    assert_eq!(
+        route(&json, "/org403/campaign")["upstream_refusals"],
+        serde_json::json!([])
+    );
+    // The credential itself is fine: IMS issues its tokens.
+    assert_eq!(credential(&json, "oauth")["state"], "ok");
+    let page = get(&admin_url(&p, "/")).await.text();
+    assert!(
+        page.contains(&format!("403 403025 \u{d7}1, last {at_text}")),
+        "{page}"
+    );
+    let metrics = metrics_text(p.admin_addr.expect("admin")).await;
+    let series = |route: &str, status: &str| {
+        metric_value(
+            &metrics,
+            "ims_proxy_upstream_refusals_total",
+            &[("route", route), ("status", status)],
+        )
+    };
+    assert_eq!(series("/org403/privacy", "403"), Some(1.0), "{metrics}");
+    assert_eq!(series("/org403/privacy", "401"), Some(0.0), "{metrics}");
+    assert_eq!(series("/org403/campaign", "403"), Some(0.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_credential_whose_fresh_token_the_upstream_rejects_shows_as_rejected_until_one_is_accepted(
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ims = Ims::start().await;
+    let reject = Arc::new(AtomicBool::new(true));
+    let r = reject.clone();
+    let up = FakeUpstream::responding(move |_| {
+        let (status, body) = if r.load(Ordering::SeqCst) {
+            (
+                401,
+                r#"{"error_code":"401013","message":"Oauth token is not valid"}"#,
+            )
+        } else {
+            (200, r#"{"ok":true}"#)
+        };
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(full(body))
+            .expect("response")
+    })
+    .await;
+    let p = ProxyToml::new()
+        .admin()
+        .credential(ims.oauth_credential("picky", ""))
+        .route(
+            Route::new("/picky")
+                .upstream(up.url())
+                .api("cloud-manager")
+                .credential("picky"),
+        )
+        .start()
+        .await;
+    let got = get(&proxy_url(&p, "/picky/api/programs")).await;
+    assert_eq!(got.status, 401, "{}", got.text());
+    assert_eq!(up.count(), 2, "sent, then replayed once with a fresh token");
+    assert_eq!(
+        ims.calls(),
+        2,
+        "the replay's token was fetched after the 401"
+    );
+    let url = admin_url(&p, "/status.json");
+    let json = poll(DEADLINE, || async {
+        let json = get(&url).await.json();
+        (credential(&json, "picky")["state"] == "rejected").then_some(json)
+    })
+    .await
+    .expect("the credential shows as rejected");
+    let error = credential(&json, "picky")["last_error"]
+        .as_str()
+        .expect("last_error")
+        .to_string();
+    assert!(
+        error.contains("route /picky answered 401 error_code 401013"),
+        "{error}"
+    );
+    assert!(credential(&json, "picky")["expires_in_seconds"]
+        .as_u64()
+        .is_some());
+    assert_eq!(
+        json["ready"], true,
+        "a rejected token is still a token: {json}"
+    );
+    let ready = get(&admin_url(&p, "/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["credentials"]["picky"]["state"], "rejected");
+    assert_eq!(
+        route(&json, "/picky")["upstream_refusals"][0]["error_code"],
+        "401013"
+    );
+
+    reject.store(false, Ordering::SeqCst);
+    let got = get(&proxy_url(&p, "/picky/api/programs")).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let json = get(&url).await.json();
+    assert_eq!(credential(&json, "picky")["state"], "ok", "{json}");
+    assert!(credential(&json, "picky")["last_error"].is_null(), "{json}");
+}

@@ -3,7 +3,7 @@
 
 use super::logging::{fatal, out};
 use super::setup::{load, runtime};
-use crate::state::{Route, Snapshot};
+use crate::state::{Probe, Route, Snapshot};
 use std::process::ExitCode;
 
 pub fn check(path: &std::path::Path, online: bool) -> ExitCode {
@@ -37,8 +37,9 @@ pub fn check(path: &std::path::Path, online: bool) -> ExitCode {
     }
 }
 
-/// Fetches a token for every credential and opens a connection to every route's upstream,
-/// printing one line for each; true if all of them work.
+/// Fetches a token for every credential and sends every route's probe (or, for a route
+/// without one, opens a connection to its upstream), printing one line for each; true if all
+/// of them work.
 async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
     use std::collections::BTreeMap;
     let mut failures = 0usize;
@@ -71,40 +72,32 @@ async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
     let mut routes: Vec<&Route> = s.routes.iter().collect();
     routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
     for r in routes {
-        let prefix = r.label();
-        let uri = http::Uri::builder()
-            .scheme(r.upstream.scheme.clone())
-            .authority(r.upstream.authority.clone())
-            .path_and_query("/")
-            .build();
-        let reach = match uri {
-            Err(e) => Err(e.to_string()),
-            Ok(uri) => match tokio::time::timeout(deadline, s.outbound.probe(uri)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(crate::base::error::error_chain(&*e)),
-                Err(_) => Err(format!("no connection within {deadline:?}")),
-            },
-        };
         let cred = r.credential.name.as_str();
-        let cred_ok = credential_ok.get(cred).copied().unwrap_or(false);
-        match (&reach, cred_ok) {
-            (Ok(()), true) => out(&format!(
-                "route {prefix} -> {}: ok (credential {cred}, upstream reachable)\n",
+        let line = if !credential_ok.get(cred).copied().unwrap_or(false) {
+            Err(format!("credential {cred} failed"))
+        } else {
+            match &r.probe {
+                Some(p) => probe(s, r, p).await,
+                None => reach(s, r, deadline).await,
+            }
+        };
+        match line {
+            Ok(Verdict::Ok(what)) => out(&format!(
+                "route {} -> {}: ok (credential {cred}, {what})\n",
+                r.label(),
                 r.upstream
             )),
-            _ => {
+            Ok(Verdict::Warning(what)) => out(&format!(
+                "route {} -> {}: WARNING: {what} (credential {cred})\n",
+                r.label(),
+                r.upstream
+            )),
+            Err(why) => {
                 failures += 1;
-                let mut why = Vec::new();
-                if !cred_ok {
-                    why.push(format!("credential {cred} failed"));
-                }
-                if let Err(e) = &reach {
-                    why.push(format!("upstream unreachable: {e}"));
-                }
                 out(&format!(
-                    "route {prefix} -> {}: FAILED: {}\n",
-                    r.upstream,
-                    why.join("; ")
+                    "route {} -> {}: FAILED: {why}\n",
+                    r.label(),
+                    r.upstream
                 ));
             }
         }
@@ -115,4 +108,67 @@ async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
         out(&format!("online check FAILED: {failures} problem(s)\n"));
     }
     failures == 0
+}
+
+/// A route's line when nothing failed.
+enum Verdict {
+    Ok(String),
+    /// Not a failure, but not a confirmation either.
+    Warning(String),
+}
+
+/// Sends the route's probe: what the upstream says of the credential and org. Any 4xx but 429
+/// and any 5xx fail; 401 and 403 with a hint at what Adobe refused.
+async fn probe(s: &Snapshot, r: &Route, p: &Probe) -> Result<Verdict, String> {
+    let answer = crate::pipeline::probe::send(s, r, p)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = answer.status.as_u16();
+    let mut said = format!("{p} answered {status}");
+    if let Some(code) = &answer.error_code {
+        said.push_str(&format!(" error_code {code}"));
+    }
+    if let Some(message) = &answer.message {
+        said.push_str(&format!(" {message:?}"));
+    }
+    match status {
+        200..=399 => Ok(Verdict::Ok(said)),
+        429 => Ok(Verdict::Warning(format!(
+            "{said}: throttled, so Adobe said nothing about the credential; try again later"
+        ))),
+        401 => Err(format!(
+            "{said}: Adobe refused the token (client_id, scopes or metascopes, or the \
+             credential's product profile for this API)"
+        )),
+        403 => Err(format!(
+            "{said}: Adobe refused the request (org_id, the API key, or the credential's \
+             product profile for this API)"
+        )),
+        _ => Err(said),
+    }
+}
+
+/// For a route without a probe: the upstream can be reached (DNS, TCP, the egress proxy's
+/// tunnel, TLS), which says nothing of what Adobe thinks of the credential.
+async fn reach(s: &Snapshot, r: &Route, deadline: std::time::Duration) -> Result<Verdict, String> {
+    let uri = http::Uri::builder()
+        .scheme(r.upstream.scheme.clone())
+        .authority(r.upstream.authority.clone())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(deadline, s.outbound.probe(uri)).await {
+        Ok(Ok(())) => Ok(Verdict::Ok(
+            "upstream reachable; no probe, so not asked: set probe = \"GET /path\" to check \
+             what it says of the credential"
+                .into(),
+        )),
+        Ok(Err(e)) => Err(format!(
+            "upstream unreachable: {}",
+            crate::base::error::error_chain(&*e)
+        )),
+        Err(_) => Err(format!(
+            "upstream unreachable: no connection within {deadline:?}"
+        )),
+    }
 }

@@ -54,8 +54,9 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
-        /// Also fetch a token for every credential and connect to every route's upstream
-        /// (through the egress proxy, if any); exit 1 if anything fails.
+        /// Also fetch a token for every credential and send each route's probe, one
+        /// authenticated read (`probe`, or the preset's), printing the upstream's status and
+        /// Adobe's error_code; exit 1 on a 401, a 403 or anything else failing.
         #[arg(long)]
         online: bool,
     },

@@ -17,6 +17,12 @@ pub struct RouteConfig {
     /// The URL clients know the API by, for the forward listener: requests intercepted for it
     /// go to this route. Presets know theirs (`https://mc.adobe.io/{tenant}/campaign`, ...).
     pub public_url: Option<String>,
+    /// `false`: the forward listener does not intercept for this route (reverse listener
+    /// only), e.g. a second route for the same API with another credential.
+    pub intercept: Option<bool>,
+    /// `check --online`'s authenticated read, `"GET /path?query"` relative to the upstream;
+    /// presets know theirs.
+    pub probe: Option<String>,
     pub credential: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

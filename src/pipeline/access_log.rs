@@ -9,6 +9,7 @@ use crate::body::Observer;
 use bytes::Bytes;
 use http_body::Frame;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 pub struct AccessLog {
     ctx: Ctx,
@@ -16,7 +17,19 @@ pub struct AccessLog {
     /// Whose fault a failed request was ("caller", "upstream", "ims").
     fault: Option<&'static str>,
     bytes_out: u64,
+    /// An upstream 401, 403 or 429 on its way to the caller, its body's start kept for
+    /// Adobe's error code. Boxed: most responses have none.
+    refusal: Option<Box<Refusal>>,
 }
+
+/// What is known of an upstream refusal until its body has passed.
+struct Refusal {
+    at: SystemTime,
+    head: Vec<u8>,
+}
+
+/// Adobe's error bodies are a line of JSON; a body longer than this is no error body.
+const REFUSAL_HEAD: usize = 4096;
 
 impl AccessLog {
     pub fn new(ctx: Ctx, status: u16, fault: Option<&'static str>) -> Self {
@@ -25,7 +38,35 @@ impl AccessLog {
             status,
             fault,
             bytes_out: 0,
+            refusal: None,
         }
+    }
+
+    /// The response is the upstream's own 401, 403 or 429: read Adobe's error code from its
+    /// body as it passes, and record it for the status page and metrics when it ends.
+    pub fn watching_refusal(mut self) -> Self {
+        self.refusal = Some(Box::new(Refusal {
+            at: SystemTime::now(),
+            head: Vec::new(),
+        }));
+        self
+    }
+
+    fn record_refusal(&mut self) {
+        let Some(refusal) = self.refusal.take() else {
+            return;
+        };
+        let (Some(stats), Some(route)) = (&self.ctx.route_stats, self.ctx.route.as_deref()) else {
+            return;
+        };
+        let code = crate::adobe::error_code(&refusal.head);
+        crate::metrics::upstream_refusal(route, self.status);
+        if self.status == 401 && self.ctx.replayed {
+            if let Some(c) = &self.ctx.credential {
+                c.rejected_by_upstream(route, code.clone(), refusal.at);
+            }
+        }
+        stats.record_refusal(self.status, code, refusal.at);
     }
 }
 
@@ -34,11 +75,16 @@ impl Observer for AccessLog {
     fn on_frame(&mut self, frame: &Frame<Bytes>) -> Result<(), BoxError> {
         if let Some(d) = frame.data_ref() {
             self.bytes_out += d.len() as u64;
+            if let Some(r) = self.refusal.as_mut() {
+                let room = REFUSAL_HEAD.saturating_sub(r.head.len());
+                r.head.extend_from_slice(&d[..d.len().min(room)]);
+            }
         }
         Ok(())
     }
 
     fn on_end(&mut self, completed: bool) {
+        self.record_refusal();
         let ctx = &self.ctx;
         let duration = ctx.started.elapsed();
         let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);

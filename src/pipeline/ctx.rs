@@ -43,6 +43,8 @@ pub struct Ctx {
     pub route_stats: Option<Arc<RouteStats>>,
     /// Time spent waiting for upstream response heads, replay included.
     pub upstream_time: Option<Duration>,
+    /// The request was sent again with a token fetched after the upstream's 401.
+    pub replayed: bool,
     pub bytes_in: Arc<AtomicU64>,
     /// Where the caller's body records why it failed, if it does.
     pub body_failure: BodyFailure,
@@ -78,6 +80,7 @@ impl Ctx {
             credential: None,
             route_stats: None,
             upstream_time: None,
+            replayed: false,
             bytes_in: Arc::default(),
             body_failure: BodyFailure::default(),
             upload: None,

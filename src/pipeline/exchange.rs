@@ -135,6 +135,7 @@ async fn replay_after_401(
     *again.uri_mut() = r.uri;
     *again.headers_mut() = headers;
     drop(resp);
+    ctx.replayed = true;
     once(snap, again, ctx).await
 }
 

@@ -10,6 +10,7 @@ mod exchange;
 pub mod fuzzing;
 mod intercept;
 mod prime;
+pub mod probe;
 mod respond;
 mod rewrite;
 pub mod span;

@@ -238,10 +238,20 @@ pub fn finish(result: Result<Response<Answer>, ProxyError>, ctx: Ctx) -> Respons
             (resp.map(Either::Right), Some(e.fault().as_str()))
         }
     };
+    let status = resp.status().as_u16();
     if let Some(stats) = &ctx.route_stats {
-        stats.record(resp.status().as_u16());
+        stats.record(status);
     }
-    let log = AccessLog::new(ctx, resp.status().as_u16(), fault);
+    let from_upstream = matches!(resp.body(), Either::Left(_));
+    if from_upstream && status != 401 {
+        if let Some(c) = &ctx.credential {
+            c.accepted_by_upstream();
+        }
+    }
+    let mut log = AccessLog::new(ctx, status, fault);
+    if from_upstream && crate::state::REFUSALS.contains(&status) {
+        log = log.watching_refusal();
+    }
     resp.map(|body| Observed::new(body, (log, UpstreamTrailers)))
 }
 

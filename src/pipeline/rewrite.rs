@@ -181,6 +181,12 @@ pub(super) fn rewrite_request_headers(
         headers.insert(X_FORWARDED_HOST, h);
     }
 
+    identity_headers(headers, route, bearer);
+}
+
+/// The route's static headers, then the credential's token and identity: what every request
+/// to the route's upstream carries, `check --online`'s probe included.
+pub(super) fn identity_headers(headers: &mut HeaderMap, route: &Route, bearer: HeaderValue) {
     for (name, value) in &route.headers {
         headers.insert(name.clone(), value.clone());
     }

@@ -258,12 +258,31 @@ impl Identity {
             credentials.push("jwt");
         }
         for cred in credentials {
+            if cred == "jwt" {
+                out.push_str(
+                    "\n# The same APIs with the legacy credential. Adobe's hosts can lead to one route\n\
+                     # only, so with a [forward] section SDKs reach the oauth routes above.\n",
+                );
+            }
             for (api, prefix, upstream) in self.upstreams(sandbox_url) {
                 out.push_str(&format!(
                     "\n[[routes]]\nprefix = \"/{cred}/{prefix}\"\napi = \"{}\"\nupstream = {}\ncredential = \"{cred}\"\n",
                     api.name(),
                     toml_str(&upstream),
                 ));
+                if cred == "jwt" {
+                    out.push_str("intercept = false\n");
+                } else if api == Api::Campaign {
+                    // What the forward listener intercepts for this route: the tenant is in
+                    // `upstream`, which the proxy does not parse.
+                    out.push_str(&format!(
+                        "public_url = {}\n",
+                        toml_str(&format!(
+                            "https://mc.adobe.io/{}/campaign",
+                            self.campaign_tenant
+                        ))
+                    ));
+                }
             }
         }
         out

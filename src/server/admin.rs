@@ -208,14 +208,15 @@ fn wants_json(req: &Request<Incoming>) -> bool {
 }
 
 /// Ready when the config is loaded (it is, or we would not be serving), no shutdown is under
-/// way, and every credential holds a valid token.
+/// way, and every credential holds a valid token (one an upstream rejected included: see
+/// [`crate::token::CredentialState::Rejected`]).
 fn readiness(shared: &Shared, draining: bool) -> (StatusCode, serde_json::Value) {
     let snapshot = shared.snapshot.load();
     let mut credentials = serde_json::Map::new();
     let mut ready = !draining;
     for (name, cred) in &snapshot.credentials {
         let status = cred.status();
-        ready &= status.is_ok();
+        ready &= status.holds_token();
         credentials.insert(
             name.clone(),
             serde_json::to_value(&status).unwrap_or(serde_json::Value::Null),

@@ -10,7 +10,7 @@ use super::capacity::{self, Admission, ConnectionCounter, PeerCounter};
 use super::conn;
 use super::listener;
 use crate::pipeline::{error_response, ConnMeta, Intercepted};
-use crate::state::{Decision, Shared, Snapshot};
+use crate::state::{AccessError, Decision, Shared, Snapshot};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -123,10 +123,25 @@ async fn connect(
     let caller = match snap.callers.authenticate_proxy(req.headers()) {
         Ok(c) => c,
         Err(e) => {
+            // The reverse listener's ways (`x-proxy-key`, `Authorization: Bearer`) are request
+            // headers, which an SDK sends inside the TLS tunnel, after this check: only the
+            // proxy URL's userinfo reaches it, as `Proxy-Authorization`.
+            let why = match e {
+                AccessError::MissingKey => {
+                    "a client key is required: put it in the proxy URL, \
+                     HTTPS_PROXY=http://NAME:KEY@HOST:PORT (sent as Proxy-Authorization); \
+                     x-proxy-key and Authorization: Bearer travel inside the tunnel and never \
+                     reach this check"
+                }
+                _ => {
+                    "the client key in Proxy-Authorization is not recognised: check the KEY in \
+                      HTTPS_PROXY=http://NAME:KEY@HOST:PORT"
+                }
+            };
             let mut resp = refusal(
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED,
                 "unauthorized",
-                &e.to_string(),
+                why,
             );
             resp.headers_mut().insert(
                 header::PROXY_AUTHENTICATE,

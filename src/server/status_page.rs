@@ -113,6 +113,46 @@ pub struct RouteRow {
     pub errors: u64,
     pub requests_per_second: Option<f64>,
     pub errors_per_second: Option<f64>,
+    /// The last upstream 401, 403 and 429 passed on (Adobe refusing the proxy's credential,
+    /// org or quota, which `errors` does not count), by status.
+    pub upstream_refusals: Vec<RefusalRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusalRow {
+    pub status: u16,
+    /// Adobe's `error_code` from the body (`"403025"`), when it had one.
+    pub error_code: Option<String>,
+    /// When the last one arrived: RFC 3339, UTC, and seconds since the Unix epoch.
+    pub at: String,
+    pub at_unix: u64,
+    /// How many with this status since the route was configured.
+    pub count: u64,
+}
+
+impl RefusalRow {
+    fn from(r: &crate::state::Refusal) -> RefusalRow {
+        RefusalRow {
+            status: r.status,
+            error_code: r.error_code.clone(),
+            at: humantime::format_rfc3339_seconds(r.at).to_string(),
+            at_unix: r
+                .at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            count: r.count,
+        }
+    }
+
+    /// "403 403025 ×2, last 2026-12-06T16:00:00Z", as the page's script writes it.
+    fn text(&self) -> String {
+        let mut t = self.status.to_string();
+        if let Some(c) = &self.error_code {
+            t.push(' ');
+            t.push_str(c);
+        }
+        format!("{t} \u{d7}{}, last {}", self.count, self.at)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +195,7 @@ impl Status {
                     errors: now.errors,
                     requests_per_second: per_second(now.requests, then.requests),
                     errors_per_second: per_second(now.errors, then.errors),
+                    upstream_refusals: r.stats.refusals().iter().map(RefusalRow::from).collect(),
                 }
             })
             .collect();
@@ -174,7 +215,12 @@ impl Status {
             })
             .collect();
         Status {
-            ready: !draining && credentials.iter().all(|c| c.state == CredentialState::Ok),
+            // As `/readyz`: a token an upstream rejected is still a token (README, "Admin
+            // listener").
+            ready: !draining
+                && credentials
+                    .iter()
+                    .all(|c| matches!(c.state, CredentialState::Ok | CredentialState::Rejected)),
             rate_window_seconds: baseline.map(|(age, _)| (age.as_secs_f64() * 10.0).round() / 10.0),
             routes,
             credentials,
@@ -209,10 +255,12 @@ impl Status {
              <h2>Routes</h2>\n\
              <p class=\"note\">Requests and errors (answers with a 5xx status) since the route was \
              configured; per second over <span id=\"window\">{window}</span> \
-             (sampled every {every} s).</p>\n\
+             (sampled every {every} s). Upstream refusals: the last 401, 403 and 429 the upstream \
+             answered, with Adobe's error code, how many, and when (UTC).</p>\n\
              <table>\n<thead><tr><th>prefix</th><th>upstream</th><th>api</th><th>credential</th>\
              <th class=\"num\">requests</th><th class=\"num\">errors</th>\
-             <th class=\"num\">requests/s</th><th class=\"num\">errors/s</th></tr></thead>\n\
+             <th class=\"num\">requests/s</th><th class=\"num\">errors/s</th>\
+             <th>upstream refusals</th></tr></thead>\n\
              <tbody id=\"routes\">\n",
             version = env!("CARGO_PKG_VERSION"),
             every = SAMPLE_EVERY.as_secs(),
@@ -222,7 +270,7 @@ impl Status {
                 out,
                 "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td></tr>",
+                 <td class=\"num\">{}</td>{}</tr>",
                 escape(&r.prefix),
                 escape(&r.upstream),
                 r.api.unwrap_or(DASH),
@@ -231,22 +279,24 @@ impl Status {
                 r.errors,
                 rate(r.requests_per_second),
                 rate(r.errors_per_second),
+                refusals_cell(&r.upstream_refusals),
             );
         }
         out.push_str(
             "</tbody>\n</table>\n<h2>Credentials</h2>\n\
              <table>\n<thead><tr><th>name</th><th>type</th><th>state</th>\
-             <th class=\"num\">token expires in</th><th>last IMS error</th></tr></thead>\n\
+             <th class=\"num\">token expires in</th><th>last error</th></tr></thead>\n\
              <tbody id=\"credentials\">\n",
         );
         for c in &self.credentials {
             let state = state_name(c.state);
-            let expiry = match (c.state, c.expires_in_seconds) {
-                (CredentialState::Ok, Some(s)) => format!(
+            let held = matches!(c.state, CredentialState::Ok | CredentialState::Rejected);
+            let expiry = match (held, c.expires_in_seconds) {
+                (true, Some(s)) => format!(
                     "<td class=\"num countdown\" data-expires-in=\"{s}\">{}</td>",
                     duration(s)
                 ),
-                (CredentialState::Ok, None) => "<td class=\"num countdown\">never</td>".into(),
+                (true, None) => "<td class=\"num countdown\">never</td>".into(),
                 _ => format!("<td class=\"num countdown\">{DASH}</td>"),
             };
             let error = match &c.last_error {
@@ -278,7 +328,17 @@ fn state_name(state: CredentialState) -> &'static str {
         CredentialState::Ok => "ok",
         CredentialState::Refreshing => "refreshing",
         CredentialState::Failing => "failing",
+        CredentialState::Rejected => "rejected",
     }
+}
+
+/// One line per status, as the page's script writes them.
+fn refusals_cell(rows: &[RefusalRow]) -> String {
+    if rows.is_empty() {
+        return format!("<td>{DASH}</td>");
+    }
+    let lines: Vec<String> = rows.iter().map(|r| escape(&r.text())).collect();
+    format!("<td class=\"error refusals\">{}</td>", lines.join("<br>"))
 }
 
 fn rate(r: Option<f64>) -> String {

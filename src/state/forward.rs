@@ -53,12 +53,25 @@ impl Forward {
             }
             passthrough.push(p);
         }
+        let mut ims_hosts = ims_hosts;
+        ims_hosts.sort();
+        ims_hosts.dedup();
         Ok(Forward {
             listen,
             ca,
             passthrough,
             ims_hosts,
         })
+    }
+
+    /// The IMS hosts answered by the proxy's own token endpoint, for `check`.
+    pub fn ims_hosts(&self) -> &[String] {
+        &self.ims_hosts
+    }
+
+    /// The `passthrough` patterns, lower-case, for `check`.
+    pub fn passthrough(&self) -> &[String] {
+        &self.passthrough
     }
 
     pub fn decide(&self, routes: &RouteTable, host: &str, port: u16) -> Decision {

@@ -16,11 +16,11 @@ pub use ca::LocalCa;
 pub use callers::{AccessError, Caller};
 pub use forward::Decision;
 pub use limits::ConnLimits;
-pub use routes::Route;
+pub use routes::{Probe, Route};
 pub use shaping::Permit;
 pub use site::SiteRefusal;
 pub use snapshot::Snapshot;
-pub use stats::{RouteCounts, RouteStats};
+pub use stats::{Refusal, RouteCounts, RouteStats, REFUSALS};
 
 use arc_swap::ArcSwap;
 use std::sync::Arc;

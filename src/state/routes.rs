@@ -8,7 +8,7 @@ use crate::base::headers::RESERVED;
 use crate::config::{normalise_prefix, ConfigError, RouteConfig};
 use crate::token::Credential;
 use http::uri::{Authority, Scheme};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, Method};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -74,9 +74,14 @@ pub struct Route {
     pub prefix: String,
     pub api: Option<Api>,
     pub upstream: Upstream,
-    /// The URL clients know the API by (the forward listener matches on it); a preset's own,
-    /// or `public_url`. `None` for routes without either.
-    pub public: Option<Upstream>,
+    /// The URLs clients know the API by (the forward listener matches on them): a preset's
+    /// own (Audience Manager has two hosts), or `public_url`. Empty for routes without
+    /// either, and with `intercept = false`.
+    pub public: Vec<Upstream>,
+    /// `false` when `intercept = false` keeps the route off the forward listener.
+    pub intercept: bool,
+    /// `check --online`'s authenticated read: `probe`, or the preset's.
+    pub probe: Option<Probe>,
     pub credential: Arc<Credential>,
     pub send_org_id: bool,
     /// The preset's and the route's static headers, built once.
@@ -136,13 +141,34 @@ impl Route {
         }
         let upstream = Upstream::parse(&upstream_url)
             .map_err(|r| ConfigError::new(format!("{key}.upstream"), r))?;
+        let intercept = rc.intercept.unwrap_or(true);
+        if !intercept && rc.public_url.is_some() {
+            return Err(ConfigError::new(
+                format!("{key}.public_url"),
+                "unused: intercept = false keeps the route off the forward listener; remove one of them",
+            ));
+        }
         let public = match (&rc.public_url, rc.api) {
-            (Some(u), _) => Some(public_url(&format!("{key}.public_url"), u)?),
+            _ if !intercept => Vec::new(),
+            (Some(u), _) => vec![public_url(&format!("{key}.public_url"), u)?],
+            // Underivable (Campaign without `tenant`) is left empty here; with `[forward]`
+            // on, the snapshot refuses it, naming the key to set.
             (None, Some(api)) => api
-                .default_upstream(rc.tenant.as_deref(), rc.stage)
-                .ok()
-                .map(|u| public_url(&format!("{key}.api"), &u))
-                .transpose()?,
+                .public_urls(rc.tenant.as_deref(), rc.stage)
+                .unwrap_or_default()
+                .iter()
+                .map(|u| public_url(&format!("{key}.api"), u))
+                .collect::<Result<_, _>>()?,
+            (None, None) => Vec::new(),
+        };
+        let probe = match (&rc.probe, rc.api) {
+            (Some(p), _) => {
+                Some(Probe::parse(p).map_err(|r| ConfigError::new(format!("{key}.probe"), r))?)
+            }
+            (None, Some(api)) => Some(Probe {
+                method: Method::GET,
+                path: api.probe().to_string(),
+            }),
             (None, None) => None,
         };
         let send_org_id = match (rc.api, rc.org_id_header) {
@@ -162,6 +188,8 @@ impl Route {
             api: rc.api,
             upstream,
             public,
+            intercept,
+            probe,
             credential,
             send_org_id,
             headers: static_headers(&key, rc)?,
@@ -193,6 +221,61 @@ impl Route {
             out.push_str(q);
         }
         Some(out)
+    }
+}
+
+/// A side-effect-free request `check --online` sends through a route: `GET` or `HEAD` and a
+/// path (with its query) relative to the route's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub method: Method,
+    /// "/..." with its query, joined onto the upstream's base path.
+    pub path: String,
+}
+
+impl Probe {
+    pub fn parse(text: &str) -> Result<Probe, String> {
+        let (method, path) = text
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("{text:?} is not \"GET /path\" (a method, a space, a path)"))?;
+        let method = match method {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            other => {
+                return Err(format!(
+                    "{other:?}: only GET or HEAD, since a probe must change nothing at Adobe"
+                ))
+            }
+        };
+        let path = path.trim();
+        if !path.starts_with('/')
+            || path.contains(['#', ' ', '\t'])
+            || path.parse::<http::uri::PathAndQuery>().is_err()
+        {
+            return Err(format!(
+                "{path:?} is not a path starting with '/' (a query may follow)"
+            ));
+        }
+        let (p, _) = path.split_once('?').unwrap_or((path, ""));
+        if climbs_above_base(p) {
+            return Err(format!("{path:?} climbs above the upstream's base path"));
+        }
+        Ok(Probe {
+            method,
+            path: path.to_string(),
+        })
+    }
+
+    /// The path and query at the upstream, under `upstream`'s base path.
+    pub fn upstream_path(&self, upstream: &Upstream) -> String {
+        format!("{}{}", upstream.base_path, self.path)
+    }
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
     }
 }
 
@@ -353,16 +436,17 @@ impl RouteTable {
         self.routes
             .iter()
             .filter_map(|r| {
-                let public = r.public.as_ref()?;
-                if !same_host(public.authority.as_str(), host) {
-                    return None;
-                }
-                let rest = path.strip_prefix(public.base_path.as_str())?;
-                (rest.is_empty() || rest.starts_with('/')).then_some((
-                    r,
-                    rest,
-                    public.base_path.len(),
-                ))
+                r.public.iter().find_map(|public| {
+                    if !same_host(public.authority.as_str(), host) {
+                        return None;
+                    }
+                    let rest = path.strip_prefix(public.base_path.as_str())?;
+                    (rest.is_empty() || rest.starts_with('/')).then_some((
+                        r,
+                        rest,
+                        public.base_path.len(),
+                    ))
+                })
             })
             .max_by_key(|(_, _, len)| *len)
             .map(|(r, rest, _)| (r, rest))
@@ -372,7 +456,7 @@ impl RouteTable {
     pub fn serves_host(&self, host: &str) -> bool {
         self.routes
             .iter()
-            .filter_map(|r| r.public.as_ref())
+            .flat_map(|r| r.public.iter())
             .any(|p| same_host(p.authority.as_str(), host))
     }
 
@@ -461,5 +545,25 @@ mod tests {
         assert!(Upstream::parse("ftp://x").is_err());
         assert!(Upstream::parse("https://u:p@x").is_err());
         assert!(Upstream::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn a_probe_is_a_get_or_head_of_a_path_inside_the_upstream() {
+        let p = Probe::parse("GET /v1/things?limit=1").unwrap();
+        assert_eq!(
+            (p.method, p.path.as_str()),
+            (Method::GET, "/v1/things?limit=1")
+        );
+        assert!(Probe::parse("HEAD /").is_ok());
+        for bad in [
+            "POST /jobs",
+            "DELETE /x",
+            "GET",
+            "GET x",
+            "GET /../admin",
+            "get /x",
+        ] {
+            assert!(Probe::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -167,7 +167,7 @@ impl Snapshot {
                     .filter_map(|c| c.ims_host())
                     .chain(crate::adobe::SDK_IMS_HOSTS.map(String::from))
                     .collect();
-                check_public_urls(&routes)?;
+                check_public_urls(config, &routes)?;
                 let fwd = Forward::build(f, ims_hosts, previous.and_then(|p| p.forward.as_ref()))?;
                 // The forward listener has no TLS of its own: callers need keys beyond loopback.
                 check_exposure(config, "forward.listen", fwd.listen, &callers, None)?;
@@ -236,6 +236,7 @@ impl Snapshot {
         crate::metrics::declare_common();
         for route in self.routes.iter() {
             crate::metrics::declare_route(route.label());
+            crate::metrics::declare_route_refusals(route.label());
             if self.shaping.contains_key(&route.prefix) {
                 crate::metrics::declare_route_limits(route.label());
             }
@@ -286,6 +287,7 @@ impl Snapshot {
                 f.listen,
                 f.ca.cert_path().display()
             ));
+            out.push_str(&self.describe_forward(f));
         }
         for (name, c) in &self.credentials {
             out.push_str(&format!(
@@ -333,22 +335,89 @@ impl Snapshot {
     }
 }
 
-/// The forward listener matches intercepted requests by public URL: two routes with the same
-/// one would make it guess.
-fn check_public_urls(routes: &[Route]) -> Result<(), ConfigError> {
-    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for r in routes {
-        let Some(public) = &r.public else { continue };
-        let url = public.to_string().to_ascii_lowercase();
-        if let Some(other) = seen.insert(url.clone(), r.label()) {
-            return Err(ConfigError::new(
-                "forward",
-                format!(
-                    "routes {other} and {} have the same public URL {url}: the forward listener \
-                     could not choose; remove one or give it its own public_url",
-                    r.label()
-                ),
+impl Snapshot {
+    /// Every host the forward listener intercepts (and for which route), answers itself, or
+    /// tunnels; and the routes it leaves alone.
+    fn describe_forward(&self, f: &Forward) -> String {
+        let mut out = String::new();
+        let mut routes: Vec<&Route> = self.routes.iter().collect();
+        routes.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        let mut hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &routes {
+            for p in &r.public {
+                hosts
+                    .entry(p.authority.host().to_ascii_lowercase())
+                    .or_default()
+                    .push(format!("{p} -> route {}", r.label()));
+            }
+        }
+        for (host, to) in &hosts {
+            out.push_str(&format!(
+                "forward intercepts {host}:443: {}\n",
+                to.join(", ")
             ));
+        }
+        for host in f.ims_hosts() {
+            out.push_str(&format!(
+                "forward intercepts {host}:443: IMS token endpoint, answered by the proxy\n"
+            ));
+        }
+        for pattern in f.passthrough() {
+            out.push_str(&format!(
+                "forward tunnels {pattern}: passthrough, not intercepted\n"
+            ));
+        }
+        for r in routes.iter().filter(|r| r.public.is_empty()) {
+            let why = if r.intercept {
+                "no public URL"
+            } else {
+                "intercept = false"
+            };
+            out.push_str(&format!(
+                "forward ignores route {}: {why} (reverse listener only)\n",
+                r.label()
+            ));
+        }
+        out.push_str("forward refuses every other host: 403 forward_refused\n");
+        out
+    }
+}
+
+/// The forward listener matches intercepted requests by public URL: a preset route whose URL
+/// cannot be derived would see every SDK request refused (`403 forward_refused`) with nothing
+/// said at start, and two routes with the same URL would make it guess. Both are refused, each
+/// naming what to set; `intercept = false` keeps a route off the forward listener on purpose.
+fn check_public_urls(config: &Config, routes: &[Route]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, (rc, r)) in config.routes.iter().zip(routes).enumerate() {
+        if let Some(api) = rc.api {
+            if r.public.is_empty() && rc.intercept != Some(false) {
+                return Err(ConfigError::new(
+                    format!("routes[{i}].tenant"),
+                    format!(
+                        "required with [forward]: the forward listener intercepts api = \"{api}\" \
+                         at https://mc.adobe.io/{{tenant}}/campaign, and this route's `upstream` \
+                         does not say which tenant, so every SDK request for it would be refused \
+                         (403 forward_refused); set tenant (the Campaign tenant id in the SDK's \
+                         URL) or public_url, or intercept = false to keep the route off the \
+                         forward listener"
+                    ),
+                ));
+            }
+        }
+        for public in &r.public {
+            let url = public.to_string().to_ascii_lowercase();
+            if let Some(other) = seen.insert(url.clone(), r.label()) {
+                return Err(ConfigError::new(
+                    format!("routes[{i}].public_url"),
+                    format!(
+                        "routes {other} and {} have the same public URL {url}: the forward \
+                         listener could not choose; give one its own public_url, or \
+                         intercept = false to keep it off the forward listener",
+                        r.label()
+                    ),
+                ));
+            }
         }
     }
     Ok(())

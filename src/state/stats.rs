@@ -3,7 +3,24 @@
 
 use crate::metrics::{RequestRecord, RouteSeries};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+
+/// The upstream statuses that say Adobe refused the proxy's request itself (its credential,
+/// org or quota), not the caller's: the status page keeps the last of each per route.
+pub const REFUSALS: [u16; 3] = [401, 403, 429];
+
+/// The last upstream answer with one of [`REFUSALS`], and how many there were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    /// Adobe's `error_code` (or `code`, `error`) from the body, when it had one.
+    pub error_code: Option<String>,
+    /// When its response head arrived.
+    pub at: SystemTime,
+    /// Refusals with this status since the route was configured.
+    pub count: u64,
+}
 
 /// Answers a route gave since it was first configured (a reload keeps a route's counts while
 /// its prefix stays). Counting is two relaxed atomic adds at most: no lock, no allocation.
@@ -14,6 +31,8 @@ pub struct RouteStats {
     /// The route's metrics handles, taken at its first answer (by then the recorder, if any,
     /// is installed: the admin listener installs it before the proxy port serves).
     series: OnceLock<RouteSeries>,
+    /// By place in [`REFUSALS`]. Locked only for a refusal and a page view.
+    refusals: Mutex<[Option<Refusal>; 3]>,
 }
 
 /// What the counters held at one moment.
@@ -42,6 +61,27 @@ impl RouteStats {
             .record(r);
     }
 
+    /// Records an upstream answer with a status of [`REFUSALS`] (others are ignored).
+    pub fn record_refusal(&self, status: u16, error_code: Option<String>, at: SystemTime) {
+        let Some(i) = REFUSALS.iter().position(|s| *s == status) else {
+            return;
+        };
+        let mut slots = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let count = slots[i].as_ref().map_or(0, |r| r.count) + 1;
+        slots[i] = Some(Refusal {
+            status,
+            error_code,
+            at,
+            count,
+        });
+    }
+
+    /// The last refusal of each status there was, by status.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        let slots = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        slots.iter().flatten().cloned().collect()
+    }
+
     pub fn counts(&self) -> RouteCounts {
         RouteCounts {
             requests: self.requests.load(Ordering::Relaxed),
@@ -53,6 +93,21 @@ impl RouteStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_refusal_of_each_status_is_kept_with_its_count() {
+        let stats = RouteStats::default();
+        let t = SystemTime::UNIX_EPOCH;
+        stats.record_refusal(403, Some("403025".into()), t);
+        stats.record_refusal(404, None, t);
+        stats.record_refusal(403, Some("403003".into()), t);
+        stats.record_refusal(401, None, t);
+        let got = stats.refusals();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].status, got[0].count), (401, 1));
+        assert_eq!(got[1].error_code.as_deref(), Some("403003"));
+        assert_eq!((got[1].status, got[1].count), (403, 2));
+    }
 
     #[test]
     fn every_answer_is_a_request_and_only_5xx_answers_are_errors() {

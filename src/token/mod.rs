@@ -92,6 +92,14 @@ struct Failure {
     at: Instant,
 }
 
+/// An upstream's 401 to a token fetched after an earlier 401.
+#[derive(Debug)]
+struct Rejection {
+    route: String,
+    error_code: Option<String>,
+    at: SystemTime,
+}
+
 #[derive(Debug, Default)]
 struct FlightState {
     last_forced: Option<Instant>,
@@ -115,6 +123,10 @@ pub struct Credential {
     refresh_at: f64,
     current: ArcSwapOption<Token>,
     last_failure: ArcSwapOption<Failure>,
+    /// Set by [`Credential::rejected_by_upstream`]; `rejected` says so with one relaxed load,
+    /// for the request path's [`Credential::accepted_by_upstream`].
+    rejection: ArcSwapOption<Rejection>,
+    rejected: AtomicBool,
     /// Counts finished IMS calls, so requests that queued behind a failed one share its
     /// failure instead of each trying again.
     attempts: AtomicU64,
@@ -249,6 +261,8 @@ impl Credential {
             refresh_at,
             current: ArcSwapOption::new(current),
             last_failure: ArcSwapOption::empty(),
+            rejection: ArcSwapOption::empty(),
+            rejected: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(FlightState::default()),
             refresher_started: AtomicBool::new(false),
@@ -380,12 +394,60 @@ impl Credential {
         }
     }
 
+    /// An upstream (on `route`) answered 401 to a token IMS issued after an earlier 401:
+    /// the credential shows as `rejected` until an upstream accepts one of its tokens.
+    pub fn rejected_by_upstream(&self, route: &str, error_code: Option<String>, at: SystemTime) {
+        // Stored before the flag, so whoever sees the flag sees a rejection.
+        self.rejection.store(Some(Arc::new(Rejection {
+            route: route.to_string(),
+            error_code: error_code.clone(),
+            at,
+        })));
+        // Once per episode: under load every replayed request can meet the same refusal.
+        if self.rejected.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(
+            credential = %self.name,
+            route,
+            error_code = error_code.as_deref().unwrap_or("-"),
+            "the upstream rejected a token IMS had just issued (401 after a refresh): IMS \
+             accepts this credential, the API does not; check its product profile and org"
+        );
+    }
+
+    /// An upstream answered a request with one of this credential's tokens with something
+    /// other than 401. One relaxed load on the request path while nothing was rejected.
+    #[inline]
+    pub fn accepted_by_upstream(&self) {
+        if self.rejected.load(Ordering::Relaxed) && self.rejected.swap(false, Ordering::AcqRel) {
+            self.rejection.store(None);
+        }
+    }
+
     /// Answers from the token cache: `ok` while a usable token is held, `failing` when the
-    /// last IMS call failed and none is, `refreshing` while the first fetch is under way.
+    /// last IMS call failed and none is, `refreshing` while the first fetch is under way;
+    /// `rejected` while a token is held that an upstream refused right after a refresh.
     pub fn status(&self) -> CredentialStatus {
         let now = Instant::now();
         let last_error = self.last_error();
+        let rejection = self.rejection.load_full();
         match self.usable_until(now) {
+            Some(until) if rejection.is_some() => CredentialStatus {
+                state: CredentialState::Rejected,
+                expires_in_seconds: until.map(|u| u.saturating_duration_since(now).as_secs()),
+                last_error: rejection.map(|r| {
+                    format!(
+                        "route {} answered 401{} to a token IMS had just issued, at {}",
+                        r.route,
+                        r.error_code
+                            .as_deref()
+                            .map(|c| format!(" error_code {c}"))
+                            .unwrap_or_default(),
+                        humantime::format_rfc3339_seconds(r.at)
+                    )
+                }),
+            },
             Some(until) => CredentialStatus {
                 state: CredentialState::Ok,
                 expires_in_seconds: until.map(|u| u.saturating_duration_since(now).as_secs()),

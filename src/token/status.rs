@@ -11,6 +11,11 @@ pub enum CredentialState {
     Refreshing,
     /// The last fetch failed and no valid token is held.
     Failing,
+    /// A valid token is held, but an upstream answered 401 to a token IMS had just issued
+    /// after an earlier 401 (the replay): IMS accepts the credential and the API does not.
+    /// Until an upstream accepts one of its tokens again. Not a readiness failure: every
+    /// replica shares the credential, and the other routes may work.
+    Rejected,
 }
 
 /// A credential's state as `/readyz` reports it. `last_error` carries IMS's `error` and
@@ -27,5 +32,10 @@ pub struct CredentialStatus {
 impl CredentialStatus {
     pub fn is_ok(&self) -> bool {
         self.state == CredentialState::Ok
+    }
+
+    /// Whether a usable token is held: what `/readyz` asks of every credential.
+    pub fn holds_token(&self) -> bool {
+        matches!(self.state, CredentialState::Ok | CredentialState::Rejected)
     }
 }

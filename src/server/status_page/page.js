@@ -32,7 +32,7 @@
 
   function expiryCell(c) {
     var td = cell("\u2013", "num countdown");
-    if (c.state === "ok") {
+    if (c.state === "ok" || c.state === "rejected") {
       if (c.expires_in_seconds === null || c.expires_in_seconds === undefined) {
         td.textContent = "never";
       } else {
@@ -40,6 +40,19 @@
         td.textContent = duration(c.expires_in_seconds);
       }
     }
+    return td;
+  }
+
+  // One line per status: "403 403025 \u00d72, last 2026-12-06T16:00:00Z".
+  function refusalsCell(rows) {
+    if (!rows || rows.length === 0) return cell("\u2013");
+    var td = cell("", "error refusals");
+    rows.forEach(function (r, i) {
+      if (i > 0) td.appendChild(document.createElement("br"));
+      var text = String(r.status) + (r.error_code ? " " + r.error_code : "") +
+        " \u00d7" + r.count + ", last " + r.at;
+      td.appendChild(document.createTextNode(text));
+    });
     return td;
   }
 
@@ -60,6 +73,7 @@
       tr.appendChild(cell(String(r.errors), "num"));
       tr.appendChild(cell(rate(r.requests_per_second), "num"));
       tr.appendChild(cell(rate(r.errors_per_second), "num"));
+      tr.appendChild(refusalsCell(r.upstream_refusals));
       return tr;
     }));
     replaceRows("credentials", s.credentials.map(function (c) {
