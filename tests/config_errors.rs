@@ -341,3 +341,71 @@ fn a_public_url_on_a_route_kept_off_the_forward_listener_is_refused_as_unused() 
         out.stderr
     );
 }
+
+#[test]
+fn without_a_proxy_toml_the_error_points_at_demo_sandbox_and_the_example() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    for args in [&[][..], &["run"][..], &["check"][..], &["ca", "path"][..]] {
+        let out = Cli::new().args(args).current_dir(empty.path()).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        let line = out.error_line();
+        assert!(
+            line.starts_with("error: config: cannot read proxy.toml"),
+            "{line}"
+        );
+        let looked = empty.path().join("proxy.toml");
+        for hint in [
+            looked.display().to_string().as_str(),
+            "`ims-proxy demo`",
+            "`ims-proxy sandbox`",
+            "proxy.toml.example",
+            "--config PATH",
+            "IMS_PROXY_CONFIG=PATH",
+        ] {
+            assert!(line.contains(hint), "{args:?}: {hint:?} not in {line}");
+        }
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    }
+}
+
+#[test]
+fn ca_path_works_from_any_directory_through_ims_proxy_config_and_prints_an_absolute_path() {
+    let toml = format!("{GOOD}\n[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"\n");
+    let (dir, config) = support::cli::write_config(&toml);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let expected = dir.path().join("ca").join("ca.pem");
+    // The variable, from an app's own directory; and a relative --config from a parent.
+    let by_env = Cli::new()
+        .args(["ca", "path"])
+        .current_dir(elsewhere.path())
+        .env("IMS_PROXY_CONFIG", &config.display().to_string())
+        .run();
+    let parent = dir.path().parent().expect("parent");
+    let relative = dir
+        .path()
+        .file_name()
+        .map(|d| std::path::Path::new(d).join("proxy.toml"))
+        .expect("relative");
+    let by_relative = Cli::new()
+        .args(["ca", "path", "--config"])
+        .arg(&relative)
+        .current_dir(parent)
+        .run();
+    for out in [by_env, by_relative] {
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout.trim(), expected.display().to_string());
+        assert!(std::path::Path::new(out.stdout.trim()).is_file());
+    }
+    // The variable also stands for --config in `check`; --config still wins over it.
+    let check = Cli::new()
+        .arg("check")
+        .current_dir(elsewhere.path())
+        .env("IMS_PROXY_CONFIG", &config.display().to_string())
+        .run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    let named = Cli::new()
+        .args(["check", "--config", "/nonexistent/proxy.toml"])
+        .env("IMS_PROXY_CONFIG", &config.display().to_string())
+        .run();
+    assert_eq!(named.code, Some(2), "{}", named.stderr);
+}

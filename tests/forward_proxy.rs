@@ -520,6 +520,389 @@ async fn the_407_tells_sdk_users_to_put_their_key_in_the_proxy_url() {
     assert_eq!(s.up.count(), 0);
 }
 
+// ---- the local CA: name constraints, lifetime, rotation ----------------------------------
+
+#[tokio::test]
+async fn a_leaked_ca_key_cannot_impersonate_another_site_to_curl_python_or_node() {
+    let s = Setup::new("", "").await;
+    let ca_dir = s.ca.parent().expect("ca dir").to_path_buf();
+    // Whoever holds ca.key signs a certificate for a host of their choosing.
+    let mut verdicts = Vec::new();
+    for host in ["mc.adobe.io", "example.com", "bank.example"] {
+        let forged = support::forward::forged_identity(&ca_dir, host);
+        let (addr, _stop) = support::tls::serve_identity(&forged).await;
+        for (client, result) in support::forward::system_clients_verify(&s.ca, host, addr).await {
+            verdicts.push((host, client, result.is_ok()));
+        }
+    }
+    let accepted: Vec<_> = verdicts
+        .iter()
+        .filter(|v| v.2)
+        .map(|v| (v.0, v.1))
+        .collect();
+    // An Adobe host is within the CA's name constraints: the forgery is well-formed, and
+    // accepted there (which is what the forward listener itself relies on).
+    assert_eq!(
+        accepted,
+        [
+            ("mc.adobe.io", "curl"),
+            ("mc.adobe.io", "python"),
+            ("mc.adobe.io", "node")
+        ],
+        "{verdicts:?}"
+    );
+}
+
+#[tokio::test]
+async fn curl_through_the_forward_listener_accepts_the_constrained_ca() {
+    let s = Setup::new("", "").await;
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--proxy"])
+        .arg(format!("http://{}", s.forward()))
+        .arg("--cacert")
+        .arg(&s.ca)
+        .arg("https://mc.adobe.io/acme/campaign/profileAndServices/profile")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.up.only_request().target, "/profileAndServices/profile");
+}
+
+/// A config with the forward listener (CA in `ca/` beside it) and a Privacy route, plus
+/// `extra` routes.
+fn forward_config(extra: &str) -> String {
+    static_proxy(
+        Route::new("/a")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+    .append(extra)
+    .toml()
+}
+
+const OTHER_ROUTE: &str = "[[routes]]\nprefix = \"/other\"\nupstream = \"http://127.0.0.1:1\"\n\
+     public_url = \"https://api.example.com/v1\"\ncredential = \"cred\"\n";
+
+#[test]
+fn check_shows_the_cas_life_and_names_and_a_route_outside_them_is_refused_until_a_rotation() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    let line = check
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("forward: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("for adobe.io, adobelogin.com, demdex.com)"),
+        "{line}"
+    );
+    let next_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).date();
+    assert!(line.contains(&format!("valid until {next_year}")), "{line}");
+    assert!(!check.stdout.contains("warning"), "{}", check.stdout);
+    let before = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+
+    // A later route on a host outside the constraints: refused, saying how to get out.
+    std::fs::write(&config, forward_config(OTHER_ROUTE)).expect("write");
+    for args in [&["check"][..], &["run"][..], &["ca", "path"][..]] {
+        let out = Cli::new().args(args).config_file(&config).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        let err = out.error_line();
+        assert!(err.starts_with("error: forward.ca_dir: "), "{err}");
+        assert!(err.contains("api.example.com"), "{err}");
+        assert!(err.contains("route /other"), "{err}");
+        assert!(err.contains("ims-proxy ca rotate"), "{err}");
+        assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+    }
+    // The rotation makes a new key and certificate that cover it; the old key is gone.
+    let old_key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    let rotate = Cli::new().args(["ca", "rotate"]).config_file(&config).run();
+    assert_eq!(rotate.code, Some(0), "{}", rotate.stderr);
+    assert!(
+        rotate
+            .stdout
+            .contains("adobe.io, adobelogin.com, demdex.com, api.example.com"),
+        "{}",
+        rotate.stdout
+    );
+    let after = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+    assert_ne!(after, before);
+    let new_key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    assert_ne!(new_key, old_key);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("ca"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!rotate.stdout.contains("PRIVATE KEY"));
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+}
+
+#[test]
+fn a_ca_made_without_name_constraints_is_kept_with_a_warning_naming_the_rotation() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    // What earlier versions made: no name constraints, ten years.
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-proxy local CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    let cert = params.self_signed(&key).expect("cert");
+    let ca_dir = dir.path().join("ca");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::write(ca_dir.join("ca.key"), key.serialize_pem()).expect("key");
+    std::fs::write(ca_dir.join("ca.pem"), cert.pem()).expect("pem");
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    assert!(
+        check.stdout.contains("for any host (no name constraints)"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.lines().any(|l| l
+            .starts_with("warning: the local CA has no name constraints")
+            && l.contains("ims-proxy ca rotate")),
+        "{}",
+        check.stdout
+    );
+    // Kept: clients that trust it keep working until the operator rotates.
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("ca.pem")).ok(),
+        Some(cert.pem())
+    );
+}
+
+#[test]
+fn an_expired_ca_is_replaced_at_start_with_a_warning() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-proxy local CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+    params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let cert = params.self_signed(&key).expect("cert");
+    let ca_dir = dir.path().join("ca");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::write(ca_dir.join("ca.key"), key.serialize_pem()).expect("key");
+    std::fs::write(ca_dir.join("ca.pem"), cert.pem()).expect("pem");
+    let check = Cli::new().arg("check").config_file(&config).run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    assert!(check.stderr.contains("expired"), "{}", check.stderr);
+    let next_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).date();
+    assert!(
+        check.stdout.contains(&format!("valid until {next_year}")),
+        "{}",
+        check.stdout
+    );
+    assert_ne!(
+        std::fs::read_to_string(ca_dir.join("ca.pem")).ok(),
+        Some(cert.pem())
+    );
+}
+
+#[tokio::test]
+async fn after_ca_rotate_a_reload_issues_leaves_from_the_new_ca_only() {
+    let up = FakeUpstream::start().await;
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    let p = ChildProxy::spawn(&toml, &[]);
+    let fwd = p.forward_addr().await;
+    let ca = p.dir.path().join("ca").join("ca.pem");
+    let old = p.dir.path().join("old-ca.pem");
+    std::fs::copy(&ca, &old).expect("keep the old certificate");
+    let path = "/acme/campaign/profileAndServices/profile";
+    let via =
+        |trust: &std::path::Path| send_via(fwd, "mc.adobe.io", trusting(trust), "", get(path));
+    assert_eq!(via(&old).await.expect("the old CA").status, 200);
+
+    let rotate = Cli::new()
+        .args(["ca", "rotate"])
+        .config_file(&p.config)
+        .run();
+    assert_eq!(rotate.code, Some(0), "{}", rotate.stderr);
+    p.signal("HUP");
+    p.wait_event("configuration reloaded", std::time::Duration::from_secs(20))
+        .await;
+    // The listener issues from the new CA now: a client still trusting the old one fails
+    // the handshake until it is given the new certificate.
+    let got = via(&ca).await.expect("the new CA is trusted");
+    assert_eq!(got.status, 200);
+    let err = via(&old).await.expect_err("the old CA no longer vouches");
+    assert!(err.contains("TLS"), "{err}");
+    assert_eq!(up.count(), 2);
+}
+
+// ---- ims-proxy ca bundle: the app's other hosts keep working ----------------------------
+
+/// The forward listener (real binary) for Campaign's `acme` tenant in front of `up`.
+fn forward_child(up: &FakeUpstream) -> ChildProxy {
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    ChildProxy::spawn(&toml, &[])
+}
+
+#[tokio::test]
+async fn ca_bundle_holds_the_machines_roots_then_the_local_ca_and_nothing_twice() {
+    let up = FakeUpstream::start().await;
+    let p = forward_child(&up);
+    p.forward_addr().await;
+    let pki = support::tls::TestPki::new();
+    let local_ca = support::forward::pem_certs(&p.dir.path().join("ca/ca.pem"));
+    let (path, certs) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    assert_eq!(path, p.dir.path().join("ca").join("bundle.pem"));
+    let test_root = support::forward::pem_certs(pki.ca_file.path());
+    assert_eq!(certs, [test_root.clone(), local_ca.clone()].concat());
+    // Again, and with SSL_CERT_FILE naming the bundle itself (a shell that exported the
+    // README's line): the system's roots, never the bundle folded into itself.
+    let (_, again) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    assert_eq!(again, certs);
+    let (_, from_system) =
+        support::forward::ca_bundle(&p.config, Some(&path.display().to_string()));
+    let system =
+        support::forward::pem_certs(std::path::Path::new("/etc/ssl/certs/ca-certificates.crt"));
+    assert!(system.len() > 50, "{} roots", system.len());
+    assert_eq!(from_system, [system, local_ca].concat());
+}
+
+/// curl with `CURL_CA_BUNDLE=ca_file` and `HTTPS_PROXY` at the forward listener: its exit code.
+async fn curl(ca_file: &std::path::Path, proxy: &str, no_proxy: &str, url: &str) -> i32 {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "--max-time", "30", url])
+        .env("CURL_CA_BUNDLE", ca_file)
+        .env("HTTPS_PROXY", proxy)
+        .env("NO_PROXY", no_proxy)
+        .env_remove("https_proxy")
+        .env_remove("no_proxy")
+        .env_remove("SSL_CERT_FILE")
+        .kill_on_drop(true);
+    let out = cmd.output().await.expect("run curl");
+    out.status.code().unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn with_the_bundle_and_no_proxy_curl_reaches_adobe_through_the_proxy_and_other_hosts_directly(
+) {
+    let up = FakeUpstream::start().await;
+    let p = forward_child(&up);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    // The app's other host: a TLS server whose certificate chains to a root the machine
+    // trusts (here a test CA, given to the bundle as the machine's roots).
+    let pki = support::tls::TestPki::new();
+    let other = FakeUpstream::start_tls_h1(&pki).await;
+    let other_url = format!("https://localhost:{}/other", other.addr.port());
+    let (bundle, _) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    let adobe = "https://mc.adobe.io/acme/campaign/profileAndServices/profile";
+    let ca_only = p.dir.path().join("ca/ca.pem");
+
+    assert_eq!(curl(&bundle, &proxy, "localhost", adobe).await, 0);
+    assert_eq!(curl(&bundle, &proxy, "localhost", &other_url).await, 0);
+    assert_eq!((up.count(), other.count()), (1, 1));
+    // The README's former line: the proxy's CA alone, and the other host fails
+    // verification (curl's 60).
+    assert_eq!(curl(&ca_only, &proxy, "localhost", &other_url).await, 60);
+    // Without NO_PROXY the other host goes to the forward listener, which refuses it (403:
+    // curl's 56).
+    assert_eq!(curl(&bundle, &proxy, "", &other_url).await, 56);
+    assert_eq!((up.count(), other.count()), (1, 1));
+}
+
+#[test]
+fn ca_bundle_without_roots_to_read_fails_naming_the_file() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let empty = dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let out = Cli::new()
+        .args(["ca", "bundle"])
+        .config_file(&config)
+        .env("SSL_CERT_FILE", &empty.display().to_string())
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.error_line().contains(&empty.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("ca/bundle.pem").exists());
+}
+
+#[test]
+fn a_refused_rotation_keeps_the_ca_it_would_have_replaced() {
+    let (dir, config) = support::cli::write_config(&forward_config(""));
+    let first = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let pem = std::fs::read_to_string(dir.path().join("ca/ca.pem")).expect("ca.pem");
+    let key = std::fs::read_to_string(dir.path().join("ca/ca.key")).expect("ca.key");
+    // A configuration error elsewhere: the rotation is refused and changes nothing.
+    std::fs::write(&config, forward_config("[[routes]]\nprefix = \"/b\"\ncredential = \"nope\"\nupstream = \"http://127.0.0.1:1\"\n")).expect("write");
+    let out = Cli::new().args(["ca", "rotate"]).config_file(&config).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("routes[1].credential"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.pem")).ok(),
+        Some(pem)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca/ca.key")).ok(),
+        Some(key)
+    );
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("ca"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ca.key", "ca.pem"]);
+}
+
+#[tokio::test]
+async fn a_public_url_on_an_ip_address_is_intercepted_with_a_leaf_openssl_accepts() {
+    let up = FakeUpstream::start().await;
+    let route = Route::new("/ip")
+        .upstream(up.url())
+        .extra("public_url = \"https://127.0.0.1/ip\"");
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    let p = ChildProxy::spawn(&toml, &[]);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    let ca = p.dir.path().join("ca/ca.pem");
+    let code = curl(&ca, &proxy, "", "https://127.0.0.1/ip/x").await;
+    assert_eq!(code, 0);
+    assert_eq!(up.only_request().target, "/x");
+}
+
 #[tokio::test]
 async fn inside_a_tunnel_a_request_a_browser_sent_from_another_site_is_refused_and_not_forwarded() {
     // A browser whose system proxy is the forward listener and which trusts the local CA: a

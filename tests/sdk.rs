@@ -181,3 +181,140 @@ async fn the_placeholder_token_sent_straight_to_the_sandbox_is_rejected() {
     .await;
     assert_eq!(direct.status, 401, "{}", direct.text());
 }
+
+// ---- the README's trust lines: the bundle, NO_PROXY, and Node's fetch -------------------
+
+/// The forward listener (real binary) for Campaign's `acme` tenant in front of `up`.
+fn forward_child(up: &FakeUpstream) -> ChildProxy {
+    let route = Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    ChildProxy::spawn(&toml, &[])
+}
+
+const ADOBE: &str = "https://mc.adobe.io/acme/campaign/profileAndServices/profile";
+
+/// Runs `program` with `args` and `env` (no proxy variables but these); stdout's last line
+/// as JSON.
+async fn json_of(program: &Path, args: &[&str], env: &[(&str, String)]) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for v in support::cli::PROXY_VARS {
+        cmd.env_remove(v);
+    }
+    for v in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let out = tokio::time::timeout(DEADLINE, cmd.output())
+        .await
+        .expect("finishes within 2 minutes")
+        .expect("run it");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+#[tokio::test]
+async fn python_requests_with_the_bundle_and_no_proxy_reaches_adobe_through_the_proxy_and_other_hosts(
+) {
+    let dir = installed();
+    let up = FakeUpstream::start().await;
+    let p = forward_child(&up);
+    let proxy = format!("http://{}", p.forward_addr().await);
+    let pki = support::tls::TestPki::new();
+    let other = FakeUpstream::start_tls_h1(&pki).await;
+    let other_url = format!("https://localhost:{}/other", other.addr.port());
+    let (bundle, _) = support::forward::ca_bundle(&p.config, Some(&pki.ca_path()));
+    let script = "import json, sys, requests\n\
+        out = {}\n\
+        for name, url in (('adobe', sys.argv[1]), ('other', sys.argv[2])):\n\
+        \x20   try:\n\
+        \x20       out[name] = requests.get(url, timeout=30).status_code\n\
+        \x20   except requests.exceptions.RequestException as e:\n\
+        \x20       out[name] = type(e).__name__\n\
+        print(json.dumps(out))\n";
+    let python = dir.join("python/.venv/bin/python");
+    let run = |ca: String, no_proxy: &str| {
+        let env = vec![
+            ("HTTPS_PROXY", proxy.clone()),
+            ("NO_PROXY", no_proxy.to_string()),
+            ("REQUESTS_CA_BUNDLE", ca),
+        ];
+        let python = python.clone();
+        let args = ["-c", script, ADOBE, other_url.as_str()].map(String::from);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            json_of(&python, &args, &env).await
+        }
+    };
+    let bundled = run(bundle.display().to_string(), "localhost,127.0.0.1").await;
+    assert_eq!(bundled, serde_json::json!({"adobe": 200, "other": 200}));
+    assert_eq!((up.count(), other.count()), (1, 1));
+    // The proxy's CA alone (the README's former line): Adobe works, the other host fails.
+    let ca_only = p.dir.path().join("ca/ca.pem").display().to_string();
+    let alone = run(ca_only, "localhost,127.0.0.1").await;
+    assert_eq!(
+        alone,
+        serde_json::json!({"adobe": 200, "other": "SSLError"})
+    );
+    // Without NO_PROXY, the other host is sent to the forward listener, which refuses it.
+    let unlisted = run(bundle.display().to_string(), "").await;
+    assert_eq!(unlisted["adobe"], 200);
+    assert_eq!(unlisted["other"], "ProxyError");
+    assert_eq!((up.count(), other.count()), (3, 1));
+}
+
+#[tokio::test]
+async fn nodes_fetch_and_plain_node_fetch_ignore_https_proxy_and_https_proxy_agent_uses_it() {
+    let dir = installed();
+    // A recording proxy as HTTPS_PROXY, and an HTTPS host on this machine to fetch.
+    let corp = ConnectProxy::start().await;
+    let pki = support::tls::TestPki::new();
+    let host = FakeUpstream::start_tls_h1(&pki).await;
+    let url = format!("https://localhost:{}/x", host.addr.port());
+    // CommonJS from the SDK harness's node_modules (node-fetch 2, https-proxy-agent 7, both
+    // there as the Campaign SDK's own dependencies).
+    let script = "const nodeFetch = require('node-fetch');\n\
+        const { HttpsProxyAgent } = require('https-proxy-agent');\n\
+        const url = process.argv[1];\n\
+        const attempt = p => p.then(r => r.status, e => e.message);\n\
+        (async () => {\n\
+          const out = {\n\
+            builtin: await attempt(fetch(url)),\n\
+            nodeFetch: await attempt(nodeFetch(url)),\n\
+            agent: await attempt(nodeFetch(url, { agent: new HttpsProxyAgent(process.env.HTTPS_PROXY) })),\n\
+          };\n\
+          console.log(JSON.stringify(out));\n\
+        })();\n";
+    let env = vec![
+        ("HTTPS_PROXY", corp.url()),
+        ("NODE_EXTRA_CA_CERTS", pki.ca_path()),
+        (
+            "NODE_PATH",
+            dir.join("node/node_modules").display().to_string(),
+        ),
+    ];
+    let json = json_of(Path::new("node"), &["-e", script, &url], &env).await;
+    assert_eq!(
+        json,
+        serde_json::json!({"builtin": 200, "nodeFetch": 200, "agent": 200})
+    );
+    // All three reached the host; only the agent's request went through the proxy.
+    assert_eq!(host.count(), 3);
+    let seen = corp.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].target, format!("localhost:{}", host.addr.port()));
+}

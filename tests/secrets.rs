@@ -122,3 +122,177 @@ fn the_scanner_finds_a_secret_plain_or_base64_encoded() {
     assert_eq!(scan("basic c3RhdGljLXRva2VuLWFiYw==", &s), ["token"]);
     assert!(scan("nothing here", &s).is_empty());
 }
+
+/// A password put in a URL: it must never be printed, whatever the URL is for.
+const URL_PASSWORD: &str = "url-password-never-printed-55";
+
+/// An OAuth credential `x` (IMS at `ims_url`) and one route `/api` with `route_keys`.
+fn oauth_toml(ims_url: &str, route_keys: &str) -> String {
+    format!(
+        "[credentials.x]\ntype = \"oauth\"\nclient_id = \"cid\"\nclient_secret = \"s\"\n\
+         scopes = [\"openid\"]\nims_url = \"{ims_url}\"\n\n\
+         [[routes]]\nprefix = \"/api\"\ncredential = \"x\"\n{route_keys}\n"
+    )
+}
+
+/// A config, its environment, and the key the error must name.
+type Refusal = (String, Vec<(&'static str, String)>, &'static str);
+
+#[test]
+fn a_password_in_any_configured_url_is_refused_naming_the_key_and_never_printed() {
+    let pw = URL_PASSWORD;
+    let ok_upstream = "upstream = \"http://127.0.0.1:1\"";
+    let forward = "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"\n";
+    let cases: Vec<Refusal> = vec![
+        (
+            oauth_toml(&format!("http://user:{pw}@127.0.0.1:1"), ok_upstream),
+            vec![],
+            "credentials.x.ims_url",
+        ),
+        (
+            oauth_toml("http://127.0.0.1:1", ok_upstream),
+            vec![(
+                "IMS_PROXY_CREDENTIALS__X__IMS_URL",
+                format!("https://user:{pw}@ims.example"),
+            )],
+            "credentials.x.ims_url",
+        ),
+        (
+            oauth_toml(
+                "http://127.0.0.1:1",
+                &format!("upstream = \"https://user:{pw}@api.example/base\""),
+            ),
+            vec![],
+            "routes[0].upstream",
+        ),
+        // No host: the URL does not even parse, and the error still must not repeat it.
+        (
+            oauth_toml(
+                "http://127.0.0.1:1",
+                &format!("upstream = \"http://user:{pw}@/x\""),
+            ),
+            vec![],
+            "routes[0].upstream",
+        ),
+        (
+            format!(
+                "{}{forward}",
+                oauth_toml(
+                    "http://127.0.0.1:1",
+                    &format!("{ok_upstream}\npublic_url = \"https://user:{pw}@api.example/base\""),
+                )
+            ),
+            vec![],
+            "routes[0].public_url",
+        ),
+    ];
+    for (toml, env, key) in &cases {
+        for command in ["check", "run"] {
+            let mut cli = Cli::new()
+                .arg(command)
+                .config(toml)
+                .env("RUST_LOG", "trace");
+            for (k, v) in env {
+                cli = cli.env(k, v);
+            }
+            let out = cli.run();
+            let all = format!("{}{}", out.stdout, out.stderr);
+            assert_eq!(out.code, Some(2), "{command} with {key}: {all}");
+            assert!(
+                out.error_line().starts_with(&format!("error: {key}: ")),
+                "{command}: {all}"
+            );
+            assert!(!all.contains(pw), "{command} printed the password: {all}");
+            assert!(
+                !all.contains("listening"),
+                "{command} must not listen: {all}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reload_refusing_a_password_in_ims_url_does_not_log_it() {
+    let up = FakeUpstream::start().await;
+    let ims = format!("http://{}", unused_addr());
+    let credential = |ims_url: &str| {
+        format!(
+            "[credentials.x]\ntype = \"oauth\"\nclient_id = \"cid\"\nclient_secret = \"s\"\n\
+             scopes = [\"openid\"]\nims_url = \"{ims_url}\"\n"
+        )
+    };
+    let config = |ims_url: &str| {
+        static_proxy(Route::new("/api").upstream(up.url())).credential(credential(ims_url))
+    };
+    let p = ChildProxy::spawn(&config(&ims).toml(), &[]);
+    let addr = p.addr().await;
+    let with_password = ims.replace("http://", &format!("http://user:{URL_PASSWORD}@"));
+    p.rewrite_config(&config(&with_password).toml());
+    p.signal("HUP");
+    let refused = p
+        .wait_event(
+            "configuration reload refused; the previous configuration keeps serving",
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        refused.to_string().contains("credentials.x.ims_url"),
+        "{refused}"
+    );
+    // The previous configuration serves on, and nothing it says holds the password.
+    let got = get(&format!("http://{addr}/api/x")).await;
+    assert_eq!(got.status, 200);
+    assert!(!p.stderr().contains(URL_PASSWORD), "{}", p.stderr());
+}
+
+#[tokio::test]
+async fn egress_proxy_credentials_are_sent_to_it_but_never_shown() {
+    let user = "egress-user-never-shown";
+    let closed = unused_addr();
+    let with_credentials = format!("http://{user}:{URL_PASSWORD}@{closed}");
+    let config = static_proxy(Route::new("/api").upstream("https://api.example"))
+        .client(&format!("proxy = \"{with_credentials}\"\n"));
+    let check = Cli::new()
+        .arg("check")
+        .config(&config.toml())
+        .env("RUST_LOG", "trace")
+        .run();
+    let all = format!("{}{}", check.stdout, check.stderr);
+    assert_eq!(check.code, Some(0), "{all}");
+    assert!(
+        check.stdout.contains(&format!(
+            "egress: client.proxy = http://[redacted]@{closed}"
+        )),
+        "{all}"
+    );
+    // The same from the environment, which `check` names by variable.
+    let env = Cli::new()
+        .arg("check")
+        .config(&static_proxy(Route::new("/api").upstream("https://api.example")).toml())
+        .env("HTTPS_PROXY", &with_credentials)
+        .run();
+    let env_all = format!("{}{}", env.stdout, env.stderr);
+    assert_eq!(env.code, Some(0), "{env_all}");
+    assert!(
+        env.stdout
+            .contains(&format!("HTTPS_PROXY=http://[redacted]@{closed}")),
+        "{env_all}"
+    );
+    // A request through the unreachable egress proxy: the 502 names the proxy, not its
+    // credentials; nor does any log line.
+    let logs = capture_trace();
+    let p = config.start().await;
+    let got = get(&proxy_url(&p, "/api/x")).await;
+    assert_eq!(got.status, 502, "{:?}", got.body);
+    let body = String::from_utf8_lossy(&got.body).into_owned();
+    assert!(body.contains(&closed.to_string()), "{body}");
+    let secrets = [("egress user", user), ("egress password", URL_PASSWORD)];
+    for (what, text) in [
+        ("check", all.as_str()),
+        ("check with HTTPS_PROXY", env_all.as_str()),
+        ("the 502", body.as_str()),
+        ("the logs", logs.text().as_str()),
+    ] {
+        assert_eq!(scan(text, &secrets), Vec::<&str>::new(), "{what}: {text}");
+    }
+}

@@ -317,3 +317,54 @@ async fn an_otlp_endpoint_that_is_not_a_url_is_a_configuration_error() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("tracing.otlp"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn otel_batch_settings_out_of_bounds_exit_2_naming_the_variable_before_listening() {
+    let toml = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1"))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[tracing]\notlp = true")
+        .toml();
+    let password = "collector-password-never-printed";
+    let with_password = format!("http://user:{password}@127.0.0.1:4318");
+    let cases = [
+        // Spins a core with no traffic.
+        ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
+        // A 1.4 TB allocation at start (exit 134), and 5 GB for a proxy that never serves.
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "4000000000"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "50000000"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", with_password.as_str()),
+    ];
+    for (name, value) in cases {
+        for command in ["check", "run"] {
+            let out = Cli::new()
+                .config(&toml)
+                .arg(command)
+                .envs(&[(name, value)])
+                .output()
+                .await;
+            let all = format!("{}{}", out.stdout, out.stderr);
+            assert_eq!(out.code, Some(2), "{command} with {name}={value}: {all}");
+            assert!(
+                out.error_line().starts_with(&format!("error: {name}: ")),
+                "{command} with {name}={value}: {all}"
+            );
+            assert!(!all.contains("listening"), "{all}");
+            assert!(!all.contains(password), "{all}");
+        }
+    }
+}
+
+#[test]
+fn otel_batch_settings_are_not_read_while_span_export_is_off() {
+    let toml = static_proxy(Route::new("/api").upstream("http://127.0.0.1:1")).toml();
+    let out = Cli::new()
+        .config(&toml)
+        .arg("check")
+        .envs(&[("OTEL_BSP_SCHEDULE_DELAY", "0")])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}

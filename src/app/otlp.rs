@@ -3,7 +3,7 @@
 //! requests run on the proxy's runtime, because the SDK's processor exports from a thread of
 //! its own with no runtime (its built-in clients are reqwest's, a second HTTP stack).
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, SpanBatch};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +26,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`) and starts recording spans. An endpoint that is not a URL is
 /// the configuration's error.
 pub fn start(runtime: tokio::runtime::Handle) -> Result<(), ConfigError> {
+    let batch = SpanBatch::from_env(|k| std::env::var(k).ok())?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
@@ -41,9 +42,17 @@ pub fn start(runtime: tokio::runtime::Handle) -> Result<(), ConfigError> {
         .with_http_client(client)
         .build()
         .map_err(|e| ConfigError::new("tracing.otlp", e.to_string()))?;
-    // Batch settings (queue size, delay) from the standard OTEL_BSP_* variables; a full queue
-    // drops spans rather than growing or blocking a request.
-    let mut processor = BatchSpanProcessor::builder(exporter).build();
+    // Batch settings (queue size, delay) from the standard OTEL_BSP_* variables, checked
+    // (the SDK would take any number); a full queue drops spans rather than growing or
+    // blocking a request.
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(batch.schedule_delay)
+        .with_max_queue_size(batch.max_queue_size)
+        .with_max_export_batch_size(batch.max_export_batch_size)
+        .build();
+    let mut processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(batch)
+        .build();
     processor.set_resource(&Resource::builder().with_service_name("ims-proxy").build());
     if !crate::pipeline::span::install(processor) {
         tracing::debug!("span export was started already; the first exporter stays");

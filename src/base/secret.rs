@@ -41,6 +41,31 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Where `raw`'s authority is (between `scheme://`, or the start, and the first `/`, `?` or
+/// `#`), as byte offsets. A backslash does not end it here, although browsers and the `url`
+/// crate end the authority there: refusing too much is the safe side.
+fn authority_span(raw: &str) -> (usize, usize) {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let len = raw[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(raw.len() - start);
+    (start, start + len)
+}
+
+/// Why a URL with `user:password@` is refused (IMS, upstreams and public URLs take the IMS
+/// token or the client secret, never a password in the URL; one there would be printed
+/// wherever the URL is: `check`, logs, `/readyz`, error bodies). The egress proxy is the
+/// exception: its credentials are a `Secret` and shown as `[redacted]`.
+pub const USERINFO_REFUSED: &str =
+    "a user name or password in the URL is not allowed (the URL is not shown, to keep it out of \
+     logs): remove `user:password@`";
+
+/// Whether a configured URL carries `user[:password]@` before its host.
+pub fn has_userinfo(raw: &str) -> bool {
+    let (start, end) = authority_span(raw);
+    raw[start..end].contains('@')
+}
+
 /// Reads a secret from a file, trimmed. The error names the file, never its content.
 pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
@@ -100,6 +125,21 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn userinfo_is_found_before_the_host_only() {
+        for raw in [
+            "http://u:pw@h:1/p",
+            "https://u@h",
+            "u:p@a@h/x",
+            "http://u:p\\@h",
+        ] {
+            assert!(has_userinfo(raw), "{raw}");
+        }
+        for raw in ["http://h/a@b", "http://h?x=@", "http://h#@", "h:80", ""] {
+            assert!(!has_userinfo(raw), "{raw}");
+        }
     }
 }
 

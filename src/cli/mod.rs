@@ -29,8 +29,9 @@ use std::process::ExitCode;
     about = "Authenticating reverse proxy for Adobe's server-to-server APIs"
 )]
 pub struct Cli {
-    /// Configuration file (TOML; default proxy.toml); IMS_PROXY_* environment variables
-    /// override it. Also accepted after `run`, `check`, `token` and `health`.
+    /// Configuration file (TOML; default $IMS_PROXY_CONFIG, else proxy.toml); IMS_PROXY_*
+    /// environment variables override it. Also accepted after `run`, `check`, `token` and
+    /// `health`.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// Log format on stderr: text on a terminal, JSON otherwise, unless given.
@@ -77,9 +78,11 @@ pub enum Command {
         live: bool,
     },
     /// The forward listener's local CA: `path` prints where its certificate is, `show` prints
-    /// it, for the trust settings of the tools behind `HTTPS_PROXY`.
+    /// it, `bundle` writes it after the machine's roots, for the trust settings of the tools
+    /// behind `HTTPS_PROXY`; `rotate` replaces it.
     Ca {
-        /// Configuration file (TOML; default proxy.toml), before or after `path`/`show`.
+        /// Configuration file (TOML; default $IMS_PROXY_CONFIG, else proxy.toml), before or
+        /// after `path`/`show`/`rotate`/`bundle`.
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -105,8 +108,8 @@ pub enum Command {
 /// own, so they take none).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArg {
-    /// Configuration file (TOML; default proxy.toml); IMS_PROXY_* environment variables
-    /// override it. Relative paths in it are relative to its directory.
+    /// Configuration file (TOML; default $IMS_PROXY_CONFIG, else proxy.toml); IMS_PROXY_*
+    /// environment variables override it. Relative paths in it are relative to its directory.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
@@ -116,9 +119,14 @@ pub fn main(cli: Cli) -> ExitCode {
     // Held until the end of main: dropping it flushes the log lines still queued.
     let _log_guard = logging::init(cli.log_format);
     let top = cli.config;
+    // `$(ims-proxy ca path)` in an app's own directory finds the config through the variable.
+    let from_env = std::env::var_os("IMS_PROXY_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     let path = |c: ConfigArg| {
         c.config
             .or_else(|| top.clone())
+            .or_else(|| from_env.clone())
             .unwrap_or_else(|| PathBuf::from("proxy.toml"))
     };
     let command = cli.command.unwrap_or(Command::Run {

@@ -5,9 +5,22 @@ use crate::config::Config;
 use std::process::ExitCode;
 
 /// Loads the configuration; a bad one is exit status 2, with one `error: key: reason` line.
+/// A missing file is most often a first run: the line says where to start.
 pub fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
-        fatal(format_args!("{e}"));
+        if std::fs::metadata(path).is_err_and(|m| m.kind() == std::io::ErrorKind::NotFound) {
+            let looked = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            fatal(format_args!(
+                "{e} (looked for {}). To start: `ims-proxy demo` runs the proxy in front of a \
+                 local stand-in for Adobe; `ims-proxy sandbox` runs the stand-in and writes a \
+                 proxy.toml for it; or copy proxy.toml.example (every key, commented) to \
+                 proxy.toml and fill it in. A file elsewhere: --config PATH, or \
+                 IMS_PROXY_CONFIG=PATH for every command",
+                looked.display()
+            ));
+        } else {
+            fatal(format_args!("{e}"));
+        }
         ExitCode::from(2)
     })
 }

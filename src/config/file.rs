@@ -63,6 +63,10 @@ impl Config {
         env::overlay(&mut tree, vars)?;
         let mut config = Self::from_tree(tree)?;
         config.resolve_paths(&config_dir(path));
+        if config.tracing.otlp {
+            // Checked here so that `check` refuses them too, before anything starts.
+            super::tracing::SpanBatch::from_env(|k| std::env::var(k).ok())?;
+        }
         Ok(config)
     }
 

@@ -25,5 +25,5 @@ pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{
     parse_byte_size, resolve_addr, AdminConfig, ByteSize, LimitsConfig, ServerConfig, TlsConfig,
 };
-pub use tracing::TracingConfig;
+pub use tracing::{SpanBatch, TracingConfig};
 pub use validate::validate;

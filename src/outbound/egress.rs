@@ -142,7 +142,8 @@ pub enum Via {
     },
 }
 
-/// Accepts `http://[user:pass@]host:port` or `host:port`; returns it with any password hidden.
+/// Accepts `http://[user:pass@]host:port` or `host:port`; returns it with any credentials
+/// hidden (`http://[redacted]@host:port`).
 fn validate_proxy_url(raw: &str) -> Result<String, String> {
     let with_scheme = if raw.contains("://") {
         raw.to_string()
@@ -161,10 +162,11 @@ fn validate_proxy_url(raw: &str) -> Result<String, String> {
         .filter(|h| !h.is_empty())
         .ok_or("the proxy URL has no host")?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let user = if url.username().is_empty() {
-        String::new()
+    // The user name too: it is half of the credential, and some proxies take a token there.
+    let user = if url.username().is_empty() && url.password().is_none() {
+        ""
     } else {
-        format!("{}:[redacted]@", url.username())
+        "[redacted]@"
     };
     Ok(format!("http://{user}{host}:{port}"))
 }
@@ -318,7 +320,7 @@ mod tests {
     fn proxy_urls_are_validated_and_shown_without_password() {
         assert_eq!(
             validate_proxy_url("http://u:secret@proxy.corp:3128").unwrap(),
-            "http://u:[redacted]@proxy.corp:3128"
+            "http://[redacted]@proxy.corp:3128"
         );
         assert_eq!(
             validate_proxy_url("proxy.corp:8080").unwrap(),

@@ -2,7 +2,7 @@
 //! URL is on, or a credential's IMS host, port 443), tunnel it blind (a `passthrough` pattern),
 //! or refuse it. Never an open proxy: the default is refusal.
 
-use super::ca::LocalCa;
+use super::ca::{Intercepted, LocalCa};
 use super::routes::{same_host, RouteTable};
 use crate::config::{resolve_addr, ConfigError, ForwardConfig};
 use std::net::SocketAddr;
@@ -31,15 +31,25 @@ pub enum Decision {
 }
 
 impl Forward {
+    /// `intercepted`: every host it may terminate TLS for (the routes' public URLs' and
+    /// `ims_hosts`), which the CA must be able to vouch for.
     pub fn build(
         cfg: &ForwardConfig,
         ims_hosts: Vec<String>,
+        intercepted: &[Intercepted],
         previous: Option<&Forward>,
     ) -> Result<Forward, ConfigError> {
         let listen = resolve_addr("forward.listen", &cfg.listen)?;
         let ca = match previous {
-            Some(p) if p.ca.cert_path() == cfg.ca_dir.join("ca.pem") => p.ca.clone(),
-            _ => Arc::new(LocalCa::load_or_create(&cfg.ca_dir)?),
+            // Kept over a reload, unless `ims-proxy ca rotate` replaced it.
+            Some(p) if p.ca.is_current(&cfg.ca_dir) => {
+                p.ca.check_covers(intercepted)?;
+                for w in p.ca.warnings() {
+                    tracing::warn!(ca = %p.ca.cert_path().display(), "{w}");
+                }
+                p.ca.clone()
+            }
+            _ => Arc::new(LocalCa::load_or_create(&cfg.ca_dir, intercepted)?),
         };
         let mut passthrough = Vec::with_capacity(cfg.passthrough.len());
         for (i, p) in cfg.passthrough.iter().enumerate() {

@@ -5,6 +5,7 @@
 use super::stats::RouteStats;
 use crate::adobe::Api;
 use crate::base::headers::RESERVED;
+use crate::base::secret::{has_userinfo, USERINFO_REFUSED};
 use crate::config::{normalise_prefix, ConfigError, RouteConfig};
 use crate::token::Credential;
 use http::uri::{Authority, Scheme};
@@ -32,6 +33,10 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn parse(url: &str) -> Result<Upstream, String> {
+        // First, and without the URL: the refusal must not print the password it refuses.
+        if has_userinfo(url) {
+            return Err(USERINFO_REFUSED.into());
+        }
         let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
         let scheme = match parsed.scheme() {
             "http" => Scheme::HTTP,
@@ -42,7 +47,7 @@ impl Upstream {
             return Err(format!("{url:?} has no host"));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err("credentials in the URL are not allowed".into());
+            return Err(USERINFO_REFUSED.into());
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err("a query or fragment is not allowed in an upstream URL".into());

@@ -3,6 +3,7 @@
 //! snapshot and swaps it in whole; [`Snapshot::build`] is the one place that decides what the
 //! new snapshot keeps of the one it replaces.
 
+use super::ca::Intercepted;
 use super::callers::Callers;
 use super::forward::Forward;
 use super::limits::ConnLimits;
@@ -162,13 +163,19 @@ impl Snapshot {
         let mut forward = match &config.forward {
             None => None,
             Some(f) => {
-                let ims_hosts = credentials
+                let ims_hosts: Vec<String> = credentials
                     .values()
                     .filter_map(|c| c.ims_host())
                     .chain(crate::adobe::SDK_IMS_HOSTS.map(String::from))
                     .collect();
                 check_public_urls(config, &routes)?;
-                let fwd = Forward::build(f, ims_hosts, previous.and_then(|p| p.forward.as_ref()))?;
+                let intercepted = intercepted(&routes, &ims_hosts);
+                let fwd = Forward::build(
+                    f,
+                    ims_hosts,
+                    &intercepted,
+                    previous.and_then(|p| p.forward.as_ref()),
+                )?;
                 // The forward listener has no TLS of its own: callers need keys beyond loopback.
                 check_exposure(config, "forward.listen", fwd.listen, &callers, None)?;
                 Some(fwd)
@@ -282,11 +289,10 @@ impl Snapshot {
             out.push_str(&format!("allowed origins: {}\n", origins.join(", ")));
         }
         if let Some(f) = &self.forward {
-            out.push_str(&format!(
-                "forward: {} (CA {})\n",
-                f.listen,
-                f.ca.cert_path().display()
-            ));
+            out.push_str(&format!("forward: {} (CA {})\n", f.listen, f.ca.describe()));
+            for w in f.ca.warnings() {
+                out.push_str(&format!("warning: {w}\n"));
+            }
             out.push_str(&self.describe_forward(f));
         }
         for (name, c) in &self.credentials {
@@ -381,6 +387,33 @@ impl Snapshot {
         out.push_str("forward refuses every other host: 403 forward_refused\n");
         out
     }
+}
+
+/// The hosts the forward listener may terminate TLS for, each with where it comes from.
+fn intercepted(routes: &[Route], ims_hosts: &[String]) -> Vec<Intercepted> {
+    let mut out: Vec<Intercepted> = Vec::new();
+    let routes = routes.iter().flat_map(|r| {
+        r.public.iter().map(move |public| {
+            (
+                // An IPv6 literal without its brackets, as a certificate names it.
+                public
+                    .authority
+                    .host()
+                    .trim_matches(['[', ']'])
+                    .to_ascii_lowercase(),
+                format!("the public URL of route {}", r.label()),
+            )
+        })
+    });
+    let ims = ims_hosts
+        .iter()
+        .map(|h| (h.clone(), "an IMS host".to_string()));
+    for (host, origin) in routes.chain(ims) {
+        if !out.iter().any(|i| i.host == host) {
+            out.push(Intercepted { host, origin });
+        }
+    }
+    out
 }
 
 /// The forward listener matches intercepted requests by public URL: a preset route whose URL

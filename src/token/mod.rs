@@ -15,7 +15,7 @@ pub mod stub;
 pub use status::{CredentialState, CredentialStatus};
 
 use crate::adobe::Api;
-use crate::base::secret::{read_secret_file, Secret};
+use crate::base::secret::{has_userinfo, read_secret_file, Secret, USERINFO_REFUSED};
 use crate::config::{ConfigError, CredentialConfig, CredentialKind, OutboundConfig};
 use crate::outbound::Outbound;
 use arc_swap::ArcSwapOption;
@@ -626,6 +626,9 @@ fn header_value(key: &str, field: &str, v: &str) -> Result<HeaderValue, ConfigEr
 
 fn ims_url(key: &str, cfg: &CredentialConfig) -> Result<String, ConfigError> {
     let raw = cfg.ims_url.as_deref().unwrap_or(DEFAULT_IMS_URL).trim();
+    if has_userinfo(raw) {
+        return Err(ConfigError::new(format!("{key}.ims_url"), USERINFO_REFUSED));
+    }
     let err = |r: &str| ConfigError::new(format!("{key}.ims_url"), format!("{raw:?} {r}"));
     let url = url::Url::parse(raw).map_err(|_| err("is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

@@ -213,6 +213,11 @@ impl ChildProxy {
         self.addr_from("listening").await
     }
 
+    /// The forward listener's bound address, from its `forward listening` event.
+    pub async fn forward_addr(&self) -> SocketAddr {
+        self.addr_from("forward listening").await
+    }
+
     /// The admin listener's bound address, from its `admin listening` event.
     pub async fn admin_addr(&self) -> SocketAddr {
         self.addr_from("admin listening").await

@@ -84,7 +84,9 @@ impl Cli {
         for v in PROXY_VARS {
             cmd.env_remove(v);
         }
-        cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+        cmd.env_remove("RUST_LOG")
+            .env_remove("IMS_PROXY_CONFIG")
+            .stdin(Stdio::null());
         Cli { cmd, dir: None }
     }
 
@@ -100,6 +102,12 @@ impl Cli {
 
     pub fn env(mut self, key: &str, value: &str) -> Cli {
         self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs it in `dir` (relative paths, the default `proxy.toml`, are looked up there).
+    pub fn current_dir(mut self, dir: &Path) -> Cli {
+        self.cmd.current_dir(dir);
         self
     }
 

@@ -112,3 +112,109 @@ pub async fn send_via(
         body,
     })
 }
+
+/// A certificate for `host` signed with the forward listener's CA key in `ca_dir`, as whoever
+/// stole `ca.key` could make one: the issuer is rebuilt from the key and the CA's name.
+pub fn forged_identity(ca_dir: &Path, host: &str) -> crate::tls::Identity {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let pem = std::fs::read_to_string(ca_dir.join("ca.key")).expect("read ca.key");
+    let ca_key = KeyPair::from_pem(&pem).expect("ca.key");
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-proxy local CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let issuer = ca_params.self_signed(&ca_key).expect("issuer");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec![host.to_string()]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, host);
+    let cert = params.signed_by(&key, &issuer, &ca_key).expect("leaf");
+    crate::tls::Identity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// Which of the machine's TLS clients accept `host`'s certificate from the server at `addr`
+/// when told to trust `ca_pem` alone: curl and Python (OpenSSL), Node (its own OpenSSL). Each
+/// entry is the client and `Ok` or its error.
+pub async fn system_clients_verify(
+    ca_pem: &Path,
+    host: &str,
+    addr: SocketAddr,
+) -> Vec<(&'static str, Result<(), String>)> {
+    let ca = ca_pem.display().to_string();
+    let port = addr.port().to_string();
+    let url = format!("https://{host}:{port}/");
+    let resolve = format!("{host}:{port}:{}", addr.ip());
+    let python = "import socket, ssl, sys\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+        with socket.create_connection(('127.0.0.1', int(sys.argv[3]))) as s:\n\
+        \x20   with ctx.wrap_socket(s, server_hostname=sys.argv[2]):\n\
+        \x20       pass\n";
+    let node = "const tls = require('tls'), fs = require('fs');\n\
+        const [ca, host, port] = process.argv.slice(1);\n\
+        const s = tls.connect({ host: '127.0.0.1', port: +port, servername: host, \
+        ca: fs.readFileSync(ca) }, () => { s.end(); process.exit(0); });\n\
+        s.on('error', e => { console.error(e.message); process.exit(1); });\n";
+    let runs: [(&'static str, &str, Vec<&str>); 3] = [
+        (
+            "curl",
+            "curl",
+            vec![
+                "-sS",
+                "--max-time",
+                "30",
+                "--cacert",
+                &ca,
+                "--resolve",
+                &resolve,
+                &url,
+            ],
+        ),
+        ("python", "python3", vec!["-c", python, &ca, host, &port]),
+        ("node", "node", vec!["-e", node, &ca, host, &port]),
+    ];
+    let mut out = Vec::new();
+    for (name, program, args) in runs {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for v in crate::cli::PROXY_VARS {
+            cmd.env_remove(v);
+        }
+        let got = tokio::time::timeout(DEADLINE, cmd.output())
+            .await
+            .unwrap_or_else(|_| panic!("{name} finishes within 30 s"))
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let result = if got.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&got.stderr).trim().to_string())
+        };
+        out.push((name, result));
+    }
+    out
+}
+
+/// `ims-proxy ca bundle` for the config at `config`, with `SSL_CERT_FILE` set to `roots` when
+/// given: the bundle's path, and the certificates (DER) in it.
+pub fn ca_bundle(config: &Path, roots: Option<&str>) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+    let mut cli = crate::Cli::new().args(["ca", "bundle"]).config_file(config);
+    if let Some(r) = roots {
+        cli = cli.env("SSL_CERT_FILE", r);
+    }
+    let out = cli.run();
+    assert_eq!(out.code, Some(0), "ca bundle: {}", out.stderr);
+    let path = std::path::PathBuf::from(out.stdout.trim());
+    (path.clone(), pem_certs(&path))
+}
+
+/// The certificates (DER) in a PEM file.
+pub fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
+    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    rustls_pemfile::certs(&mut pem.as_slice())
+        .map(|c| c.expect("PEM certificate").to_vec())
+        .collect()
+}

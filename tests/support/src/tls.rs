@@ -145,3 +145,52 @@ impl TestPki {
         Arc::new(cfg)
     }
 }
+
+/// An HTTPS server on 127.0.0.1 presenting `identity` (HTTP/1.1), answering every request
+/// `200 served by <cn>`; it stops when the sender is dropped.
+pub async fn serve_identity(
+    identity: &Identity,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut identity.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("cert pem");
+    let key = rustls_pemfile::private_key(&mut identity.key_pem.as_bytes())
+        .expect("key pem")
+        .expect("a key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server cert");
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    crate::listen(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = b"served";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(reply.as_bytes()).await;
+            let _ = tls.write_all(body).await;
+            let _ = tls.shutdown().await;
+        }
+    })
+    .await
+}
