@@ -476,8 +476,9 @@ impl Outbound {
             }
             // Nothing idle: every connection to the upstream carries a request (the pool's
             // are an h2 upstream's, which never comes here, or the egress proxy's, whose
-            // upstreams never come here either). The connector waits for one of them to
-            // end, and each is let go then rather than kept idle.
+            // upstreams never come here either) or a passthrough tunnel ([`Self::tunnel`]).
+            // The connector waits for one of them to end, and each is let go then rather
+            // than kept idle.
         }
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
