@@ -72,7 +72,9 @@ impl ProxyError {
             | ProxyError::Caller(_)
             | ProxyError::Target(_)
             | ProxyError::Body(_)
-            | ProxyError::Exchange(ExchangeError::CallerBody(_)) => Fault::Caller,
+            | ProxyError::Exchange(ExchangeError::CallerBody(_) | ExchangeError::CallerShare(_)) => {
+                Fault::Caller
+            }
             ProxyError::Token(_) => Fault::Ims,
             ProxyError::Exchange(_) => Fault::Upstream,
         }
@@ -123,6 +125,9 @@ impl ProxyError {
             }
             ProxyError::Exchange(ExchangeError::Busy(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_connection_limit")
+            }
+            ProxyError::Exchange(ExchangeError::CallerShare(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "caller_upstream_share")
             }
             ProxyError::Exchange(ExchangeError::BadFraming(_)) => {
                 (StatusCode::BAD_GATEWAY, "upstream_bad_framing")

@@ -3,6 +3,7 @@
 
 use super::idle::Strikes;
 use crate::base::fds::{self, FdSlot};
+use crate::base::peer::peer_key;
 use crate::state::{ConnLimits, Snapshot};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,18 +43,6 @@ pub struct PeerCounter(Mutex<HashMap<IpAddr, usize>>);
 pub struct PeerSlot {
     counter: Arc<PeerCounter>,
     key: IpAddr,
-}
-
-/// Who counts as one peer: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64, the
-/// smallest network a host is usually given (one host may hold all of its addresses).
-fn peer_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
-    }
 }
 
 impl PeerCounter {
