@@ -12,6 +12,7 @@
 //! slot's is taken. Both are held for a few instructions, never across an `.await`.
 
 use super::breaker::{Reclaim, Upstream};
+use super::wire::Wire;
 use crate::base::error::BoxError;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -55,6 +56,8 @@ pub(super) struct Conn {
     pub tx: SendRequest<BoxBody<Bytes, BoxError>>,
     /// Its breaker entry: whether anyone waits for a connection to this upstream.
     pub upstream: Arc<Upstream>,
+    /// Whether its upstream answered before a request body was written whole.
+    pub wire: Option<Arc<Wire>>,
 }
 
 /// What a slot holds for a request, from [`Affinity::take`].

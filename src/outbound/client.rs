@@ -16,12 +16,15 @@
 use super::affinity::{Affinity, Conn, Held, Registry};
 use super::breaker::{Breaker, Reclaim};
 use super::egress::{Egress, EgressConnector, Via};
+use super::wire::{Tracked, Watching, Wire};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{CaptureConnection, Connection as _, HttpConnector};
@@ -39,7 +42,7 @@ use tower_service::Service as _;
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
-type Connector = HttpsConnector<EgressConnector>;
+type Connector = Watching<HttpsConnector<EgressConnector>>;
 
 type Pool = Client<Connector, RequestBody>;
 
@@ -47,6 +50,8 @@ type Pool = Client<Connector, RequestBody>;
 pub struct Outbound {
     pub egress: Arc<Egress>,
     connector: Connector,
+    /// The connector under TLS, for blind tunnels ([`Outbound::tunnel`]).
+    dialer: EgressConnector,
     pool_idle_timeout: Duration,
     /// Identifies this outbound (and its clones) in each thread's pool list; when the last
     /// clone is dropped (a reload replaced it), the threads' pools for it are dropped lazily.
@@ -122,14 +127,33 @@ impl Answer<'_> {
 
     /// The response is passed on: its connection carries the caller's next request once
     /// this body has been read.
+    /// Unless the upstream answered before the request body was written whole ([`Wire`]):
+    /// then the connection carries nothing more, and closes once both are done.
     pub fn keep(self) -> Response<Incoming> {
-        if let Lease::Affine {
-            slot,
-            registry,
-            conn,
-        } = self.lease
-        {
-            slot.put(conn, registry);
+        match self.lease {
+            Lease::Affine {
+                slot,
+                registry,
+                conn,
+            } => {
+                if conn.wire.as_ref().is_some_and(|w| w.answered_early()) {
+                    answered_early();
+                    drop(conn);
+                } else {
+                    slot.put(conn, registry);
+                }
+            }
+            Lease::Pool(captured) => {
+                let wire = self.response.extensions().get::<Arc<Wire>>();
+                if wire.is_some_and(|w| w.answered_early()) {
+                    answered_early();
+                    if let Some(c) = captured.as_ref() {
+                        if let Some(c) = c.connection_metadata().as_ref() {
+                            c.poison();
+                        }
+                    }
+                }
+            }
         }
         self.response
     }
@@ -144,6 +168,13 @@ impl Answer<'_> {
             }
         }
     }
+}
+
+fn answered_early() {
+    tracing::debug!(
+        "the upstream answered before the request body was written whole: its connection \
+         carries no other request"
+    );
 }
 
 /// [`Outbound::request`]'s future.
@@ -202,16 +233,17 @@ impl Outbound {
                 h2: Mutex::default(),
             })
         });
-        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
+        let dialer = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(dialer.clone());
         Ok(Outbound {
             egress,
-            connector: https,
+            connector: Watching(https),
+            dialer,
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
             affine,
@@ -271,6 +303,12 @@ impl Outbound {
         // To poison the connection should its response be refused: hyper-util would
         // otherwise pool it (the body may already have been read whole).
         let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
+        let req = if req.body().is_end_stream() {
+            req
+        } else {
+            let on = captured.clone();
+            req.map(|body| Tracked::pooled(body, on).boxed())
+        };
         ResponseFuture(Pending::Pool {
             response: self.with_pool(|pool| pool.request(req)),
             captured: Some(captured),
@@ -333,7 +371,13 @@ impl Outbound {
                     }
                 }
             }
-            match conn.tx.try_send_request(req).await {
+            let tracked = if req.body().is_end_stream() {
+                req
+            } else {
+                let wire = conn.wire.clone();
+                req.map(|body| Tracked::on(body, wire).boxed())
+            };
+            match conn.tx.try_send_request(tracked).await {
                 Ok(response) => {
                     return Ok(Answer {
                         response,
@@ -405,6 +449,7 @@ impl Outbound {
             // Dropped here, permit and all, before the pool opens its own.
             return Ok(None);
         }
+        let wire = io.wire();
         let (tx, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
@@ -423,8 +468,39 @@ impl Outbound {
             authority: authority.clone(),
             tx,
             upstream,
+            wire,
         };
         Ok(Some((conn, false)))
+    }
+
+    /// A connection to `host:port` for a blind tunnel (`forward.passthrough`), opened as every
+    /// outbound connection is: admitted by the breaker (the per-upstream cap, counted as
+    /// `https://host:port`, and a file descriptor from the budget, both held until it closes)
+    /// and through the egress proxy's CONNECT when one applies. No TLS: the tunnel carries the
+    /// caller's own.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send, OutboundError>
+    {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let dst = Uri::builder()
+            .scheme(Scheme::HTTPS)
+            .authority(format!("{host}:{port}"))
+            .path_and_query("/")
+            .build()
+            .map_err(|e| OutboundError::Connect(e.into()))?;
+        let mut dialer = self.dialer.clone();
+        std::future::poll_fn(|cx| dialer.poll_ready(cx))
+            .await
+            .map_err(OutboundError::Connect)?;
+        let io = dialer.call(dst).await.map_err(OutboundError::Connect)?;
+        Ok(hyper_util::rt::TokioIo::new(io))
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel

@@ -5,7 +5,8 @@ mod affinity;
 mod breaker;
 mod client;
 mod egress;
+mod wire;
 
 pub use affinity::Affinity;
-pub use breaker::UpstreamBusy;
+pub use breaker::{NoDescriptors, UpstreamBusy};
 pub use client::{Answer, Outbound, OutboundError, RequestBody};

@@ -5,7 +5,7 @@
 //! bodies otherwise.
 
 use super::access_log::AccessLog;
-use super::admit::AdmitError;
+use super::admit::{AdmitError, Oversized};
 use super::ctx::Ctx;
 use super::exchange::ExchangeError;
 use super::rewrite::{TokenUnavailable, UpstreamTrailers};
@@ -87,8 +87,12 @@ impl ProxyError {
                 AdmitError::Connect | AdmitError::Trace => {
                     (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
                 }
-                AdmitError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
-                AdmitError::HeadersTooLarge { .. } | AdmitError::TooManyHeaders { .. } => (
+                AdmitError::UriTooLong { .. } | AdmitError::Oversized(Oversized::Target { .. }) => {
+                    (StatusCode::URI_TOO_LONG, "uri_too_long")
+                }
+                AdmitError::HeadersTooLarge { .. }
+                | AdmitError::TooManyHeaders { .. }
+                | AdmitError::Oversized(_) => (
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "headers_too_large",
                 ),
@@ -142,7 +146,7 @@ impl ProxyError {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            ProxyError::Admit(AdmitError::Framing(_))
+            ProxyError::Admit(AdmitError::Framing(_) | AdmitError::Oversized(_))
                 | ProxyError::Target(TargetError::DeclaredTooLarge { .. })
                 | ProxyError::Body(_)
                 | ProxyError::Exchange(ExchangeError::CallerBody(_))
