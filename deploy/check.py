@@ -26,8 +26,8 @@ and kubernetes-validate and builds the binary first).
    secret files it names supplied from the Secret / compose secret / LoadCredential example
    (placeholders replaced by stand-ins, as a user's values would be); and each client key file
    still holding the example's placeholder is refused by `ims-proxy check`.
-6. compose.yaml validates with `docker-compose config` (Compose's own schema) where
-   docker-compose is installed.
+6. compose.yaml and compose-fleet.yaml validate with `docker-compose config` (Compose's own
+   schema) where docker-compose is installed.
 7. The systemd unit passes `systemd-analyze verify` with no warning, and its offline
    `systemd-analyze security` exposure stays at or below 2.0 (skipped without systemd-analyze).
 
@@ -369,6 +369,9 @@ def stand_in(content, f, tmp):
     # A key file must parse, so a fresh key.
     if f.endswith(".pem"):
         return private_key_pem(tmp)
+    # A [shared] seal key must be 32 bytes: a fresh one, as `openssl rand -hex 32`.
+    if "seal-key" in f:
+        return os.urandom(32).hex()
     return content.replace("REPLACE_WITH_", "example-")
 
 
@@ -432,37 +435,38 @@ def run_proxy_checks(binary, tmp):
                 refused_placeholders.append(label)
 
 
-def compose_checks(docs):
-    path = DEPLOY / "compose.yaml"
+def compose_checks(docs, name):
+    path = DEPLOY / name
     compose = docs.get(path, [None])[0]
     if not compose:
-        fail("deploy/compose.yaml is missing")
+        fail(f"deploy/{name} is missing")
         return
     secrets = compose.get("secrets", {})
     svc = compose["services"].get("ims-proxy")
     if not svc:
-        fail("compose.yaml: no service ims-proxy")
+        fail(f"{name}: no service ims-proxy")
         return
     for k, want in (("read_only", True), ("cap_drop", ["ALL"])):
         if svc.get(k) != want:
-            fail(f"compose.yaml: ims-proxy {k} must be {want}")
+            fail(f"{name}: ims-proxy {k} must be {want}")
     config_text = None
     for v in svc.get("volumes", []):
         src, _, rest = v.partition(":")
         if rest.split(":")[0] == "/etc/ims-proxy":
-            config_text = (DEPLOY / src / "proxy.toml").read_text()
+            config_dir = DEPLOY / src
+            config_text = (config_dir / "proxy.toml").read_text()
     if config_text is None:
-        fail("compose.yaml: ims-proxy mounts no directory at /etc/ims-proxy")
+        fail(f"{name}: ims-proxy mounts no directory at /etc/ims-proxy")
         return
     files = {}
     for s in svc.get("secrets", []):
-        name = s if isinstance(s, str) else s["source"]
-        src = DEPLOY / secrets[name]["file"]
+        secret = s if isinstance(s, str) else s["source"]
+        src = DEPLOY / secrets[secret]["file"]
         example = src.with_name(src.name + ".example")
         if not src.exists() and not example.exists():
-            fail(f"compose.yaml: secret {name}: neither {rel(src)} nor {rel(example)} exists")
+            fail(f"{rel(path)}: secret {secret}: neither {rel(src)} nor {rel(example)} exists")
             continue
-        files[name] = (src if src.exists() else example).read_text()
+        files[secret] = (src if src.exists() else example).read_text()
     compose_cli = shutil.which("docker-compose")
     if compose_cli:
         # Validates against Compose's schema (unknown keys are errors); needs no daemon.
@@ -470,12 +474,12 @@ def compose_checks(docs):
                            text=True)
         out = (r.stdout + r.stderr).strip()
         if r.returncode != 0 or out:
-            fail(f"compose.yaml: docker-compose config: {out or r.returncode}")
+            fail(f"{name}: docker-compose config: {out or r.returncode}")
         else:
-            notes.append("compose schema ok")
+            notes.append(f"{name} schema ok")
     else:
         notes.append("docker-compose not found: compose schema not checked")
-    proxy_toml_checks.append(("deploy/compose/etc/proxy.toml", config_text,
+    proxy_toml_checks.append((f"{rel(config_dir)}/proxy.toml", config_text,
                               {"/run/secrets": files}))
 
 
@@ -560,7 +564,9 @@ def main():
                 fail(f"{rel(p)} is in no kustomization, so nothing validates it")
         if rendered_files:
             validate(rendered_files)
-        compose_checks(docs)
+        # The gateway beside a client, and the gateway as a fleet with Redis.
+        for name in ("compose.yaml", "compose-fleet.yaml"):
+            compose_checks(docs, name)
         systemd_checks(binary, tmp)
         run_proxy_checks(binary, tmp)
         notes.append(f"{len(refused_placeholders)} placeholder client keys refused")

@@ -17,6 +17,8 @@
 //!   one stage per file over one per-request context.
 //! - [`state`] is what requests read: the [`Snapshot`] built from the config (routes, callers,
 //!   shaping, listener TLS), swapped whole on reload.
+//! - [`fleet`] makes the decisions replicas share (rate limits, upstream 429 cool-downs):
+//!   in-process, or on Redis with `[shared]`.
 //! - [`token`] gets, caches and refreshes each credential's IMS token, beside the request path.
 //! - [`outbound`] is the one pooled HTTP client for upstreams and IMS; [`body`] wraps bodies
 //!   (observing, limiting, keeping for a replay).
@@ -34,6 +36,7 @@ pub(crate) mod base;
 pub(crate) mod body;
 pub mod cli;
 pub mod config;
+pub(crate) mod fleet;
 pub(crate) mod logfmt;
 pub mod metrics;
 pub(crate) mod outbound;

@@ -31,6 +31,9 @@ pub const UPSTREAM_401_REPLAYS: &str = "ims_proxy_upstream_401_replays_total";
 pub const UPSTREAM_REFUSALS: &str = "ims_proxy_upstream_refusals_total";
 pub const RATE_LIMITED: &str = "ims_proxy_rate_limited_total";
 pub const RATE_LIMIT_QUEUED: &str = "ims_proxy_rate_limit_queued";
+pub const QUOTA_LIMITED: &str = "ims_proxy_quota_limited_total";
+pub const COOL_DOWNS: &str = "ims_proxy_upstream_cool_downs_total";
+pub const COOL_DOWN_REFUSED: &str = "ims_proxy_cool_down_refused_total";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
 pub const SITE_REFUSED: &str = "ims_proxy_site_refused_total";
 pub const BUILD_INFO: &str = "ims_proxy_build_info";
@@ -158,6 +161,18 @@ fn describe() {
         "Requests refused with 429 rate_limited by the proxy's own limits"
     );
     describe_counter!(
+        QUOTA_LIMITED,
+        "Requests refused with 429 quota_exceeded by their credential's quota"
+    );
+    describe_counter!(
+        COOL_DOWNS,
+        "Cool-downs started by an upstream 429, by credential and upstream host"
+    );
+    describe_counter!(
+        COOL_DOWN_REFUSED,
+        "Requests answered locally with 429 upstream_throttled during a cool-down"
+    );
+    describe_counter!(
         FORWARD_REFUSED,
         "CONNECT requests the forward listener refused (a host no route serves)"
     );
@@ -235,6 +250,18 @@ pub fn upstream_refusal(route: &str, status: u16) {
 pub fn declare_route_limits(route: &str) {
     metrics::counter!(RATE_LIMITED, "route" => route.to_string()).increment(0);
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(0.0);
+}
+
+/// The series of a credential that sets `quota`.
+pub fn declare_quota(credential: &str) {
+    metrics::counter!(QUOTA_LIMITED, "credential" => credential.to_string()).increment(0);
+}
+
+/// The series of a credential whose upstream 429s start cool-downs, for one upstream host.
+pub fn declare_cool_down(credential: &str, host: &str) {
+    metrics::counter!(COOL_DOWN_REFUSED, "credential" => credential.to_string()).increment(0);
+    metrics::counter!(COOL_DOWNS, "credential" => credential.to_string(), "host" => host.to_string())
+        .increment(0);
 }
 
 /// The series of a credential that gets its tokens from IMS (a static token is never
@@ -401,6 +428,19 @@ pub fn rate_limited(route: &str) {
 
 pub fn rate_limit_queued(route: &str, delta: f64) {
     metrics::gauge!(RATE_LIMIT_QUEUED, "route" => route.to_string()).increment(delta);
+}
+
+pub fn quota_limited(credential: &str) {
+    metrics::counter!(QUOTA_LIMITED, "credential" => credential.to_string()).increment(1);
+}
+
+pub fn cool_down_started(credential: &str, host: &str) {
+    metrics::counter!(COOL_DOWNS, "credential" => credential.to_string(), "host" => host.to_string())
+        .increment(1);
+}
+
+pub fn cool_down_refused(credential: &str) {
+    metrics::counter!(COOL_DOWN_REFUSED, "credential" => credential.to_string()).increment(1);
 }
 
 /// A listener's refusal series at zero; `host`: whether it checks `Host` (not in tunnels).

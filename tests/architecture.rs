@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::Path;
 
-/// Imports flow one way: base → config → body/outbound → token → state → pipeline → server
+/// Imports flow one way: base → config → body/outbound → fleet → token → state → pipeline → server
 /// → app → cli, so each layer can be read, tested and changed without the ones above it.
 /// `(top-level module, rank, only)`: a module may use its own top-level module and every
 /// module of a lower rank; where `only` is set, exactly the modules it lists instead.
@@ -29,12 +29,15 @@ const LAYERS: &[(&str, u8, Option<&[&str]>)] = &[
     ("sandbox", 1, Some(&["base", "adobe", "logfmt", "metrics"])),
     ("body", 2, None),
     ("outbound", 2, None),
-    ("token", 3, None),
-    ("state", 4, None),
-    ("pipeline", 5, None),
-    ("server", 6, None),
-    ("app", 7, None),
-    ("cli", 8, None),
+    // What replicas share (in-process, or on Redis with `[shared]`): below token and state,
+    // which decide through it.
+    ("fleet", 3, None),
+    ("token", 4, None),
+    ("state", 5, None),
+    ("pipeline", 6, None),
+    ("server", 7, None),
+    ("app", 8, None),
+    ("cli", 9, None),
 ];
 
 /// How the crate root (src/lib.rs) is named in the graph and in messages.
@@ -602,7 +605,7 @@ fn a_use_against_the_layer_order_is_reported() {
     let all = findings.layering.join("\n");
     assert_eq!(findings.layering.len(), 3, "{all}");
     assert!(
-        all.contains("config uses state (rank 4), but config (rank 1)"),
+        all.contains("config uses state (rank 5), but config (rank 1)"),
         "{all}"
     );
     assert!(

@@ -110,7 +110,7 @@ async fn secrets_and_tokens_never_appear_in_trace_level_logs() {
                 .api("cloud-manager"),
         );
     let path = ims.file("proxy.toml", &config.toml());
-    let mut child = tokio::process::Command::from(
+    let child = tokio::process::Command::from(
         Cli::new()
             .config_file(&path)
             .args(["--log-format", "text"])

@@ -248,3 +248,54 @@ async fn the_demo_prints_admin_commands_that_answer() {
     assert_eq!(got.status, 200);
     assert!(got.text().contains("/oauth/campaign"), "{}", got.text());
 }
+
+#[tokio::test]
+async fn the_sandbox_quota_and_the_proxys_cool_down_rehearse_adobes_throttle_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds_arg = dir.path().join("creds").display().to_string();
+    let sandbox = spawn(&[
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--credentials-dir",
+        &creds_arg,
+        "--quota",
+        "1/s",
+    ]);
+    let out = sandbox.stdout_until("stats: ", STARTUP).await;
+    assert_eq!(value(&out, "quota"), "1/s per credential");
+    let mut config = Config::load(std::path::Path::new(value(&out, "proxy_config"))).expect("load");
+    config.server.listen = "127.0.0.1:0".into();
+    config.admin.listen = None;
+    let p = ims_proxy::start(&config).await.expect("proxy");
+    let path = "/oauth/campaign/profileAndServices/profile";
+    // Sent one after the other: the second within the sandbox's second meets its 429.
+    let throttled = poll(STARTUP, || async {
+        let got = get(&proxy_url(&p, path)).await;
+        (got.status == 429).then_some((got, std::time::Instant::now()))
+    })
+    .await
+    .expect("the sandbox never throttled");
+    let (adobe, at) = throttled;
+    assert_eq!(
+        adobe.json()["error_code"],
+        "429050",
+        "Adobe's 429 passes through"
+    );
+    assert_eq!(adobe.header("retry-after"), Some("1"));
+    let local = get(&proxy_url(&p, path)).await;
+    let in_time = at.elapsed() < Duration::from_millis(900);
+    let stats = get(value(&out, "stats")).await.json();
+    let client_id = value(&out, "client_id");
+    if in_time {
+        assert_eq!(local.status, 429);
+        assert_eq!(local.json()["error_code"], "upstream_throttled");
+        // The proxy's one throttled request reached the sandbox; its local answer did not.
+        assert_eq!(stats["throttled"][client_id], 1);
+    }
+    let grants = stats["grants"][client_id].as_u64().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&grants),
+        "{grants} tokens for the proxy's two credentials"
+    );
+}

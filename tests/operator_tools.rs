@@ -64,6 +64,15 @@ fn fresh_config(ims: &FakeUpstream, api: &FakeUpstream, more: &[Route]) -> Proxy
                 .api("cloud-manager")
                 .upstream(api.url())
                 .credential("adobe"),
+        )
+        .credential(format!(
+            "{}quota = {{ per_second = 50 }}",
+            support::config::static_credential("quoted")
+        ))
+        .route(
+            Route::new("/quoted")
+                .upstream(api.url())
+                .credential("quoted"),
         );
     more.iter().cloned().fold(base, ProxyToml::route)
 }
@@ -123,6 +132,15 @@ async fn a_fresh_proxy_shows_every_documented_series_at_zero_before_any_request(
     }
     zero("ims_proxy_rate_limited_total", &[("route", "/one")]);
     zero("ims_proxy_rate_limit_queued", &[("route", "/one")]);
+    zero("ims_proxy_quota_limited_total", &[("credential", "quoted")]);
+    zero(
+        "ims_proxy_cool_down_refused_total",
+        &[("credential", "adobe")],
+    );
+    zero(
+        "ims_proxy_upstream_cool_downs_total",
+        &[("credential", "adobe"), ("host", "127.0.0.1")],
+    );
     zero("ims_proxy_forward_refused_total", &[]);
     zero("ims_proxy_open_connections", &[]);
     // A route without limits cannot refuse or queue: no series to watch there.

@@ -591,6 +591,46 @@ async fn a_second_route_on_api_lets_a_raw_tool_follow_cloud_managers_root_relati
     assert_eq!(program.json()["_links"]["self"]["href"], link);
 }
 
+#[tokio::test]
+async fn with_a_quota_each_credential_over_it_gets_adobes_429_with_retry_after() {
+    let s = start_sandbox_with(|s| s.with_quota(1)).await;
+    let token = s.oauth_token().await;
+    let mut bearer = String::new();
+    let headers = auth(&token, &mut bearer);
+    let first = s.call("GET", CAMPAIGN, &headers, "").await;
+    assert_eq!(first.status, 200);
+    let second = s.call("GET", CAMPAIGN, &headers, "").await;
+    assert_eq!(second.status, 429);
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert_eq!(second.header("content-type"), Some("application/json"));
+    assert_eq!(
+        second.json(),
+        serde_json::json!({"error_code": "429050", "message": "Too many requests"})
+    );
+    // Another credential has a quota of its own.
+    let other = s
+        .call("GET", CAMPAIGN, &[("x-api-key", "someone-else")], "")
+        .await;
+    assert_eq!(other.status, 401);
+}
+
+#[tokio::test]
+async fn the_sandbox_counts_token_grants_per_client_id() {
+    let s = start_sandbox_with(|s| s.with_quota(1)).await;
+    s.oauth_token().await;
+    s.oauth_token().await;
+    let mut bearer = String::new();
+    let token = s.oauth_token().await;
+    let headers = auth(&token, &mut bearer);
+    s.call("GET", CAMPAIGN, &headers, "").await;
+    s.call("GET", CAMPAIGN, &headers, "").await;
+    let stats = s.call("GET", "/_sandbox/stats", &[], "").await.json();
+    let id = &identity().client_id;
+    assert_eq!(stats["grants"][id], 3);
+    assert_eq!(stats["throttled"][id], 1);
+    assert_eq!(s.sandbox.ims().grants().get(id), Some(&3));
+}
+
 /// `ims-proxy check --online` on the sandbox's written config (OAuth routes), with `edit`
 /// applied to it.
 async fn check_online(s: &Local, edit: impl Fn(String) -> String) -> support::cli::Output {

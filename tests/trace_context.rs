@@ -96,20 +96,6 @@ async fn each_started_trace_has_its_own_trace_id() {
     assert_ne!(ids[0], ids[1]);
 }
 
-/// The access log event (JSON) of the request with `x-request-id: id`, once it is written
-/// (when the response body has ended, which may be just after the client has read it).
-async fn access_line(logs: &logs::LogCapture, id: &str) -> serde_json::Value {
-    let find = || {
-        logs.text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|e| e["target"] == "ims_proxy::access" && e["request_id"] == id)
-    };
-    poll(Duration::from_secs(10), || std::future::ready(find()))
-        .await
-        .unwrap_or_else(|| panic!("no access line for {id} in {}", logs.text()))
-}
-
 #[tokio::test]
 async fn the_access_log_names_the_callers_trace_id() {
     let logs = logs::capture_trace();
@@ -120,7 +106,7 @@ async fn the_access_log_names_the_callers_trace_id() {
         .headers(&[("traceparent", VALID), ("x-request-id", id)])
         .send()
         .await;
-    let line = access_line(&logs, id).await;
+    let line = logs.access_line(id).await;
     assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
@@ -138,7 +124,7 @@ async fn the_access_log_names_the_trace_id_the_proxy_started() {
         .to_str()
         .unwrap_or("")
         .to_string();
-    let line = access_line(&logs, id).await;
+    let line = logs.access_line(id).await;
     assert_eq!(line["trace_id"], parts(&sent).0);
 }
 
@@ -153,7 +139,7 @@ async fn a_request_the_proxy_refuses_still_has_a_trace_id_in_the_access_log() {
         .send()
         .await;
     assert_eq!(got.status, 404);
-    let line = access_line(&logs, id).await;
+    let line = logs.access_line(id).await;
     assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 

@@ -79,8 +79,21 @@ pub struct SandboxArgs {
     /// the next start, so the credentials stay the same. Default: <temp dir>/ims-proxy-sandbox.
     #[arg(long)]
     pub credentials_dir: Option<PathBuf>,
+    /// Throttle each credential's API requests as Adobe's gateway does: over `N/s` (N at
+    /// once), 429 with `Retry-After` and error_code 429050. Tokens granted per client id are at
+    /// GET /_sandbox/stats.
+    #[arg(long, value_name = "N/s", value_parser = parse_quota)]
+    pub quota: Option<u32>,
     #[command(flatten)]
     pub ims: ImsBehaviour,
+}
+
+fn parse_quota(s: &str) -> Result<u32, String> {
+    let n = s.strip_suffix("/s").unwrap_or(s);
+    match n.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected requests per second, e.g. `20/s`".into()),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +126,10 @@ pub async fn run(
         // RSA key generation takes a while; keep it off the runtime's workers.
         tokio::task::spawn_blocking(move || Identity::load_or_create(&dir)).await??
     };
-    let sandbox = Sandbox::new(identity).map_err(CommandError::Register)?;
+    let mut sandbox = Sandbox::new(identity).map_err(CommandError::Register)?;
+    if let Some(n) = args.quota {
+        sandbox = sandbox.with_quota(n);
+    }
     sandbox.ims().set_knobs(args.ims.knobs());
     let local = sandbox
         .start(args.listen)
@@ -129,6 +145,10 @@ pub async fn run(
     out("# Cloud Manager and Privacy Service. Plain HTTP: for loopback and tests only.\n");
     out(&sandbox.identity().describe(&url, &dir));
     out(&format!("proxy_config: {}\n", config_path.display()));
+    if let Some(n) = args.quota {
+        out(&format!("quota: {n}/s per credential\n"));
+    }
+    out(&format!("stats: {url}{}\n", crate::sandbox::STATS_PATH));
     out(&format!(
         "# try: ims-proxy run --config {}\n",
         config_path.display()

@@ -16,7 +16,7 @@ mod tracing;
 mod validate;
 
 pub use callers::CallerConfig;
-pub use credentials::{CredentialConfig, CredentialKind};
+pub use credentials::{CredentialConfig, CredentialKind, OnUpstream429};
 pub use error::ConfigError;
 pub use file::{key_path, Config};
 pub use forward::{ForwardConfig, ImsEndpointConfig};

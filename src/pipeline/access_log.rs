@@ -110,6 +110,7 @@ impl Observer for AccessLog {
             duration_us = micros(duration),
             upstream_us = ctx.upstream_time.map(micros),
             completed,
+            cool_down = ctx.cool_down,
             "request"
         );
         super::span::record(ctx, route, self.status, self.fault);

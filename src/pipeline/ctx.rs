@@ -56,6 +56,8 @@ pub struct Ctx {
     /// The request's place in its caller's share of the upstream's connections
     /// (`client.max_in_flight_per_caller`), held until the response body ends.
     pub share: Option<Share>,
+    /// An upstream 429 cool-down: `started` by this response, or answered `local`ly.
+    pub cool_down: Option<&'static str>,
 }
 
 impl Ctx {
@@ -86,6 +88,7 @@ impl Ctx {
             upload: None,
             permit: None,
             share: None,
+            cool_down: None,
         }
     }
 }

@@ -11,14 +11,14 @@ use crate::body::{keep, BodyError, KeptBody, Paced, Progress};
 use crate::outbound::{
     Affinity, Answer, CallerKey, CallerShare, OutboundError, RequestBody, UpstreamBusy,
 };
-use crate::state::Snapshot;
+use crate::state::{Snapshot, DEFAULT_COOL_DOWN};
 use crate::token::Credential;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -98,12 +98,54 @@ pub async fn send(
         }
         other => other?,
     };
-    match stale {
+    let resp = match stale {
         Some(stale) if resp.status() == StatusCode::UNAUTHORIZED && credential.is_managed() => {
-            replay_after_401(snap, resp, replay, stale, credential, ctx).await
+            replay_after_401(snap, resp, replay, stale, credential, ctx).await?
         }
-        _ => Ok(resp),
+        _ => resp,
+    };
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        cool_down_after_429(snap, resp.headers(), target, ctx);
     }
+    Ok(resp)
+}
+
+/// The upstream throttled this credential: until its `Retry-After` has passed, the credential's
+/// requests to that host are answered here, so callers stop prolonging the throttle. The 429
+/// itself passes through untouched.
+fn cool_down_after_429(snap: &Snapshot, headers: &HeaderMap, target: &Target<'_>, ctx: &mut Ctx) {
+    let Some(cool_down) = &target.route.cool_down else {
+        return;
+    };
+    let asked = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| retry_after(v, SystemTime::now()));
+    let length = asked.unwrap_or(DEFAULT_COOL_DOWN).min(cool_down.max);
+    if length.is_zero() {
+        return;
+    }
+    snap.fleet.start_cooldown(&cool_down.key, length);
+    crate::metrics::cool_down_started(&target.route.credential.name, &cool_down.key.host);
+    ctx.cool_down = Some("started");
+    tracing::warn!(
+        credential = %target.route.credential.name,
+        host = %cool_down.key.host,
+        seconds = length.as_secs_f64(),
+        retry_after_given = asked.is_some(),
+        "upstream answered 429: its requests are answered locally until the cool-down ends"
+    );
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): whole seconds, or an HTTP date (a date already past is
+/// zero). `None` when it is neither.
+pub fn retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a long time": the cap applies.
+        return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The upstream rejected the token: send the request again with a new one, once, when its body
@@ -265,4 +307,35 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &'static str, now: SystemTime) -> Option<Duration> {
+        retry_after(&HeaderValue::from_static(v), now)
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Dec 2026 16:00:00 GMT").unwrap();
+        assert_eq!(parse("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(parse(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse("Sun, 06 Dec 2026 16:00:07 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse("Sun, 06 Dec 2026 15:59:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(parse("-1", now), None);
+        assert_eq!(parse("soon", now), None);
+        assert_eq!(parse("", now), None);
+    }
 }

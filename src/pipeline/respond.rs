@@ -67,6 +67,8 @@ impl Fault {
 impl ProxyError {
     pub fn fault(&self) -> Fault {
         match self {
+            // Adobe's throttle, answered for it.
+            ProxyError::Target(TargetError::CoolingDown { .. }) => Fault::Upstream,
             ProxyError::Admit(_)
             | ProxyError::Site(_)
             | ProxyError::Caller(_)
@@ -111,6 +113,12 @@ impl ProxyError {
                     (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
                 }
                 TargetError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                TargetError::QuotaExceeded { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded")
+                }
+                TargetError::CoolingDown { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "upstream_throttled")
+                }
                 TargetError::AbsoluteForm
                 | TargetError::ClimbsAboveBase
                 | TargetError::Unusable(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -153,7 +161,10 @@ impl ProxyError {
     pub fn to_response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
         let (status, code) = self.status_and_code();
         let mut resp = error_response(status, code, &self.to_string(), request_id);
-        if let ProxyError::Target(TargetError::RateLimited { retry_after, .. }) = self {
+        if let Some(retry_after) = match self {
+            ProxyError::Target(e) => e.retry_after(),
+            _ => None,
+        } {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after.as_secs()),

@@ -4,7 +4,7 @@
 
 use super::ctx::Ctx;
 use super::intercept::Intercepted;
-use crate::state::{AccessError, Caller, Route, Snapshot};
+use crate::state::{AccessError, Caller, Refused, RefusedBy, Route, Snapshot};
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Request, Version};
@@ -34,10 +34,36 @@ pub enum TargetError {
         route: String,
         retry_after: Duration,
     },
+    /// The credential's `quota`, shared by all its routes.
+    #[error("credential {credential} is over its quota; retry after {} s", retry_after.as_secs())]
+    QuotaExceeded {
+        credential: String,
+        retry_after: Duration,
+    },
+    /// The upstream answered 429 to this credential: nothing goes to it until its
+    /// `Retry-After` has passed.
+    #[error("{host} throttled credential {credential} (429); nothing is sent to it for {} s more", retry_after.as_secs())]
+    CoolingDown {
+        credential: String,
+        host: String,
+        retry_after: Duration,
+    },
     #[error("dot-segments may not climb above the route's base path")]
     ClimbsAboveBase,
     #[error("request target: {0}")]
     Unusable(String),
+}
+
+impl TargetError {
+    /// What the answer's `Retry-After` says, for the refusals that have one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TargetError::RateLimited { retry_after, .. }
+            | TargetError::QuotaExceeded { retry_after, .. }
+            | TargetError::CoolingDown { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 pub async fn resolve<'s, B>(
@@ -69,15 +95,24 @@ pub async fn resolve<'s, B>(
         snap.callers.authorize(&who, &route.prefix)?;
     }
     check_declared_length(req.headers(), route.max_body_size)?;
-    if let Some(limiter) = snap.shaping.get(&route.prefix) {
-        let permit = limiter
-            .acquire()
-            .await
-            .map_err(|r| TargetError::RateLimited {
-                route: route.label().to_string(),
-                retry_after: r.retry_after,
-            })?;
-        ctx.permit = Some(permit);
+    let cool_down = route.cool_down.as_ref().map(|c| &c.key);
+    match snap.shaping.get(&route.prefix) {
+        Some(limiter) => {
+            let permit = limiter
+                .acquire(&snap.fleet, cool_down)
+                .await
+                .map_err(|r| refused(route, r, ctx))?;
+            ctx.permit = Some(permit);
+        }
+        None => {
+            if let Some(remaining) = cool_down.and_then(|k| snap.fleet.cooldown(k)) {
+                return Err(refused(
+                    route,
+                    Refused::new(RefusedBy::CoolDown, remaining),
+                    ctx,
+                ));
+            }
+        }
     }
     let path_and_query = route
         .upstream_path_and_query(rest, req.uri().query())
@@ -91,6 +126,32 @@ pub async fn resolve<'s, B>(
         .build()
         .map_err(|e| TargetError::Unusable(e.to_string()))?;
     Ok(Target { route, uri })
+}
+
+fn refused(route: &Route, r: Refused, ctx: &mut Ctx) -> TargetError {
+    let credential = &route.credential.name;
+    match r.by {
+        RefusedBy::Route => TargetError::RateLimited {
+            route: route.label().to_string(),
+            retry_after: r.retry_after,
+        },
+        RefusedBy::Quota => {
+            crate::metrics::quota_limited(credential);
+            TargetError::QuotaExceeded {
+                credential: credential.clone(),
+                retry_after: r.retry_after,
+            }
+        }
+        RefusedBy::CoolDown => {
+            crate::metrics::cool_down_refused(credential);
+            ctx.cool_down = Some("local");
+            TargetError::CoolingDown {
+                credential: credential.clone(),
+                host: route.upstream.authority.host().to_string(),
+                retry_after: r.retry_after,
+            }
+        }
+    }
 }
 
 /// Refuses a request whose `Content-Length` already exceeds `limit`.

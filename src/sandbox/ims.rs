@@ -132,6 +132,8 @@ struct Inner {
     calls: AtomicUsize,
     tokens: Mutex<HashMap<String, TokenInfo>>,
     revoked: Mutex<HashSet<String>>,
+    /// Tokens granted, by client id.
+    grants: Mutex<HashMap<String, usize>>,
 }
 
 /// The fake IMS; cheap to clone, all clones share state.
@@ -211,6 +213,12 @@ impl FakeIms {
         }
         let info = lock(&self.inner.tokens).get(token).cloned()?;
         (SystemTime::now() < info.expires_at).then_some(info)
+    }
+
+    /// Tokens granted so far, by client id: what Adobe counts when it throttles an
+    /// integration that "generates too many access tokens".
+    pub fn grants(&self) -> HashMap<String, usize> {
+        lock(&self.inner.grants).clone()
     }
 
     /// Every token issued so far, valid, expired or revoked.
@@ -522,6 +530,9 @@ impl FakeIms {
             b64(payload.to_string().as_bytes()),
             b64(&signature)
         );
+        *lock(&self.inner.grants)
+            .entry(reg.client_id.clone())
+            .or_default() += 1;
         lock(&self.inner.tokens).insert(
             token.clone(),
             TokenInfo {

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ims;
 pub mod privacy;
 pub mod serve;
+pub mod throttle;
 
 use bytes::Bytes;
 use http::Request;
@@ -24,6 +25,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// Where tests (and operators rehearsing) read [`Sandbox::stats`]; no Adobe path starts so.
+pub const STATS_PATH: &str = "/_sandbox/stats";
 
 struct Apis {
     campaign: campaign::Campaign,
@@ -37,6 +41,8 @@ pub struct Sandbox {
     ims: ims::FakeIms,
     apis: Arc<Apis>,
     identity: Arc<Identity>,
+    /// `--quota`: Adobe's per-credential throttle, when set.
+    throttle: Option<Arc<throttle::Throttle>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -60,6 +66,22 @@ impl Sandbox {
             }),
             ims,
             identity: Arc::new(identity),
+            throttle: None,
+        })
+    }
+
+    /// Throttles each credential's API requests to `per_second`, as Adobe's gateway does.
+    pub fn with_quota(mut self, per_second: u32) -> Sandbox {
+        self.throttle = Some(Arc::new(throttle::Throttle::new(per_second)));
+        self
+    }
+
+    /// What tests read at `GET /_sandbox/stats`: tokens granted by client id, and requests
+    /// refused by the quota by `x-api-key`. Client ids are not secrets; no token is shown.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "grants": self.ims.grants(),
+            "throttled": self.throttle.as_ref().map(|t| t.refused()).unwrap_or_default(),
         })
     }
 
@@ -94,6 +116,12 @@ impl Sandbox {
         let path = req.uri().path().to_string();
         if path.starts_with("/ims/") {
             return self.ims.handle(req).await;
+        }
+        if path == STATS_PATH {
+            return gateway::json(200, &self.stats());
+        }
+        if let Some(refused) = self.throttle.as_ref().and_then(|t| t.check(req.headers())) {
+            return refused;
         }
         if let Some(r) = audience_manager::handle(&self.ims, req.method(), &path, req.headers()) {
             return r;

@@ -99,6 +99,25 @@ pub struct Status {
     pub rate_window_seconds: Option<f64>,
     pub routes: Vec<RouteRow>,
     pub credentials: Vec<CredentialRow>,
+    /// Each credential's `quota`, for those that set one.
+    pub quotas: Vec<QuotaRow>,
+    /// Credentials and upstream hosts answered locally after an upstream 429, now.
+    pub cool_downs: Vec<CoolDownRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuotaRow {
+    pub credential: String,
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CoolDownRow {
+    pub credential: String,
+    pub host: String,
+    /// Whole seconds, rounded up (what a caller's `Retry-After` says now).
+    pub remaining_seconds: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +233,26 @@ impl Status {
                 }
             })
             .collect();
+        let quotas = snapshot
+            .quotas
+            .iter()
+            .map(|(name, q)| QuotaRow {
+                credential: name.clone(),
+                per_second: q.rate.per_second,
+                burst: q.rate.burst,
+            })
+            .collect();
+        let mut cool_downs: Vec<CoolDownRow> = snapshot
+            .fleet
+            .cooldowns()
+            .into_iter()
+            .map(|c| CoolDownRow {
+                credential: c.key.credential.name.to_string(),
+                host: c.key.host.to_string(),
+                remaining_seconds: c.remaining.as_secs_f64().ceil() as u64,
+            })
+            .collect();
+        cool_downs.sort_by(|a, b| (&a.credential, &a.host).cmp(&(&b.credential, &b.host)));
         Status {
             // As `/readyz`: a token an upstream rejected is still a token (README, "Admin
             // listener").
@@ -224,6 +263,8 @@ impl Status {
             rate_window_seconds: baseline.map(|(age, _)| (age.as_secs_f64() * 10.0).round() / 10.0),
             routes,
             credentials,
+            quotas,
+            cool_downs,
         }
     }
 
@@ -309,6 +350,39 @@ impl Status {
                  {expiry}{error}</tr>",
                 escape(&c.name),
                 escape(&c.kind),
+            );
+        }
+        out.push_str(
+            "</tbody>\n</table>\n<h2>Quotas and cool-downs</h2>\n\
+             <p class=\"note\">A credential's quota counts the requests of all its routes; after an \
+             upstream 429, its requests to that host are answered here with 429 until the \
+             cool-down ends.</p>\n\
+             <table>\n<thead><tr><th>credential</th><th class=\"num\">per second</th>\
+             <th class=\"num\">burst</th></tr></thead>\n<tbody id=\"quotas\">\n",
+        );
+        for q in &self.quotas {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&q.credential),
+                q.per_second,
+                q.burst,
+            );
+        }
+        out.push_str(
+            "</tbody>\n</table>\n\
+             <table>\n<thead><tr><th>cooling down</th><th>upstream host</th>\
+             <th class=\"num\">ends in</th></tr></thead>\n<tbody id=\"cool_downs\">\n",
+        );
+        for c in &self.cool_downs {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"mono\">{}</td>\
+                 <td class=\"num countdown\" data-expires-in=\"{s}\">{}</td></tr>",
+                escape(&c.credential),
+                escape(&c.host),
+                duration(c.remaining_seconds),
+                s = c.remaining_seconds,
             );
         }
         let _ = write!(

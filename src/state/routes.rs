@@ -7,11 +7,13 @@ use crate::adobe::Api;
 use crate::base::headers::reserved;
 use crate::base::secret::{has_userinfo, USERINFO_REFUSED};
 use crate::config::{normalise_prefix, ConfigError, RouteConfig};
+use crate::fleet::CooldownKey;
 use crate::token::Credential;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How a route is named in logs, metrics and errors: its prefix, or "/" for the catch-all.
 pub fn label(prefix: &str) -> &str {
@@ -98,7 +100,24 @@ pub struct Route {
     /// Its answers so far, for the status page; [`crate::state::Snapshot::build`] carries
     /// them over a reload.
     pub stats: Arc<RouteStats>,
+    /// What an upstream 429 starts; `None` when the credential passes 429s through
+    /// (`on_upstream_429 = "pass"`). Set by [`crate::state::Snapshot::build`].
+    pub cool_down: Option<CoolDown>,
 }
+
+/// The cool-down of a route's credential and upstream host.
+#[derive(Debug, Clone)]
+pub struct CoolDown {
+    pub key: CooldownKey,
+    /// `cool_down_max`: the longest an upstream's `Retry-After` may make it.
+    pub max: Duration,
+}
+
+/// With no `Retry-After` (or one that cannot be read), a 429 still cools down this long: long
+/// enough to stop a stream of requests walking into the throttle, short enough to be harmless.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(1);
+/// `cool_down_max` when the credential sets none.
+pub const DEFAULT_COOL_DOWN_MAX: Duration = Duration::from_secs(60);
 
 impl Route {
     /// Builds `routes[i]` from its config, with the credential it names.
@@ -200,6 +219,7 @@ impl Route {
             headers: static_headers(&key, rc)?,
             max_body_size: rc.max_body_size.map(|b| b.0).or(default_max_body),
             stats: Arc::default(),
+            cool_down: None,
         })
     }
 

@@ -1,23 +1,26 @@
 //! Per-route outbound shaping, to stay inside Adobe's quotas instead of collecting their 429s:
-//! a token bucket (`rate_limit = { per_second, burst }`) and a concurrency cap
-//! (`max_concurrent`). A request over either waits in a bounded queue (`queue_size`
-//! requests, `queue_timeout` at most); past that it gets 429 `rate_limited` with
-//! `Retry-After`.
+//! the route's rate (`rate_limit = { per_second, burst }`), its credential's `quota` (shared by
+//! every route using the credential), and a concurrency cap (`max_concurrent`). A request over
+//! any of them waits in the route's bounded queue (`queue_size` requests, `queue_timeout` at
+//! most); past that it gets 429 with `Retry-After`. While its credential and upstream host are
+//! cooling down after an upstream 429, it gets 429 at once.
 //!
-//! The bucket reserves a token at arrival, even when that token is only available later, so
-//! waiting requests are served first come first served and a request that cannot be served
-//! within `queue_timeout` is told so at once instead of after waiting.
+//! Rates are decided by [`Fleet`] (in-process, or shared by the replicas): a slot is reserved
+//! at arrival, even when it is only free later, so waiting requests are served first come
+//! first served and a request that cannot be served within `queue_timeout` is told so at once
+//! instead of after waiting.
 
-use crate::config::{ConfigError, RouteConfig};
+use crate::config::{ConfigError, RateLimitConfig, RouteConfig};
+use crate::fleet::{Ask, CooldownKey, CredentialKey, Fleet, Limit, LimitKey, Rate, Verdict};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// The settings a limiter was built from; a reload keeps the limiter (its tokens, its
-/// requests in flight) when they are unchanged.
+/// The settings a limiter was built from; a reload keeps the limiter (its reservations, its
+/// requests in flight) when they are unchanged and its credential's quota is the same one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitSettings {
     pub per_second: Option<f64>,
@@ -31,32 +34,41 @@ pub struct LimitSettings {
 pub struct RouteLimiter {
     route: String,
     settings: LimitSettings,
-    bucket: Option<Mutex<Bucket>>,
+    /// The route's own `rate_limit`.
+    rate: Option<Limit>,
+    /// Its credential's `quota`, the same `Limit` for every route of the credential.
+    quota: Option<Arc<Limit>>,
     concurrency: Option<Arc<Semaphore>>,
     queued: AtomicU32,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    /// May go negative: tokens reserved by queued requests.
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-    }
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// The route's `rate_limit` or `max_concurrent`.
+    Route,
+    /// The credential's `quota`.
+    Quota,
+    /// The credential and host are cooling down after an upstream 429.
+    CoolDown,
 }
 
 /// Why a request was refused, and when to try again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    pub by: RefusedBy,
     pub retry_after: Duration,
+}
+
+impl Refused {
+    /// Whole seconds, rounded up: Retry-After has no finer unit, and 0 invites a retry storm.
+    pub fn new(by: RefusedBy, retry_after: Duration) -> Refused {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        Refused {
+            by,
+            retry_after: Duration::from_secs(secs),
+        }
+    }
 }
 
 /// Held for as long as the request occupies the upstream (until its response body ends).
@@ -65,41 +77,55 @@ pub struct Permit {
     _concurrency: Option<OwnedSemaphorePermit>,
 }
 
-/// Limiters by route prefix; only routes with limits have one.
+/// Limiters by route prefix; only routes with limits (their own or their credential's) have one.
 pub type Shaping = BTreeMap<String, Arc<RouteLimiter>>;
 
+/// `rate_limit` or `quota` as a [`Rate`]; `key` names the table for errors.
+pub fn rate(key: &str, rl: &RateLimitConfig) -> Result<Rate, ConfigError> {
+    // Bounded both ways so that every interval and burst window is a representable time.
+    if !(rl.per_second.is_finite() && (MIN_PER_SECOND..=MAX_PER_SECOND).contains(&rl.per_second)) {
+        return Err(ConfigError::new(
+            format!("{key}.per_second"),
+            format!("must be a number from {MIN_PER_SECOND} (one request in 1000 s) to {MAX_PER_SECOND}"),
+        ));
+    }
+    // Without a burst, one second's worth: the smallest bucket that still lets a steady
+    // `per_second` through when requests arrive unevenly.
+    let burst = rl
+        .burst
+        .unwrap_or_else(|| (rl.per_second.ceil() as u32).max(1));
+    if !(1..=MAX_BURST).contains(&burst) {
+        return Err(ConfigError::new(
+            format!("{key}.burst"),
+            format!("must be from 1 to {MAX_BURST}"),
+        ));
+    }
+    Ok(Rate {
+        per_second: rl.per_second,
+        burst,
+    })
+}
+
+const MIN_PER_SECOND: f64 = 0.001;
+const MAX_PER_SECOND: f64 = 1_000_000.0;
+const MAX_BURST: u32 = 1_000_000;
+
 impl RouteLimiter {
-    /// `None` when the route sets no limit. `key` is `routes[i]`, `route` the metrics label.
+    /// `None` when neither the route nor its credential sets a limit. `key` is `routes[i]`,
+    /// `route` the metrics label, `quota` the credential's.
     pub fn from_config(
         key: &str,
         route: &str,
         rc: &RouteConfig,
+        credential: &CredentialKey,
+        quota: Option<Arc<Limit>>,
     ) -> Result<Option<RouteLimiter>, ConfigError> {
-        if rc.rate_limit.is_none() && rc.max_concurrent.is_none() {
+        if rc.rate_limit.is_none() && rc.max_concurrent.is_none() && quota.is_none() {
             return Ok(None);
         }
-        let (per_second, burst) = match rc.rate_limit {
-            None => (None, 0),
-            Some(rl) => {
-                if !(rl.per_second.is_finite() && rl.per_second > 0.0) {
-                    return Err(ConfigError::new(
-                        format!("{key}.rate_limit.per_second"),
-                        "must be a number above 0",
-                    ));
-                }
-                // Without a burst, one second's worth: the smallest bucket that still lets a
-                // steady `per_second` through when requests arrive unevenly.
-                let burst = rl
-                    .burst
-                    .unwrap_or_else(|| (rl.per_second.ceil() as u32).max(1));
-                if burst == 0 {
-                    return Err(ConfigError::new(
-                        format!("{key}.rate_limit.burst"),
-                        "must be at least 1",
-                    ));
-                }
-                (Some(rl.per_second), burst)
-            }
+        let own = match &rc.rate_limit {
+            None => None,
+            Some(rl) => Some(rate(&format!("{key}.rate_limit"), rl)?),
         };
         if rc.max_concurrent == Some(0) {
             return Err(ConfigError::new(
@@ -108,26 +134,37 @@ impl RouteLimiter {
             ));
         }
         let settings = LimitSettings {
-            per_second,
-            burst,
+            per_second: own.map(|r| r.per_second),
+            burst: own.map_or(0, |r| r.burst),
             max_concurrent: rc.max_concurrent,
             queue_size: rc.queue_size,
             queue_timeout: rc.queue_timeout,
         };
-        Ok(Some(RouteLimiter::new(route, settings)))
+        let own_key = LimitKey::Route {
+            credential: credential.clone(),
+            prefix: route.into(),
+        };
+        Ok(Some(RouteLimiter::new(route, settings, own_key, quota)))
     }
 
-    pub fn new(route: &str, settings: LimitSettings) -> RouteLimiter {
+    pub fn new(
+        route: &str,
+        settings: LimitSettings,
+        key: LimitKey,
+        quota: Option<Arc<Limit>>,
+    ) -> RouteLimiter {
         RouteLimiter {
             route: route.to_string(),
-            bucket: settings.per_second.map(|rate| {
-                Mutex::new(Bucket {
-                    rate,
-                    burst: f64::from(settings.burst),
-                    tokens: f64::from(settings.burst),
-                    last: Instant::now(),
-                })
+            rate: settings.per_second.map(|per_second| {
+                Limit::new(
+                    key,
+                    Rate {
+                        per_second,
+                        burst: settings.burst,
+                    },
+                )
             }),
+            quota,
             concurrency: settings
                 .max_concurrent
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -136,17 +173,79 @@ impl RouteLimiter {
         }
     }
 
+    /// Whether `self` can stand in for `fresh` over a reload: the same settings, the same
+    /// route key, and the very same quota (a kept credential quota, or none for both).
+    pub fn same_as(&self, fresh: &RouteLimiter) -> bool {
+        self.settings == fresh.settings
+            && self.rate.as_ref().map(|l| &l.key) == fresh.rate.as_ref().map(|l| &l.key)
+            && match (&self.quota, &fresh.quota) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
     pub fn settings(&self) -> &LimitSettings {
         &self.settings
     }
 
-    /// Waits for the route's limits to admit the request, or refuses it.
-    pub async fn acquire(&self) -> Result<Permit, Refused> {
+    /// Waits for the route's limits, its credential's quota and any cool-down to admit the
+    /// request, or refuses it. `cooldown`: `None` when the credential passes 429s through.
+    pub async fn acquire(
+        &self,
+        fleet: &Fleet,
+        cooldown: Option<&CooldownKey>,
+    ) -> Result<Permit, Refused> {
         let deadline = Instant::now() + self.settings.queue_timeout;
-        let reservation = self.reserve_token(deadline)?;
-        if let Some(wait_until) = reservation.as_ref().and_then(|r| r.wait_until) {
+        let (both, one);
+        let limits: &[&Limit] = match (&self.rate, self.quota.as_deref()) {
+            (Some(r), Some(q)) => {
+                both = [r, q];
+                &both
+            }
+            (Some(l), None) | (None, Some(l)) => {
+                one = [l];
+                &one
+            }
+            (None, None) => &[],
+        };
+        // A full queue admits only requests that need not wait.
+        let max_wait = if self.queued.load(Ordering::Relaxed) >= self.settings.queue_size {
+            Duration::ZERO
+        } else {
+            self.settings.queue_timeout
+        };
+        let ask = Ask {
+            limits,
+            cooldown,
+            max_wait,
+        };
+        let wait = match fleet.reserve(&ask).await {
+            Verdict::Go { wait } => wait,
+            Verdict::CoolingDown { remaining } => {
+                return Err(self.refuse(RefusedBy::CoolDown, remaining))
+            }
+            Verdict::Over { index, retry_after } => {
+                let by = match (limits.get(index), &self.quota) {
+                    (Some(l), Some(q)) if std::ptr::eq(*l, &**q) => RefusedBy::Quota,
+                    _ => RefusedBy::Route,
+                };
+                return Err(self.refuse(by, retry_after));
+            }
+        };
+        let reservation = Reservation {
+            fleet,
+            limits,
+            committed: false,
+        };
+        if !wait.is_zero() {
             let _q = self.enqueue();
-            tokio::time::sleep_until(wait_until).await;
+            tokio::time::sleep(wait).await;
+            // A cool-down that began while this request queued is not waited out: its end
+            // would release every queued request at once into the throttle that caused it.
+            if let Some(remaining) = cooldown.and_then(|k| fleet.cooldown(k)) {
+                return Err(self.refuse(RefusedBy::CoolDown, remaining));
+            }
         }
         let concurrency = match &self.concurrency {
             None => None,
@@ -154,61 +253,30 @@ impl RouteLimiter {
                 Ok(p) => Some(p),
                 Err(_) => {
                     if self.queued.load(Ordering::Relaxed) >= self.settings.queue_size {
-                        return Err(self.refuse(Duration::from_secs(1)));
+                        return Err(self.refuse(RefusedBy::Route, Duration::from_secs(1)));
                     }
                     let _q = self.enqueue();
                     match tokio::time::timeout_at(deadline, sem.clone().acquire_owned()).await {
                         Ok(Ok(p)) => Some(p),
                         // Timed out (or the semaphore closed, which this code never does):
                         // how long until a slot frees is unknowable, so a short retry.
-                        _ => return Err(self.refuse(Duration::from_secs(1))),
+                        _ => return Err(self.refuse(RefusedBy::Route, Duration::from_secs(1))),
                     }
                 }
             },
         };
-        if let Some(r) = reservation {
-            r.commit();
-        }
+        reservation.commit();
         Ok(Permit {
             _concurrency: concurrency,
         })
     }
 
-    /// Takes a token now or reserves the next free one; `Ok(None)` without a bucket.
-    fn reserve_token(&self, deadline: Instant) -> Result<Option<Reservation<'_>>, Refused> {
-        let Some(bucket) = &self.bucket else {
-            return Ok(None);
-        };
-        let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        b.refill(now);
-        let wait = if b.tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - b.tokens) / b.rate)
-        };
-        if !wait.is_zero()
-            && (now + wait > deadline
-                || self.queued.load(Ordering::Relaxed) >= self.settings.queue_size)
-        {
-            drop(b);
-            return Err(self.refuse(wait));
+    fn refuse(&self, by: RefusedBy, retry_after: Duration) -> Refused {
+        match by {
+            RefusedBy::Route => crate::metrics::rate_limited(&self.route),
+            RefusedBy::Quota | RefusedBy::CoolDown => {}
         }
-        b.tokens -= 1.0;
-        Ok(Some(Reservation {
-            limiter: self,
-            wait_until: (!wait.is_zero()).then_some(now + wait),
-            committed: false,
-        }))
-    }
-
-    fn refuse(&self, retry_after: Duration) -> Refused {
-        crate::metrics::rate_limited(&self.route);
-        // Whole seconds, rounded up: Retry-After has no finer unit, and 0 invites a retry storm.
-        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        Refused {
-            retry_after: Duration::from_secs(secs),
-        }
+        Refused::new(by, retry_after)
     }
 
     fn enqueue(&self) -> QueueSlot<'_> {
@@ -218,11 +286,12 @@ impl RouteLimiter {
     }
 }
 
-/// A token taken from the bucket; given back if the request never goes out (the client left
-/// while queued, or the concurrency wait timed out), so abandoned requests do not eat quota.
+/// Slots taken in the limits; given back if the request never goes out (the client left
+/// while queued, the concurrency wait timed out, a cool-down began), so abandoned requests do
+/// not eat quota.
 struct Reservation<'a> {
-    limiter: &'a RouteLimiter,
-    wait_until: Option<Instant>,
+    fleet: &'a Fleet,
+    limits: &'a [&'a Limit],
     committed: bool,
 }
 
@@ -234,12 +303,8 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        if let Some(bucket) = &self.limiter.bucket {
-            let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
-            b.tokens = (b.tokens + 1.0).min(b.burst);
+        if !self.committed {
+            self.fleet.release(self.limits);
         }
     }
 }
@@ -252,10 +317,23 @@ impl Drop for QueueSlot<'_> {
         crate::metrics::rate_limit_queued(&self.0.route, -1.0);
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> LimitKey {
+        LimitKey::Route {
+            credential: CredentialKey {
+                name: "c".into(),
+                identity: "id".into(),
+            },
+            prefix: "/t".into(),
+        }
+    }
+
+    fn limiter(s: LimitSettings) -> RouteLimiter {
+        RouteLimiter::new("/t", s, key(), None)
+    }
 
     fn settings(per_second: Option<f64>, burst: u32, max_concurrent: Option<u32>) -> LimitSettings {
         LimitSettings {
@@ -269,10 +347,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn bucket_admits_the_burst_then_queues_at_the_rate() {
-        let l = RouteLimiter::new("/t", settings(Some(2.0), 2, None));
+        let fleet = Fleet::local();
+        let l = limiter(settings(Some(2.0), 2, None));
         let start = Instant::now();
         for _ in 0..4 {
-            l.acquire().await.unwrap();
+            l.acquire(&fleet, None).await.unwrap();
         }
         // Two from the burst, then one every 500 ms.
         assert_eq!(start.elapsed(), Duration::from_millis(1000));
@@ -280,19 +359,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_beyond_the_queue_timeout_is_refused_at_once_with_retry_after() {
+        let fleet = Fleet::local();
         let mut s = settings(Some(0.5), 1, None);
         s.queue_timeout = Duration::from_millis(2500);
-        let l = Arc::new(RouteLimiter::new("/t", s));
-        l.acquire().await.unwrap();
+        let l = Arc::new(limiter(s));
+        l.acquire(&fleet, None).await.unwrap();
         // The next token is 2 s away: this one queues for it...
         let queued = tokio::spawn({
             let l = l.clone();
-            async move { l.acquire().await.map(drop) }
+            let fleet = fleet.clone();
+            async move { l.acquire(&fleet, None).await.map(drop) }
         });
         tokio::task::yield_now().await;
         // ...and one more would wait 4 s, beyond the 2.5 s queue timeout.
         let start = Instant::now();
-        let refused = l.acquire().await.unwrap_err();
+        let refused = l.acquire(&fleet, None).await.unwrap_err();
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(refused.retry_after, Duration::from_secs(4));
         queued.await.unwrap().unwrap();
@@ -301,23 +382,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrency_waits_for_a_slot_then_times_out() {
+        let fleet = Fleet::local();
         let mut s = settings(None, 0, Some(1));
         s.queue_timeout = Duration::from_secs(2);
-        let l = RouteLimiter::new("/t", s);
-        let held = l.acquire().await.unwrap();
-        assert!(l.acquire().await.is_err());
+        let l = limiter(s);
+        let held = l.acquire(&fleet, None).await.unwrap();
+        assert!(l.acquire(&fleet, None).await.is_err());
         drop(held);
-        assert!(l.acquire().await.is_ok());
+        assert!(l.acquire(&fleet, None).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_full_queue_refuses_immediately() {
+        let fleet = Fleet::local();
         let mut s = settings(None, 0, Some(1));
         s.queue_size = 0;
-        let l = RouteLimiter::new("/t", s);
-        let _held = l.acquire().await.unwrap();
+        let l = limiter(s);
+        let _held = l.acquire(&fleet, None).await.unwrap();
         let start = Instant::now();
-        assert!(l.acquire().await.is_err());
+        assert!(l.acquire(&fleet, None).await.is_err());
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

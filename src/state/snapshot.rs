@@ -7,21 +7,25 @@ use super::ca::Intercepted;
 use super::callers::Callers;
 use super::forward::Forward;
 use super::limits::ConnLimits;
-use super::routes::{label, Route, RouteTable};
-use super::shaping::{RouteLimiter, Shaping};
+use super::routes::{label, CoolDown, Route, RouteTable, DEFAULT_COOL_DOWN_MAX};
+use super::shaping::{rate, RouteLimiter, Shaping};
 use super::site::SitePolicy;
 use super::tls::ListenerTls;
 use crate::base::secret::warn_if_exposed;
 use crate::config::{
     normalise_prefix, resolve_addr, Config, ConfigError, CredentialKind, LimitsConfig,
-    OutboundConfig,
+    OnUpstream429, OutboundConfig,
 };
+use crate::fleet::{CooldownKey, Fleet, Limit, LimitKey};
 use crate::outbound::Outbound;
 use crate::token::Credential;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Adobe's `Retry-After`s are seconds to minutes; a day is far beyond any of them.
+const MAX_COOL_DOWN_MAX: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -36,8 +40,13 @@ pub struct Snapshot {
     pub outbound_connect_timeout: Duration,
     /// Longest pause between two frames of a body in flight, either way.
     pub body_idle_timeout: Duration,
-    /// Per-route rate and concurrency limiters by prefix, for the routes that set them.
+    /// Per-route rate and concurrency limiters by prefix, for the routes that set them or
+    /// whose credential has a `quota`.
     pub shaping: Shaping,
+    /// Each credential's `quota`, by credential name, for those that set one.
+    pub quotas: BTreeMap<String, Arc<Limit>>,
+    /// Where rate and cool-down decisions are made: in-process, or shared by the replicas.
+    pub fleet: Fleet,
     pub shutdown_grace: Duration,
     pub admin_listen: Option<SocketAddr>,
     /// `[[clients]]`; empty when access control is off.
@@ -65,7 +74,8 @@ impl Snapshot {
     /// - each credential whose config and files are unchanged, with its cached token and
     ///   running refresher (no IMS call);
     /// - each route limiter whose settings are unchanged, with its tokens and requests in
-    ///   flight;
+    ///   flight; each credential quota whose rate and credential are unchanged;
+    /// - the fleet handle, with the cool-downs running;
     /// - each route's request counts (the status page's), while its prefix stays;
     /// - the listen addresses, which only a restart can change (with a warning).
     pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
@@ -104,6 +114,22 @@ impl Snapshot {
                 .cloned();
             credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
+        let fleet = previous.map_or_else(Fleet::local, |p| p.fleet.clone());
+        let mut quotas = BTreeMap::new();
+        for (name, cfg) in &config.credentials {
+            let (Some(q), Some(c)) = (&cfg.quota, credentials.get(name)) else {
+                continue;
+            };
+            let fresh = Limit::new(
+                LimitKey::Quota(c.fleet_key.clone()),
+                rate(&format!("credentials.{name}.quota"), q)?,
+            );
+            let kept = previous
+                .and_then(|p| p.quotas.get(name))
+                .filter(|old| old.key == fresh.key && old.rate == fresh.rate)
+                .cloned();
+            quotas.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
+        }
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut shaping = Shaping::new();
         let mut seen = BTreeMap::new();
@@ -123,10 +149,39 @@ impl Snapshot {
             if let Some(old) = previous.and_then(|p| p.routes.iter().find(|r| r.prefix == prefix)) {
                 route.stats = old.stats.clone();
             }
-            if let Some(l) = RouteLimiter::from_config(&key, label(&prefix), rc)? {
+            let credential_config = config.credentials.get(&rc.credential);
+            route.cool_down = match credential_config {
+                Some(cc) if cc.on_upstream_429 == OnUpstream429::CoolDown => {
+                    let max = cc.cool_down_max.unwrap_or(DEFAULT_COOL_DOWN_MAX);
+                    if max.is_zero() || max > MAX_COOL_DOWN_MAX {
+                        return Err(ConfigError::new(
+                            format!("credentials.{}.cool_down_max", rc.credential),
+                            "must be above 0 and at most 24h (to never cool down, set \
+                             on_upstream_429 = \"pass\")",
+                        ));
+                    }
+                    Some(CoolDown {
+                        key: CooldownKey {
+                            credential: route.credential.fleet_key.clone(),
+                            host: route.upstream.authority.host().to_ascii_lowercase().into(),
+                        },
+                        max,
+                    })
+                }
+                _ => None,
+            };
+            let quota = quotas.get(&rc.credential).cloned();
+            let limiter = RouteLimiter::from_config(
+                &key,
+                label(&prefix),
+                rc,
+                &route.credential.fleet_key,
+                quota,
+            )?;
+            if let Some(l) = limiter {
                 let kept = previous
                     .and_then(|p| p.shaping.get(&prefix))
-                    .filter(|old| old.settings() == l.settings())
+                    .filter(|old| old.same_as(&l))
                     .cloned();
                 shaping.insert(prefix, kept.unwrap_or_else(|| Arc::new(l)));
             }
@@ -215,6 +270,8 @@ impl Snapshot {
             outbound_connect_timeout: config.outbound.connect_timeout,
             body_idle_timeout: config.outbound.body_idle_timeout,
             shaping,
+            quotas,
+            fleet,
             shutdown_grace: config.server.shutdown_grace,
             admin_listen,
             callers,
@@ -251,6 +308,14 @@ impl Snapshot {
         for (name, credential) in &self.credentials {
             if credential.is_managed() {
                 crate::metrics::declare_credential(name);
+            }
+            if self.quotas.contains_key(name) {
+                crate::metrics::declare_quota(name);
+            }
+        }
+        for route in self.routes.iter() {
+            if let Some(c) = &route.cool_down {
+                crate::metrics::declare_cool_down(&route.credential.name, &c.key.host);
             }
         }
         crate::metrics::declare_site_refused("reverse", true);
@@ -313,6 +378,12 @@ impl Snapshot {
                 out.push_str(&format!(
                     " ims_url={ims} {what}={}",
                     c.requested_scopes().join(",")
+                ));
+            }
+            if let Some(q) = self.quotas.get(name) {
+                out.push_str(&format!(
+                    " quota={}/s,burst={}",
+                    q.rate.per_second, q.rate.burst
                 ));
             }
             out.push('\n');

@@ -17,6 +17,7 @@ pub use status::{CredentialState, CredentialStatus};
 use crate::adobe::Api;
 use crate::base::secret::{has_userinfo, read_secret_file, Secret, USERINFO_REFUSED};
 use crate::config::{ConfigError, CredentialConfig, CredentialKind, OutboundConfig};
+use crate::fleet::CredentialKey;
 use crate::outbound::Outbound;
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
@@ -116,6 +117,8 @@ pub struct Credential {
     pub org_id: Option<HeaderValue>,
     /// Bodies up to this size are kept while streaming so a 401 can be replayed.
     pub replay_body_limit: u64,
+    /// Who this credential is to the fleet's limits and cool-downs.
+    pub fleet_key: CredentialKey,
     spec: Spec,
     flow: Flow,
     outbound: Outbound,
@@ -245,11 +248,15 @@ impl Credential {
         Ok(Credential {
             name: name.to_string(),
             kind: cfg.kind,
+            fleet_key: CredentialKey {
+                name: name.into(),
+                identity: client_id.into(),
+            },
             api_key,
             org_id,
             replay_body_limit: cfg.replay_body_limit.unwrap_or(DEFAULT_REPLAY_BODY_LIMIT),
             spec: Spec {
-                config: cfg.clone(),
+                config: token_config(cfg),
                 metascopes,
                 scopes,
                 outbound: outbound_cfg.clone(),
@@ -587,6 +594,17 @@ impl refresh::Refresh for Credential {
             return true;
         }
         self.fetch_and_store().await.is_ok()
+    }
+}
+
+/// The part of a credential's config its tokens depend on: a changed `quota` or cool-down
+/// setting (the state layer's business) keeps the cached token.
+fn token_config(cfg: &CredentialConfig) -> CredentialConfig {
+    CredentialConfig {
+        quota: None,
+        on_upstream_429: Default::default(),
+        cool_down_max: None,
+        ..cfg.clone()
     }
 }
 

@@ -85,6 +85,22 @@
       tr.appendChild(cell(c.last_error || "\u2013", c.last_error ? "error" : ""));
       return tr;
     }));
+    replaceRows("quotas", (s.quotas || []).map(function (q) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell(q.credential));
+      tr.appendChild(cell(String(q.per_second), "num"));
+      tr.appendChild(cell(String(q.burst), "num"));
+      return tr;
+    }));
+    replaceRows("cool_downs", (s.cool_downs || []).map(function (c) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell(c.credential));
+      tr.appendChild(cell(c.host, "mono"));
+      var td = cell(duration(c.remaining_seconds), "num countdown");
+      td.setAttribute("data-expires-in", String(c.remaining_seconds));
+      tr.appendChild(td);
+      return tr;
+    }));
     var ready = document.getElementById("ready");
     ready.textContent = s.ready ? "ready" : "not ready";
     ready.className = "state state-" + (s.ready ? "ok" : "not_ready");

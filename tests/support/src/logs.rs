@@ -77,6 +77,22 @@ impl LogCapture {
             .expect("log buffer");
         String::from_utf8_lossy(&buf[self.start.min(buf.len())..]).into_owned()
     }
+
+    /// The access log event (JSON) of the request with `x-request-id: id`, once it is written
+    /// (when the response body has ended, which may be just after the client has read it).
+    pub async fn access_line(&self, id: &str) -> serde_json::Value {
+        let find = || {
+            self.text()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["target"] == "ims_proxy::access" && e["request_id"] == id)
+        };
+        crate::poll(std::time::Duration::from_secs(10), || {
+            std::future::ready(find())
+        })
+        .await
+        .unwrap_or_else(|| panic!("no access line for {id} in {}", self.text()))
+    }
 }
 
 /// Every `(what, secret)` found in `haystack`, under the names given; empty when clean.

@@ -23,9 +23,14 @@ pub struct Local {
 
 /// A sandbox on 127.0.0.1:0 with the shared identity written to a fresh directory.
 pub async fn start_sandbox() -> Local {
+    start_sandbox_with(|s| s).await
+}
+
+/// [`start_sandbox`], the sandbox set up by `configure` first (`|s| s.with_quota(2)`).
+pub async fn start_sandbox_with(configure: impl FnOnce(Sandbox) -> Sandbox) -> Local {
     let dir = tempfile::tempdir().expect("tempdir");
     identity().write(dir.path()).expect("write identity");
-    let sandbox = Sandbox::new(identity().clone()).expect("sandbox");
+    let sandbox = configure(Sandbox::new(identity().clone()).expect("sandbox"));
     let local = sandbox
         .start("127.0.0.1:0".parse().expect("addr"))
         .await
