@@ -6,10 +6,14 @@ and kubernetes-validate and builds the binary first).
 2. Every kustomization renders (`kubectl kustomize` when kubectl is on PATH, cross-checked
    against a small built-in renderer that handles the `namespace` + `resources` subset used
    here; the built-in one alone otherwise), and every manifest under deploy/kubernetes/ is part
-   of one, except `*.example.yaml` custom resources (a ServiceMonitor: its CRD may not be
-   installed, and no schema ships for it), which are checked against the rendered manifests
-   instead: the ServiceMonitor must select a Service of the gateway, in its namespace, by a
-   port name that Service has, and that Service must reach the pods' admin port.
+   of one, except `*.example.yaml` files, which are never applied with it:
+   - custom resources (a ServiceMonitor: its CRD may not be installed, and no schema ships for
+     it), checked against the rendered manifests instead: the ServiceMonitor must select a
+     Service of the gateway, in its namespace, by a port name that Service has, and that
+     Service must reach the pods' admin port;
+   - Secrets, which the user creates out of band: they name the keys the pods mount, hold
+     only REPLACE_WITH_ placeholders, and validate against the schemas on their own.
+   No kustomization may hold a Secret: `kubectl apply -k` would overwrite the real one.
 3. The rendered manifests validate in strict mode (unknown fields are errors) against the
    Kubernetes schemas of the oldest supported version and of the newest one the validator ships.
 4. House rules the schemas cannot express: pods run as non-root with a read-only root
@@ -19,7 +23,9 @@ and kubernetes-validate and builds the binary first).
    and every secret file the proxy.toml names is a key of the
    Secret mounted there.
 5. Each proxy.toml (the ConfigMaps', compose's, systemd's) passes `ims-proxy check`, with the
-   secret files it names supplied from the Secret / compose secret / LoadCredential example.
+   secret files it names supplied from the Secret / compose secret / LoadCredential example
+   (placeholders replaced by stand-ins, as a user's values would be); and each client key file
+   still holding the example's placeholder is refused by `ims-proxy check`.
 6. compose.yaml and compose-fleet.yaml validate with `docker-compose config` (Compose's own
    schema) where docker-compose is installed.
 7. The systemd unit passes `systemd-analyze verify` with no warning, and its offline
@@ -130,6 +136,25 @@ def render(kdir, docs, kubectl):
     return rendered
 
 
+def example_secret_checks(path, secrets):
+    """A Secret example names the keys of a Secret created out of band: placeholders only."""
+    for d in secrets:
+        where = f"{rel(path)}: Secret {d.get('metadata', {}).get('name')}"
+        if d.get("data"):
+            fail(f"{where}: use stringData with REPLACE_WITH_ placeholders, not data")
+        for k, v in d.get("stringData", {}).items():
+            if "REPLACE_WITH_" not in str(v):
+                fail(f"{where}: key {k} must hold a REPLACE_WITH_ placeholder, not a value")
+
+
+def no_secret_applied(kdir, manifests):
+    for d in manifests:
+        if d.get("kind") == "Secret":
+            fail(f"{rel(kdir)}: Secret {d['metadata'].get('name')} is in the kustomization, so "
+                 f"every `kubectl apply -k` would overwrite the real Secret with it; create it "
+                 f"out of band and keep the example as *.example.yaml")
+
+
 def servicemonitor_checks(path, monitors, manifests):
     """An example ServiceMonitor must scrape something the gateway set really has."""
     services = [d for d in manifests if d.get("kind") == "Service"]
@@ -195,9 +220,11 @@ def pod_specs(d):
         yield d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
-def check_rules(name, manifests):
+def check_rules(name, manifests, out_of_band=()):
     by_kind = {}
-    for d in manifests:
+    # Secrets created out of band (their *.example.yaml beside the kustomization) are what
+    # the pods mount; the applied manifests come after, and hold none.
+    for d in list(out_of_band) + manifests:
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
     for d in manifests:
         for spec in pod_specs(d):
@@ -225,6 +252,23 @@ def check_rules(name, manifests):
                     fail(f"{cw}: resource requests and limits are required")
                 if "ims-proxy" in c.get("image", ""):
                     check_proxy_container(cw, c, volumes, by_kind)
+                else:
+                    check_no_ca_key(cw, c, volumes, by_kind)
+
+
+def check_no_ca_key(cw, c, volumes, by_kind):
+    """An application trusts the forward listener's CA; only the proxy may hold its key."""
+    for m in c.get("volumeMounts", []):
+        sec = volumes.get(m["name"], {}).get("secret")
+        if not sec:
+            continue
+        keys = by_kind.get("Secret", {}).get(sec["secretName"], {}).get("stringData", {})
+        if "ca.key" not in keys:
+            continue
+        items = [i.get("key") for i in sec.get("items", [])]
+        if not items or "ca.key" in items:
+            fail(f"{cw}: mounts Secret {sec['secretName']} with its CA key; list "
+                 f"`items: [ca.pem]` so that only the proxy holds ca.key")
 
 
 def check_proxy_container(cw, c, volumes, by_kind):
@@ -274,7 +318,8 @@ def check_proxy_container(cw, c, volumes, by_kind):
         if sec:
             s = by_kind.get("Secret", {}).get(sec["secretName"])
             if not s:
-                fail(f"{cw}: Secret {sec['secretName']} is not in the set")
+                fail(f"{cw}: Secret {sec['secretName']} has no secret.example.yaml beside the "
+                     f"kustomization")
                 continue
             data = dict(s.get("stringData", {}))
             data.update({k: "(base64)" for k in s.get("data", {})})
@@ -286,10 +331,12 @@ def check_proxy_container(cw, c, volumes, by_kind):
 # --- 5. ims-proxy check ----------------------------------------------------------------------
 
 proxy_toml_checks = []  # (label, toml text, {mount dir: {file name: content}})
+refused_placeholders = []  # labels whose placeholder client key `check` refused
 
 
-def file_keys(toml_text):
-    """Every *_file value in the config, with its key path."""
+def path_keys(toml_text, suffix):
+    """Every value of a key ending in `suffix` (`_file`, `_dir`) in the config, with its key
+    path."""
     out = []
 
     def walk(v, path):
@@ -299,7 +346,7 @@ def file_keys(toml_text):
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 walk(x, f"{path}[{i}]")
-        elif isinstance(v, str) and path.endswith("_file"):
+        elif isinstance(v, str) and path.endswith(suffix):
             out.append((path, v))
 
     walk(tomllib.loads(toml_text), "")
@@ -315,39 +362,77 @@ def private_key_pem(tmp):
     return path.read_text()
 
 
+def stand_in(content, f, tmp):
+    """What a user puts in place of an example's placeholder."""
+    if "REPLACE_WITH" not in content:
+        return content
+    # A key file must parse, so a fresh key.
+    if f.endswith(".pem"):
+        return private_key_pem(tmp)
+    # A [shared] seal key must be 32 bytes: a fresh one, as `openssl rand -hex 32`.
+    if "seal-key" in f:
+        return os.urandom(32).hex()
+    return content.replace("REPLACE_WITH_", "example-")
+
+
+def proxy_check(binary, root, label, text, dirs, tmp, shipped=None):
+    """`ims-proxy check` with `dirs`' files in place (stand-ins for placeholders, except the
+    one file named by `shipped`, kept as the example ships it); the completed process."""
+    root.mkdir()
+    ca_dirs = {v for _, v in path_keys(text, "_dir")}
+    for d, files in dirs.items():
+        local = root / d.lstrip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        for f, content in files.items():
+            if d in ca_dirs and "REPLACE_WITH" in content:
+                # The CA a Secret will hold: `check` makes one there, as `ims-proxy ca path`
+                # does when the user makes the real one.
+                continue
+            if (d, f) != shipped:
+                content = stand_in(content, f, tmp)
+            (local / f).write_text(content)
+            os.chmod(local / f, 0o600)
+        os.chmod(local, 0o700)
+        text = text.replace(f'"{d}/', f'"{local}/').replace(f'"{d}"', f'"{local}"')
+    # The shipped files keep Developer Console's values as REPLACE_WITH_ placeholders,
+    # which `check` refuses; stand-ins go in, as a user's values would.
+    text = text.replace("REPLACE_WITH_", "example-")
+    cfg = root / "proxy.toml"
+    cfg.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_PROXY_")}
+    return subprocess.run([binary, "check", "--config", str(cfg)], capture_output=True,
+                          text=True, env=env)
+
+
 def run_proxy_checks(binary, tmp):
     for n, (label, text, dirs) in enumerate(proxy_toml_checks):
-        root = Path(tmp) / f"cfg{n}"
-        root.mkdir()
-        for key, value in file_keys(text):
+        for key, value in path_keys(text, "_file") + path_keys(text, "_dir"):
             d, f = os.path.split(value)
+            if key.endswith("_dir"):
+                if value not in dirs:
+                    fail(f"{label}: {key} = {value!r} is not a mounted Secret")
+                continue
             if d not in dirs or f not in dirs[d]:
                 fail(f"{label}: {key} = {value!r} is not provided "
                      f"(known: {', '.join(f'{x}/{y}' for x in dirs for y in dirs[x]) or 'none'})")
-        for d, files in dirs.items():
-            local = root / d.lstrip("/")
-            local.mkdir(parents=True, exist_ok=True)
-            for f, content in files.items():
-                # Example Secrets hold placeholders; a key file must parse, so use a fresh key.
-                if "REPLACE_WITH" in content and f.endswith(".pem"):
-                    content = private_key_pem(tmp)
-                # A [shared] seal key must be 32 bytes: a fresh one, as `openssl rand -hex 32`.
-                if "REPLACE_WITH" in content and "seal-key" in f:
-                    content = os.urandom(32).hex()
-                (local / f).write_text(content)
-                os.chmod(local / f, 0o600)
-            text = text.replace(f'"{d}/', f'"{local}/')
-        # The shipped files keep Developer Console's values as REPLACE_WITH_ placeholders,
-        # which `check` refuses; stand-ins go in, as a user's values would.
-        text = text.replace("REPLACE_WITH_", "example-")
-        cfg = root / "proxy.toml"
-        cfg.write_text(text)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_PROXY_")}
-        r = subprocess.run([binary, "check", "--config", str(cfg)], capture_output=True,
-                           text=True, env=env)
+        r = proxy_check(binary, Path(tmp) / f"cfg{n}", label, text, dirs, tmp)
         if r.returncode != 0:
             fail(f"{label}: ims-proxy check exited {r.returncode}: "
                  f"{(r.stderr or r.stdout).strip()}")
+        # A client key left as the example ships it must never pass for a real one.
+        for i, c in enumerate(tomllib.loads(text).get("clients", [])):
+            d, f = os.path.split(c.get("key_file", ""))
+            if "REPLACE_WITH" not in dirs.get(d, {}).get(f, ""):
+                continue
+            r = proxy_check(binary, Path(tmp) / f"cfg{n}-placeholder{i}", label, text, dirs, tmp,
+                            shipped=(d, f))
+            err = (r.stderr or r.stdout).strip()
+            if r.returncode != 2 or f"clients[{i}].key_file" not in err \
+                    or "placeholder" not in err:
+                fail(f"{label}: ims-proxy check must refuse clients[{i}].key_file holding the "
+                     f"example's placeholder; it exited {r.returncode}: {err}")
+            else:
+                refused_placeholders.append(label)
 
 
 def compose_checks(docs, name):
@@ -445,6 +530,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="ims-proxy-deploy-check-") as tmp:
         kdirs = sorted(p.parent for p in docs if p.name == "kustomization.yaml")
         rendered_files, covered, by_kdir = [], set(), {}
+        examples = {p: docs[p] for p in docs
+                    if p.is_relative_to(K8S) and p.name.endswith(".example.yaml")}
         for kdir in kdirs:
             for r in docs[kdir / "kustomization.yaml"][0].get("resources", []):
                 covered.add((kdir / r).resolve())
@@ -455,10 +542,24 @@ def main():
             out.write_text(yaml.safe_dump_all(manifests))
             rendered_files.append(out)
             by_kdir[kdir] = manifests
-            check_rules(rel(kdir), manifests)
+            no_secret_applied(kdir, manifests)
+            out_of_band = [d for p, ds in examples.items() if p.parent == kdir
+                           for d in ds if d.get("kind") == "Secret"]
+            check_rules(rel(kdir), manifests, out_of_band)
+        for p, ds in examples.items():
+            secrets = [d for d in ds if d.get("kind") == "Secret"]
+            if secrets:
+                example_secret_checks(p, secrets)
+                # Validated on its own: the user creates it with these keys.
+                out = Path(tmp) / (rel(p).replace("/", "_"))
+                out.write_text(yaml.safe_dump_all(secrets))
+                rendered_files.append(out)
+            others = [d for d in ds if d.get("kind") != "Secret"]
+            if others:
+                servicemonitor_checks(p, others, by_kdir.get(p.parent, []))
         for p in docs:
-            if p.is_relative_to(K8S) and p.name.endswith(".example.yaml"):
-                servicemonitor_checks(p, docs[p], by_kdir.get(p.parent, []))
+            if p in examples:
+                continue
             elif p.is_relative_to(K8S) and p.name != "kustomization.yaml" and p not in covered:
                 fail(f"{rel(p)} is in no kustomization, so nothing validates it")
         if rendered_files:
@@ -468,6 +569,7 @@ def main():
             compose_checks(docs, name)
         systemd_checks(binary, tmp)
         run_proxy_checks(binary, tmp)
+        notes.append(f"{len(refused_placeholders)} placeholder client keys refused")
     n_manifests = sum(len(d) for p, d in docs.items() if p.is_relative_to(K8S)
                       and p.name != "kustomization.yaml")
     summary = (f"{len(docs)} YAML files, {n_manifests} Kubernetes manifests (strict, "

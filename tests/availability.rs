@@ -398,7 +398,7 @@ async fn near_the_file_descriptor_limit_new_connections_get_503_and_the_admin_po
         .toml();
     // 128 descriptors: 32 kept back, 4 for the admin port, 92 for connections.
     let child = ChildProxy::spawn_with_fd_limit(&toml, 128);
-    let (addr, admin) = (child.addr().await, child.admin_addr().await);
+    let addr = child.addr().await;
     let mut held = Vec::new();
     let mut refused = 0usize;
     for _ in 0..140 {
@@ -417,18 +417,7 @@ async fn near_the_file_descriptor_limit_new_connections_get_503_and_the_admin_po
         "{refused} of 140 connections were refused with an answer; {} held",
         held.len()
     );
-    let health = raw_send(
-        admin,
-        b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        DEADLINE,
-    )
-    .await;
-    assert_eq!(health.status(), Some(200), "{}", health.text);
-    assert!(
-        !child.stderr().contains("accept failed"),
-        "accept hit the descriptor limit:\n{}",
-        child.stderr()
-    );
+    child.assert_serving_within_its_descriptors().await;
     drop(held);
 }
 
@@ -471,6 +460,69 @@ async fn an_http2_client_that_resets_the_streams_the_proxy_accepted_gets_goaway(
         "{} requests reached the upstream",
         up.count()
     );
+}
+
+/// A rapid-reset client that reconnects: for `run`, opens connection after connection and on
+/// each opens streams in batches of 20 and resets them (RST_STREAM CANCEL) 5 ms later, until
+/// the proxy closes the connection (or refuses it). Returns the connections it
+/// got to send on, and those refused at once.
+async fn rapid_reset_reconnecting(addr: std::net::SocketAddr, run: Duration) -> (usize, usize) {
+    let end = Instant::now() + run;
+    let (mut used, mut refused) = (0, 0);
+    while Instant::now() < end {
+        let mut conn = RawConn::connect(addr).await;
+        if !conn.write(&h2_preface()).await {
+            refused += 1;
+            continue;
+        }
+        let mut id = 1u32;
+        let mut sent_any = false;
+        while Instant::now() < end && !conn.closed() && !has_goaway(conn.received()) {
+            let (mut opened, mut resets) = (Vec::new(), Vec::new());
+            for _ in 0..20 {
+                opened.extend_from_slice(&h2_get(id));
+                resets.extend_from_slice(&frame(3, 0, id, &8u32.to_be_bytes()));
+                id += 2;
+            }
+            if !conn.write(&opened).await {
+                break;
+            }
+            sent_any = true;
+            // Long enough for the proxy to forward them, far shorter than any answer.
+            conn.read_until(Duration::from_millis(5), has_goaway).await;
+            if !conn.write(&resets).await {
+                break;
+            }
+        }
+        if sent_any && !conn.text().starts_with("HTTP/1.1 429") {
+            used += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    (used, refused)
+}
+
+#[tokio::test]
+async fn a_client_address_sent_goaway_for_early_resets_is_refused_when_it_reconnects() {
+    let up = FakeUpstream::held().await;
+    let p = limited(&up, "h2_max_premature_resets = 10").await;
+    let (used, refused) = rapid_reset_reconnecting(p.addr, Duration::from_secs(2)).await;
+    eprintln!(
+        "a 2 s rapid-reset run: {} requests reached the upstream over {used} connections; \
+         {refused} connections refused",
+        up.count()
+    );
+    assert!(
+        up.count() <= 10 + 2 * 20,
+        "{} requests reached the upstream over {used} connections",
+        up.count()
+    );
+    let get = format!("GET /api/x HTTP/1.1\r\nHost: {}\r\n\r\n", p.addr);
+    let refusal = raw_send(p.addr, get.as_bytes(), DEADLINE).await;
+    assert_eq!(refusal.status(), Some(429), "{}", refusal.text);
+    assert!(refusal.text.contains("too_many_resets"), "{}", refusal.text);
+    assert!(refusal.closed);
 }
 
 #[tokio::test]

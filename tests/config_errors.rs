@@ -265,6 +265,41 @@ fn limits_that_would_serve_nothing_are_errors() {
 }
 
 #[test]
+fn a_route_may_not_set_any_hop_by_hop_header() {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    ] {
+        let toml = format!("{GOOD}headers = {{ \"{name}\" = \"x\" }}\n");
+        assert_config_error(
+            &toml,
+            &format!("routes[0].headers.{name}: set by the proxy itself"),
+        );
+    }
+}
+
+#[test]
+fn a_client_key_file_still_holding_an_example_placeholder_is_refused() {
+    // What deploy/'s example Secrets and compose's example key file hold.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("client-reporting.key");
+    std::fs::write(&key, "REPLACE_WITH_A_LONG_RANDOM_KEY\n").expect("write key");
+    let toml = format!(
+        "{GOOD}\n[[clients]]\nname = \"reporting\"\nkey_file = \"{}\"\n",
+        key.display()
+    );
+    assert_config_error(&toml, "clients[0].key_file: ");
+    let out = run(&["check"], &toml);
+    assert!(out.error_line().contains("placeholder"), "{}", out.stderr);
+}
+
+#[test]
 fn the_shipped_example_config_names_every_key_of_the_readmes_reference() {
     let root = env!("CARGO_MANIFEST_DIR");
     let example = std::fs::read_to_string(format!("{root}/proxy.toml.example")).expect("example");

@@ -110,7 +110,7 @@ async fn secrets_and_tokens_never_appear_in_trace_level_logs() {
                 .api("cloud-manager"),
         );
     let path = ims.file("proxy.toml", &config.toml());
-    let mut child = tokio::process::Command::from(
+    let child = tokio::process::Command::from(
         Cli::new()
             .config_file(&path)
             .args(["--log-format", "text"])
@@ -139,8 +139,18 @@ async fn secrets_and_tokens_never_appear_in_trace_level_logs() {
     // A revoked token: 401, forced refresh, replay.
     ims.fake.revoke_all();
     assert_eq!(get(&format!("{base}/jwt/c")).await.status, 200);
-    child.start_kill().expect("kill");
-    let out = child.wait_with_output().await.expect("output");
+    // SIGTERM, not SIGKILL: the log writer flushes on a graceful exit, and a killed process
+    // loses what it had not written yet (the assertions below read all of it).
+    let pid = child.id().expect("pid").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(term.success());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the proxy exits on SIGTERM")
+        .expect("output");
     let logs = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

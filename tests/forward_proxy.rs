@@ -6,7 +6,10 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use std::path::PathBuf;
-use support::forward::{connect, send_via, trusting};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::forward::{connect, connect_within, send_via, trusting};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -199,17 +202,25 @@ async fn echo_upstream() -> u16 {
 
 /// An upstream that accepts and then never sends a byte, holding each connection open.
 async fn silent_upstream() -> u16 {
+    silent_upstream_counting().await.0
+}
+
+/// [`silent_upstream`], and how many connections it has accepted.
+async fn silent_upstream_counting() -> (u16, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = l.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             held.push(s);
         }
     });
-    port
+    (port, accepted)
 }
 
 #[tokio::test]
@@ -935,4 +946,264 @@ async fn inside_a_tunnel_a_request_a_browser_sent_from_another_site_is_refused_a
         .expect("through the tunnel");
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(s.up.count(), 1);
+}
+
+// ---- passthrough tunnels dial through outbound ------------------------------------------
+
+#[tokio::test]
+async fn passthrough_tunnels_count_both_their_sockets_against_the_descriptor_budget() {
+    let (port, accepted) = silent_upstream_counting().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = static_proxy(Route::new("/api").upstream(format!("http://127.0.0.1:{port}")))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[server.limits]\nmax_connections = 1000\nheader_read_timeout = \"60s\"")
+        .section("[admin]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4")
+        .section(&format!(
+            "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"\npassthrough = [\"127.0.0.1:{port}\"]",
+            dir.path().join("ca").display()
+        ))
+        .toml();
+    // 128 descriptors: 32 kept back, 4 for the admin port, 92 for the sockets of connections.
+    let child = ChildProxy::spawn_with_fd_limit(&toml, 128);
+    let forward = child.forward_addr().await;
+    let target = format!("127.0.0.1:{port}");
+    let (mut held, mut refused, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..70 {
+        match connect_within(forward, &target, "", Duration::from_secs(2)).await {
+            Some((200, _, tunnel)) => held.push(tunnel),
+            Some((503, text, _)) => refused.push(text),
+            Some((status, text, _)) => other.push(format!("{status} {text}")),
+            None => other.push("no answer within 2 s".into()),
+        }
+    }
+    let tunnels = held.len();
+    let fds = child.open_fds();
+    let addr = child.addr().await;
+    let api = raw_send(
+        addr,
+        format!("GET /api/x HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!(
+        "{tunnels} tunnels open, {} refused, {} otherwise; the process holds {fds} of 128 \
+         descriptors; an API request got {:?}",
+        refused.len(),
+        other.len(),
+        api.status()
+    );
+    assert!(other.is_empty(), "{other:?}");
+    assert!(
+        refused.iter().all(|t| t.contains("too_many_connections")),
+        "{refused:?}"
+    );
+    assert_ne!(api.status(), Some(502), "{}", api.text);
+    assert!(
+        tunnels <= 92 / 2,
+        "{tunnels} tunnels hold {} sockets",
+        2 * tunnels
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        tunnels,
+        "one upstream socket per tunnel"
+    );
+    child.assert_serving_within_its_descriptors().await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_passthrough_tunnel_goes_through_the_egress_proxy() {
+    let port = echo_upstream().await;
+    let corp = ConnectProxy::start().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        &format!("[client]\nproxy = \"{}\"\n", corp.url()),
+    )
+    .await;
+    let (status, text, mut tunnel) = connect(s.forward(), &format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(status, 200, "{text}");
+    tunnel.write_all(b"ping").await.expect("write");
+    let mut back = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), tunnel.read_exact(&mut back))
+        .await
+        .expect("echoed in time")
+        .expect("read");
+    assert_eq!(&back, b"ping");
+    let seen = corp.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].target, format!("127.0.0.1:{port}"));
+}
+
+#[tokio::test]
+async fn passthrough_tunnels_to_one_host_are_capped_by_max_connections_per_upstream() {
+    let (port, accepted) = silent_upstream_counting().await;
+    let s = Setup::new(
+        &format!("passthrough = [\"127.0.0.1:{port}\"]"),
+        "[client]\nmax_connections_per_upstream = 2\nconnect_timeout = \"1s\"\n",
+    )
+    .await;
+    let target = format!("127.0.0.1:{port}");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (status, text, tunnel) = connect(s.forward(), &target, "").await;
+        assert_eq!(status, 200, "{text}");
+        held.push(tunnel);
+    }
+    let (status, text, _) = connect(s.forward(), &target, "").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("upstream_connection_limit"), "{text}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    drop(held);
+}
+
+/// The reverse listener with `[ims_endpoint] prefix = "/ims"`, route `/api` to `up`, and
+/// `extra` tables.
+async fn ims_endpoint_proxy(up: &FakeUpstream, extra: &str) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .section("[ims_endpoint]\nprefix = \"/ims\"")
+        .append(extra)
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn under_ims_endpoint_prefix_the_reverse_listener_answers_ims_token_requests_itself() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, "").await;
+    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=x&client_secret=y&scope=openid")
+        .send()
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["expires_in"], 86_400);
+    let other = Req::post(proxy_url(&p, "/ims/ims/authorize/v2"))
+        .send()
+        .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.json()["error"], "not_found");
+    assert_eq!(up.count(), 0, "never forwarded");
+}
+
+#[test]
+fn ca_path_and_show_print_the_certificate_and_never_the_key() {
+    let toml = static_proxy(
+        Route::new("/a")
+            .api("privacy")
+            .upstream("http://127.0.0.1:1"),
+    )
+    .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+    .toml();
+    let (dir, config) = support::cli::write_config(&toml);
+    let path = Cli::new().args(["ca", "path"]).config_file(&config).run();
+    assert_eq!(path.code, Some(0), "{}", path.stderr);
+    let expected = dir.path().join("ca").join("ca.pem");
+    assert_eq!(path.stdout.trim(), expected.display().to_string());
+    let show = Cli::new().args(["ca", "show"]).config_file(&config).run();
+    assert!(
+        show.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("PRIVATE KEY"));
+    assert_eq!(
+        std::fs::read_to_string(&expected).ok().as_deref(),
+        Some(show.stdout.as_str())
+    );
+}
+
+#[test]
+fn ca_without_a_forward_listener_is_a_config_error() {
+    let toml = static_proxy(Route::new("/a").upstream("http://127.0.0.1:1")).toml();
+    let out = Cli::new().args(["ca", "path"]).config(&toml).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("forward"), "{}", out.stderr);
+}
+
+/// Deadlines short enough for a test: a body must start within 1 s and never pause for 1 s.
+const QUICK_BODIES: &str =
+    "[server.limits]\nheader_read_timeout = \"1s\"\n\n[client]\nbody_idle_timeout = \"1s\"\n";
+
+/// A token request head that declares a 100-byte body.
+fn token_head(host: &str, path: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_token_request_whose_body_never_comes_gets_408_through_the_forward_listener() {
+    let s = Setup::new("", QUICK_BODIES).await;
+    let host = "ims-na1.adobelogin.com";
+    let mut tls = support::forward::tunnel(s.forward(), host, trusting(&s.ca), "")
+        .await
+        .expect("tunnel");
+    tls.write_all(token_head(host, "/ims/token/v3").as_bytes())
+        .await
+        .expect("write the head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: the proxy must answer well within this, or the test fails rather than hangs.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while !String::from_utf8_lossy(&got).contains("request_timeout") {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(
+        text.contains("\"error_code\":\"request_timeout\""),
+        "{text}"
+    );
+    assert_eq!(s.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_token_request_whose_body_never_comes_gets_408_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
+    let reply = raw_send(
+        p.addr,
+        token_head("localhost", "/ims/ims/token/v3").as_bytes(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(reply.status(), Some(408), "{}", reply.text);
+    assert!(
+        reply.text.contains("\"error_code\":\"request_timeout\""),
+        "{}",
+        reply.text
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_token_request_body_that_stalls_midway_gets_408_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, QUICK_BODIES).await;
+    let mut raw = token_head("localhost", "/ims/ims/token/v3");
+    raw.push_str("grant_type=client_credentials&client_id=x");
+    let reply = raw_send(p.addr, raw.as_bytes(), Duration::from_secs(30)).await;
+    assert_eq!(reply.status(), Some(408), "{}", reply.text);
+    assert!(reply.text.contains("stalled"), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_token_request_body_over_the_cap_gets_413_under_ims_endpoint() {
+    let up = FakeUpstream::start().await;
+    let p = ims_endpoint_proxy(&up, "").await;
+    let got = Req::post(proxy_url(&p, "/ims/ims/token/v3"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=x&pad={}", "a".repeat(70 * 1024)))
+        .send()
+        .await;
+    assert_eq!(got.status, 413, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "payload_too_large");
 }

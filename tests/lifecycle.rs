@@ -231,6 +231,140 @@ async fn with_watch_a_changed_config_file_or_secret_file_is_reloaded() {
     );
 }
 
+/// Writes `content` to `path` the way a renewal does: beside it, then renamed over it.
+fn replace_file(path: &std::path::Path, content: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn with_watch_a_renewed_listener_certificate_is_served_without_a_signal() {
+    let up = FakeUpstream::start().await;
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.server_identity("first").write(dir.path(), "listener");
+    let toml = config(&[route("/api", &up.url())])
+        .section(&format!(
+            "[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\""
+        ))
+        .toml();
+    let child = ChildProxy::spawn(&toml, &["--watch"]);
+    let addr = child.addr().await;
+    let first = pki.presented_cert(addr).await;
+
+    let renewed = pki.server_identity("renewed");
+    replace_file(std::path::Path::new(&key), &renewed.key_pem);
+    replace_file(std::path::Path::new(&cert), &renewed.cert_pem);
+    let served = poll(WAIT, || async {
+        let now = pki.presented_cert(addr).await;
+        (now != first).then_some(now)
+    })
+    .await;
+    let served = served.unwrap_or_else(|| {
+        panic!(
+            "the renewed certificate is not served; stderr:\n{}",
+            child.stderr()
+        )
+    });
+    let want = rustls_pemfile::certs(&mut renewed.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(served, want.to_vec());
+}
+
+#[tokio::test]
+async fn with_watch_a_rotated_client_key_file_takes_effect_without_a_signal() {
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("app.key");
+    let (old_key, new_key) = ("first-app-key-0123456789", "rotated-app-key-9876543210");
+    std::fs::write(&key_file, old_key).unwrap();
+    let toml = config(&[route("/api", &up.url())])
+        .append(&format!(
+            "[[clients]]\nname = \"app\"\nkey_file = \"{}\"",
+            key_file.display()
+        ))
+        .toml();
+    let child = ChildProxy::spawn(&toml, &["--watch"]);
+    let addr = child.addr().await;
+    let with_key = |key: &'static str| {
+        let url = format!("http://{addr}/api/x");
+        async move { Req::get(url).header("x-proxy-key", key).send().await.status }
+    };
+    assert_eq!(with_key(old_key).await, 200);
+
+    replace_file(&key_file, new_key);
+    let rotated = poll(WAIT, || async {
+        (with_key(new_key).await == 200).then_some(())
+    })
+    .await;
+    assert!(
+        rotated.is_some(),
+        "the rotated key is not accepted; stderr:\n{}",
+        child.stderr()
+    );
+    assert_eq!(with_key(old_key).await, 401);
+}
+
+#[tokio::test]
+async fn with_watch_a_replaced_forward_ca_signs_new_tunnels_without_a_signal() {
+    use support::forward::{send_via, trusting};
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_ca = |ca_dir: &std::path::Path| {
+        config(&[Route::new("/privacy").api("privacy").upstream(up.url())])
+            .section(&format!(
+                "[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"{}\"",
+                ca_dir.display()
+            ))
+            .toml()
+    };
+    let (live, next) = (dir.path().join("ca"), dir.path().join("next"));
+    // The replacement, made beforehand as a user makes one for a Secret.
+    let made = Cli::new()
+        .args(["ca", "path"])
+        .config(&with_ca(&next))
+        .run();
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let child = ChildProxy::spawn(&with_ca(&live), &["--watch"]);
+    let forward = child.forward_addr().await;
+    let request = || {
+        http::Request::get("/data/core/privacy/jobs")
+            .header("host", "platform.adobe.io")
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    let host = "platform.adobe.io";
+    let first = trusting(&live.join("ca.pem"));
+    let got = send_via(forward, host, first, "", request()).await;
+    assert_eq!(got.map(|g| g.status.as_u16()), Ok(200));
+
+    // Kubernetes swaps a Secret's files together; here, one rename each.
+    let (first_pem, new_pem) = (dir.path().join("first.pem"), live.join("ca.pem"));
+    std::fs::copy(&new_pem, &first_pem).unwrap();
+    replace_file(
+        &live.join("ca.key"),
+        &std::fs::read_to_string(next.join("ca.key")).unwrap(),
+    );
+    replace_file(
+        &new_pem,
+        &std::fs::read_to_string(next.join("ca.pem")).unwrap(),
+    );
+    let renewed = trusting(&next.join("ca.pem"));
+    let signed = poll(WAIT, || async {
+        send_via(forward, host, renewed.clone(), "", request())
+            .await
+            .ok()
+            .map(|g| g.status.as_u16())
+    })
+    .await;
+    assert_eq!(signed, Some(200), "stderr:\n{}", child.stderr());
+    let old = send_via(forward, host, trusting(&first_pem), "", request()).await;
+    assert!(old.is_err(), "a new tunnel is still signed by the old CA");
+}
+
 #[tokio::test]
 async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let up = FakeUpstream::held_midway(b"first,", b"last").await;

@@ -54,8 +54,176 @@ async fn a_request_head_beyond_the_read_buffer_gets_431_and_the_connection_close
         "a".repeat(100 * 1024)
     );
     let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
-    assert_eq!(reply.status(), Some(431), "{}", reply.text);
+    assert_refused(&reply, 431, "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+/// `reply` is the proxy's JSON refusal with `status` and `code`, and the connection closed.
+fn assert_refused(reply: &RawReply, status: u16, code: &str) {
+    assert_eq!(reply.status(), Some(status), "{}", reply.text);
+    assert_eq!(json_of(reply)["error_code"], code, "{}", reply.text);
+    assert!(json_of(reply)["request_id"].is_string(), "{}", reply.text);
+    assert!(reply.closed, "{}", reply.text);
+}
+
+/// The JSON body of a raw reply holding one response.
+fn json_of(reply: &RawReply) -> serde_json::Value {
+    let body = reply.text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.text))
+}
+
+/// A GET of `/api/<target_pad>` whose head is `wire` bytes on the wire, the extra made of
+/// optional whitespace before a field's value: which no limit on names, values or the target
+/// counts, so only the limit on the head as a whole can refuse it.
+fn head_of_size(wire: usize, target_pad: usize) -> Vec<u8> {
+    let line = format!(
+        "GET /api/{} HTTP/1.1\r\nHost: localhost\r\n",
+        "a".repeat(target_pad)
+    );
+    let fixed = line.len() + "X-Pad:".len() + "v\r\n\r\n".len();
+    let head = format!("{line}X-Pad:{}v\r\n\r\n", " ".repeat(wire - fixed));
+    assert_eq!(head.len(), wire);
+    head.into_bytes()
+}
+
+/// `max_header_size` 2 KiB and `max_uri_length` 1 KiB: a head of at most 2 + 1 + 1 KiB.
+const SMALL_HEAD: &str = "max_header_size = \"2 KiB\"\nmax_uri_length = \"1 KiB\"";
+const SMALL_HEAD_BYTES: usize = 4096;
+
+#[tokio::test]
+async fn a_head_at_or_below_the_head_limit_is_forwarded_in_one_read_or_several() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, SMALL_HEAD, "").await;
+    for wire in [SMALL_HEAD_BYTES - 1, SMALL_HEAD_BYTES] {
+        let head = head_of_size(wire, 1000);
+        for split in [head.len(), 1500] {
+            let mut conn = RawConn::connect(p.addr).await;
+            for part in head.chunks(split) {
+                conn.write(part).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            conn.read_until(DEADLINE, |b| b.windows(4).any(|w| w == b"\r\n\r\n"))
+                .await;
+            assert!(
+                conn.text().starts_with("HTTP/1.1 200 "),
+                "{wire} bytes in reads of {split}: {}",
+                conn.text()
+            );
+        }
+    }
+    assert_eq!(up.count(), 4);
+}
+
+#[tokio::test]
+async fn a_head_one_byte_over_the_head_limit_gets_431_json_in_one_read_or_several() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, SMALL_HEAD, "").await;
+    let head = head_of_size(SMALL_HEAD_BYTES + 1, 1000);
+    for split in [head.len(), 1500] {
+        let mut conn = RawConn::connect(p.addr).await;
+        for part in head.chunks(split) {
+            conn.write(part).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let reply = conn.read_to_close(DEADLINE).await;
+        assert_eq!(
+            reply.status(),
+            Some(431),
+            "reads of {split}: {}",
+            reply.text
+        );
+        assert_eq!(json_of(&reply)["error_code"], "headers_too_large");
+        assert!(reply.closed);
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn with_default_limits_a_single_header_of_75_to_127_kib_gets_431_json_not_400() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    for kib in [75, 100, 127, 128, 200] {
+        let raw = format!(
+            "GET /api/x HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(kib * 1024)
+        );
+        let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
+        assert_eq!(reply.status(), Some(431), "{kib} KiB: {}", reply.text);
+        let json = json_of(&reply);
+        assert_eq!(json["error_code"], "headers_too_large", "{kib} KiB");
+        assert!(json["request_id"].is_string(), "{json}");
+        assert!(reply.closed, "{kib} KiB");
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_side_after_an_oversized_head_still_gets_the_431() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, SMALL_HEAD, "").await;
+    let mut conn = RawConn::connect(p.addr).await;
+    conn.write(&head_of_size(SMALL_HEAD_BYTES * 2, 10)).await;
+    conn.shutdown_write().await;
+    let reply = conn.read_to_close(DEADLINE).await;
+    assert_refused(&reply, 431, "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_lines_before_a_request_gets_431_json() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    let mut raw = b"\r\n".repeat(50 * 1024);
+    raw.extend_from_slice(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let reply = raw_send(p.addr, &raw, DEADLINE).await;
+    assert_refused(&reply, 431, "headers_too_large");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_request_line_longer_than_the_head_allows_gets_414_json() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    let raw = format!(
+        "GET /api/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let reply = raw_send(p.addr, raw.as_bytes(), DEADLINE).await;
+    assert_refused(&reply, 414, "uri_too_long");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn an_oversized_head_pipelined_after_a_request_is_refused_after_that_requests_answer() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, SMALL_HEAD, "").await;
+    let mut raw = b"GET /api/first HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
+    raw.extend_from_slice(&head_of_size(SMALL_HEAD_BYTES * 3, 10));
+    let reply = raw_send(p.addr, &raw, DEADLINE).await;
+    assert!(reply.text.starts_with("HTTP/1.1 200 "), "{}", reply.text);
+    let second = reply.text.find("HTTP/1.1 431 ").map(|at| &reply.text[at..]);
+    let second = second.unwrap_or_else(|| panic!("no 431 after the 200: {}", reply.text));
+    assert!(
+        second.contains("\"error_code\":\"headers_too_large\""),
+        "{second}"
+    );
     assert!(reply.closed);
+    assert_eq!(up.count(), 1);
+    assert!(up.only_request().target.ends_with("/first"));
+}
+
+#[tokio::test]
+async fn over_http2_a_header_list_just_over_the_head_limit_gets_431_json() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    // Over the 73 KiB HTTP/1 head limit, within HTTP/2's list limit (it adds 32 per field).
+    let got = Req::get(proxy_url(&p, "/api/x"))
+        .header("x-big", &"a".repeat(74 * 1024))
+        .h2()
+        .send()
+        .await;
+    assert_eq!(got.status, 431, "{}", got.text());
+    assert_eq!(got.json()["error_code"], "headers_too_large");
     assert_eq!(up.count(), 0);
 }
 
@@ -68,6 +236,7 @@ async fn too_many_headers_get_431_and_nothing_is_forwarded() {
     });
     let got = req.send().await;
     assert_eq!(got.status, 431);
+    assert_eq!(got.json()["error_code"], "headers_too_large");
     assert_eq!(up.count(), 0);
 }
 
@@ -319,4 +488,31 @@ async fn an_http2_rapid_reset_flood_gets_goaway_and_other_clients_are_served() {
     let got = Req::get(proxy_url(&p, "/api/after")).h2().send().await;
     assert_eq!(got.status, 200);
     assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn over_http2_a_header_list_beyond_the_advertised_size_is_refused_by_the_h2_stack() {
+    let up = FakeUpstream::start().await;
+    let p = limited(&up, "", "").await;
+    // Many small fields: within the head's bytes, over HPACK's 32-per-field count.
+    let many = (0..3000).fold(Req::get(proxy_url(&p, "/api/x")).h2(), |r, i| {
+        r.header(&format!("x-h{i}"), "v")
+    });
+    let got = many.send().await;
+    assert_eq!(got.status, 431);
+    assert!(got.body.is_empty(), "h2's own answer: {}", got.text());
+    // One field too long for the CONTINUATION frames h2 follows: the connection is ended.
+    let huge = Req::get(proxy_url(&p, "/api/x"))
+        .header("x-big", &"a".repeat(200 * 1024))
+        .h2()
+        .build();
+    let ended = tokio::time::timeout(DEADLINE, h2c_client().request(huge))
+        .await
+        .expect("an answer within the deadline");
+    let err = format!("{:?}", ended.expect_err("refused"));
+    assert!(
+        err.contains("GoAway") && err.contains("ENHANCE_YOUR_CALM"),
+        "{err}"
+    );
+    assert_eq!(up.count(), 0);
 }

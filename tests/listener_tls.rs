@@ -153,16 +153,6 @@ async fn with_mutual_tls_a_client_with_a_certificate_from_the_ca_is_served() {
     assert_eq!(s.up.count(), 1);
 }
 
-/// The certificate the listener presents to a new connection.
-async fn presented_cert(pki: &TestPki, addr: std::net::SocketAddr) -> Vec<u8> {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(pki.client_config(None)));
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = connector.connect(name, tcp).await.expect("handshake");
-    let (_, conn) = tls.get_ref();
-    conn.peer_certificates().expect("certs")[0].to_vec()
-}
-
 #[tokio::test]
 async fn a_new_snapshot_brings_new_certificates_to_new_connections() {
     let s = Setup::new().await;
@@ -170,11 +160,11 @@ async fn a_new_snapshot_brings_new_certificates_to_new_connections() {
         .await
         .expect("start");
     let addr = p.addr;
-    let before = presented_cert(&s.pki, addr).await;
+    let before = s.pki.presented_cert(addr).await;
     // What a reload does: build a snapshot from the config (re-reading the files) and swap it.
     let second = ims_proxy::Snapshot::build(&s.config("server-b", false), None).expect("b");
     p.shared().snapshot.store(Arc::new(second));
-    let after = presented_cert(&s.pki, addr).await;
+    let after = s.pki.presented_cert(addr).await;
     assert_ne!(before, after, "the renewed certificate must be served");
     p.stop().await;
 }

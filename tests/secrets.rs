@@ -42,9 +42,13 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
             .body(body)
     };
     let bearer = format!("Bearer {CLIENT_KEY}");
+    let basic = format!("Basic {}", basic_auth("scanner", CLIENT_KEY));
     let scenarios = vec![
         call("GET", "/api/ok", &[("x-proxy-key", CLIENT_KEY)], b""),
         call("POST", "/api/ok", &[("authorization", &bearer)], b"{}"),
+        // Basic is for the forward listener's Proxy-Authorization; here it is refused, and
+        // the key it carries must show up nowhere.
+        call("GET", "/api/ok", &[("authorization", &basic)], b""),
         call("GET", "/api/ok", &[("x-proxy-key", WRONG_KEY)], b""),
         call(
             "GET",
@@ -73,7 +77,7 @@ async fn no_secret_appears_in_trace_logs_or_error_responses() {
             String::from_utf8_lossy(&got.body)
         ));
     }
-    assert_eq!(statuses, [200, 200, 401, 401, 401, 502, 413, 404, 403]);
+    assert_eq!(statuses, [200, 200, 401, 401, 401, 401, 502, 413, 404, 403]);
     let text = logs.text();
     assert!(
         text.contains("\"caller\":\"scanner\""),
@@ -121,6 +125,40 @@ fn the_scanner_finds_a_secret_plain_or_base64_encoded() {
     );
     assert_eq!(scan("basic c3RhdGljLXRva2VuLWFiYw==", &s), ["token"]);
     assert!(scan("nothing here", &s).is_empty());
+}
+
+/// `Basic base64(name:key)`, the way `HTTPS_PROXY=http://name:key@host` sends a client key.
+fn basic_auth(name: &str, key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))
+}
+
+#[test]
+fn the_scanner_finds_a_client_key_sent_as_basic_auth_whatever_the_name_length() {
+    let s = [("client key", CLIENT_KEY)];
+    // Names of each length modulo 3 put the key at each offset of the encoding.
+    for name in ["scanner", "scanner1", "scanner12", "a", ""] {
+        let leak = format!("authorization: Basic {}", basic_auth(name, CLIENT_KEY));
+        assert_eq!(scan(&leak, &s), ["client key"], "name {name:?}: {leak}");
+    }
+    let clean = format!(
+        "authorization: Basic {}",
+        basic_auth("scanner", "another-key-0123456")
+    );
+    assert!(scan(&clean, &s).is_empty(), "{clean}");
+}
+
+#[test]
+fn the_scanner_finds_a_secret_in_a_url_safe_base64_segment() {
+    use base64::Engine as _;
+    let s = [("client key", CLIENT_KEY)];
+    // A JWT payload: URL-safe, unpadded, the key at whatever offset its claim puts it.
+    let payload = format!("{{\"key\":\"{CLIENT_KEY}\"}}");
+    let segment = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+    assert_eq!(
+        scan(&format!("eyJhbGciOiJIUzI1NiJ9.{segment}.sig"), &s),
+        ["client key"]
+    );
 }
 
 /// A password put in a URL: it must never be printed, whatever the URL is for.

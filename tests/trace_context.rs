@@ -354,3 +354,45 @@ fn otel_batch_settings_are_not_read_while_span_export_is_off() {
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn with_otlp_on_spans_reach_a_collector_behind_a_private_ca_through_the_egress_proxy() {
+    let pki = support::tls::TestPki::new();
+    let collector = OtlpReceiver::start_tls(&pki).await;
+    let corp = ConnectProxy::start().await;
+    let up = FakeUpstream::start().await;
+    let toml = static_proxy(Route::new("/api").upstream(up.url()))
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section("[tracing]\notlp = true")
+        .client(&format!(
+            "ca_file = \"{}\"\nproxy = \"{}\"",
+            pki.ca_path(),
+            corp.url()
+        ))
+        .toml();
+    let endpoint = format!("https://{}", collector.addr());
+    let child = ChildProxy::spawn_with_env(
+        &toml,
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let got = get(&format!("http://{}/api/x", child.addr().await)).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let span = one_span(&collector).await;
+    assert_eq!(span.service_name, "ims-proxy");
+    let tunnels: Vec<_> = corp
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "CONNECT")
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(
+        tunnels,
+        [collector.addr().to_string()],
+        "{}",
+        child.stderr()
+    );
+}

@@ -2,6 +2,7 @@
 //! proxy would have to re-frame, or cut short: never a body that looks complete but is not.
 //! The upstream here writes exact bytes ([`RawUpstream`]).
 
+use std::time::Duration;
 use support::*;
 
 async fn proxy_to(up: &RawUpstream) -> ims_proxy::Running {
@@ -136,4 +137,117 @@ async fn a_chunked_body_without_its_last_chunk_ends_the_http1_callers_body_with_
 #[tokio::test]
 async fn a_chunked_body_without_its_last_chunk_ends_the_h2_callers_stream_with_an_error() {
     body_end(NO_LAST_CHUNK, End::Close, true).await;
+}
+
+/// A request smuggled inside a body: the bytes of an HTTP request, to an upstream that reads
+/// them as one ([`HastyUpstream`]).
+const HIDDEN: &str = "GET /hidden HTTP/1.1\r\nHost: upstream\r\n\r\n";
+
+/// Caller A sends `POST /api/upload` whose body is [`HIDDEN`], in two parts: the upstream
+/// answers after the head (A reads that answer) while the rest of the body is still coming.
+/// Returns once the upstream has read the whole body (as a request of its own).
+async fn upload_answered_early(p: &ims_proxy::Running, up: &HastyUpstream) -> RawConn {
+    let mut a = RawConn::connect(p.addr).await;
+    let (first, rest) = HIDDEN.split_at(8);
+    let head = format!(
+        "POST /api/upload HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{first}",
+        p.addr,
+        HIDDEN.len()
+    );
+    assert!(a.write(head.as_bytes()).await);
+    let answer = hasty_answer("/upload");
+    let answered = a
+        .read_until(Duration::from_secs(30), |r| {
+            String::from_utf8_lossy(r).contains(&answer)
+        })
+        .await;
+    assert!(answered, "A's early answer: {}", a.text());
+    assert!(a.write(rest.as_bytes()).await);
+    let read = eventually(Duration::from_secs(30), || {
+        up.targets().iter().any(|t| t == "/hidden")
+    })
+    .await;
+    assert!(read, "the upstream read the body: {:?}", up.targets());
+    a
+}
+
+/// One upstream connection allowed, so that the next request would have to reuse A's if the
+/// proxy kept it (on either outbound path).
+async fn proxy_to_hasty(up: &HastyUpstream) -> ims_proxy::Running {
+    static_proxy(Route::new("/api").upstream(up.url()))
+        .client("max_connections_per_upstream = 1\nconnect_timeout = \"30s\"")
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn an_answer_owed_for_a_body_the_upstream_answered_early_never_reaches_another_caller() {
+    let up = HastyUpstream::start().await;
+    let p = proxy_to_hasty(&up).await;
+    let _a = upload_answered_early(&p, &up).await;
+
+    let b = get(&proxy_url(&p, "/api/b")).await;
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert_eq!(
+        b.text(),
+        hasty_answer("/b"),
+        "caller B got another's answer"
+    );
+    assert_eq!(up.targets(), ["/upload", "/hidden", "/b"]);
+    assert_eq!(
+        up.conns(),
+        [1, 1, 2],
+        "B's request went on a connection of its own"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_owed_for_a_body_the_upstream_answered_early_never_reaches_the_callers_next_request(
+) {
+    let up = HastyUpstream::start().await;
+    let p = proxy_to_hasty(&up).await;
+    let mut a = upload_answered_early(&p, &up).await;
+
+    let already = a.received().len();
+    let next = format!("GET /api/next HTTP/1.1\r\nHost: {}\r\n\r\n", p.addr);
+    assert!(a.write(next.as_bytes()).await);
+    let next = hasty_answer("/next");
+    let hidden = hasty_answer("/hidden");
+    a.read_until(Duration::from_secs(30), |r| {
+        let t = String::from_utf8_lossy(&r[already..]).into_owned();
+        t.contains(&next) || t.contains(&hidden)
+    })
+    .await;
+    let got = String::from_utf8_lossy(&a.received()[already..]).into_owned();
+    assert!(got.contains(&next), "A's next request got: {got}");
+    assert!(!got.contains(&hidden), "{got}");
+}
+
+/// On one runtime thread: the pool is per thread, so on several a request may take another
+/// thread's connection without anything having been closed.
+#[tokio::test]
+async fn uploads_the_upstream_answered_after_reading_them_whole_leave_their_connection_for_the_next(
+) {
+    let up = FakeUpstream::start().await;
+    let p = static_proxy(Route::new("/api").upstream(up.url()))
+        .start()
+        .await;
+    let mut caller = H1Conn::open(p.addr).await;
+    for size in [1, 64 * 1024, 1024 * 1024] {
+        let got = caller
+            .send(Req::post(proxy_url(&p, "/api/upload")).body(vec![b'x'; size]))
+            .await;
+        assert_eq!(got.status, 200, "{}", got.text());
+    }
+    assert_eq!(
+        caller.send(Req::get(proxy_url(&p, "/api/x"))).await.status,
+        200
+    );
+    let sizes: Vec<usize> = up.requests().iter().map(|r| r.body.len()).collect();
+    assert_eq!(sizes, [1, 64 * 1024, 1024 * 1024, 0]);
+    assert_eq!(
+        up.conns(),
+        [1, 1, 1, 1],
+        "one upstream connection throughout"
+    );
 }

@@ -183,7 +183,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let running = start_on(config, &options.workers).await?;
     if config.tracing.otlp {
-        otlp::start(tokio::runtime::Handle::current())?;
+        otlp::start(tokio::runtime::Handle::current(), running.shared().clone())?;
     }
     // Tests and supervisors find the ports from these lines, so they name them plainly.
     tracing::info!(addr = %running.addr, "listening");

@@ -1,20 +1,22 @@
 //! Span export over OTLP/HTTP (protobuf), on when `[tracing] otlp = true`. The exporter and
-//! batch processor are the OpenTelemetry SDK's; the HTTP client is a hyper client whose
-//! requests run on the proxy's runtime, because the SDK's processor exports from a thread of
-//! its own with no runtime (its built-in clients are reqwest's, a second HTTP stack).
+//! batch processor are the OpenTelemetry SDK's; the HTTP client is the proxy's own outbound
+//! (the current snapshot's: `client.ca_file`, the egress proxy, the per-upstream cap and the
+//! descriptor budget apply to the collector as to any upstream), its requests run on the
+//! proxy's runtime, because the SDK's processor exports from a thread of its own with no
+//! runtime (its built-in clients are reqwest's, a second HTTP stack).
 
 use crate::config::{ConfigError, SpanBatch};
+use crate::state::Shared;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What one export may take, connection included (OTLP's default timeout).
@@ -25,17 +27,9 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// Builds the exporter (endpoint from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`) and starts recording spans. An endpoint that is not a URL is
 /// the configuration's error.
-pub fn start(runtime: tokio::runtime::Handle) -> Result<(), ConfigError> {
+pub fn start(runtime: tokio::runtime::Handle, shared: Arc<Shared>) -> Result<(), ConfigError> {
     let batch = SpanBatch::from_env(|k| std::env::var(k).ok())?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = OtlpClient {
-        runtime,
-        client: Client::builder(TokioExecutor::new()).build(https),
-    };
+    let client = OtlpClient { runtime, shared };
     let exporter = SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -68,10 +62,8 @@ pub async fn stop() {
 #[derive(Clone)]
 struct OtlpClient {
     runtime: tokio::runtime::Handle,
-    client: Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    /// Whose snapshot's outbound sends each export: a reload's `[client]` applies at once.
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for OtlpClient {
@@ -89,16 +81,17 @@ impl HttpClient for OtlpClient {
         'a: 'b,
         Self: 'b,
     {
-        let client = self.client.clone();
+        let outbound = self.shared.snapshot.load().outbound.clone();
         // Spawned onto the proxy's runtime: the caller is the processor's thread, which only
         // waits for the answer.
         let task = self.runtime.spawn(async move {
             let send = async {
                 let (parts, body) = request.into_parts();
-                let resp = client
-                    .request(Request::from_parts(parts, Full::new(body)))
+                let body = Full::new(body).map_err(|e| match e {}).boxed();
+                let answer = outbound
+                    .request(Request::from_parts(parts, body), None)
                     .await?;
-                let (parts, body) = resp.into_parts();
+                let (parts, body) = answer.keep().into_parts();
                 let body = Limited::new(body, MAX_RESPONSE).collect().await?.to_bytes();
                 Ok::<_, HttpError>(Response::from_parts(parts, body))
             };

@@ -1,5 +1,5 @@
 //! Live reload: SIGHUP, and with `--watch` a change to the config file or to a file it
-//! names (secrets, CA), re-read the configuration. A valid one is built into a new snapshot
+//! names (secrets, certificates, CAs, client keys), re-read the configuration. A valid one is built into a new snapshot
 //! and swapped in whole; requests in flight finish on the snapshot they started with. An
 //! invalid one is refused with one log line and `ims_proxy_config_reloads_total{result="error"}`,
 //! and the old configuration keeps serving.
@@ -111,27 +111,40 @@ impl Reloader {
     }
 }
 
-/// The config file and every file it refers to: a rotated secret means a reload too.
+/// The config file and every file it depends on (`Config::paths`, the list `check` prints): a
+/// rotated secret or a renewed certificate means a reload too.
 fn watched_files(path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut files = vec![path.to_path_buf()];
-    files.extend(config.outbound.ca_file.clone());
-    for c in config.credentials.values() {
-        files.extend(c.access_token_file.clone());
-        files.extend(c.client_secret_file.clone());
-        files.extend(c.private_key_file.clone());
-    }
+    files.extend(config.paths().into_iter().map(|(_, p)| p));
     files
 }
 
 async fn fingerprint(files: &[PathBuf]) -> u64 {
     let mut h = DefaultHasher::new();
     for f in files {
-        f.hash(&mut h);
-        // A file that is missing mid-rotation hashes differently from any content.
-        match tokio::fs::read(f).await {
-            Ok(bytes) => bytes.hash(&mut h),
-            Err(e) => e.kind().to_string().hash(&mut h),
+        hash_path(f, &mut h).await;
+        // A directory (`forward.ca_dir`) is the files directly in it, by name.
+        if let Ok(mut entries) = tokio::fs::read_dir(f).await {
+            let mut names = Vec::new();
+            while let Ok(Some(e)) = entries.next_entry().await {
+                names.push(e.path());
+            }
+            names.sort();
+            for n in names {
+                if tokio::fs::metadata(&n).await.is_ok_and(|m| m.is_file()) {
+                    hash_path(&n, &mut h).await;
+                }
+            }
         }
     }
     h.finish()
+}
+
+async fn hash_path(f: &Path, h: &mut DefaultHasher) {
+    f.hash(h);
+    // A file that is missing mid-rotation hashes differently from any content.
+    match tokio::fs::read(f).await {
+        Ok(bytes) => bytes.hash(h),
+        Err(e) => e.kind().to_string().hash(h),
+    }
 }

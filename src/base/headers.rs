@@ -37,18 +37,11 @@ pub static CALLER_CREDENTIALS: [HeaderName; 5] = [
     header::COOKIE,
 ];
 
-/// Headers the proxy owns: a route may not set them, because the proxy sets or strips them.
-pub const RESERVED: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "x-gw-ims-org-id",
-    "host",
-    "connection",
-    "transfer-encoding",
-    "content-length",
-    "proxy-authorization",
-    "cookie",
-    "keep-alive",
-    "te",
-    "upgrade",
-];
+/// Headers a route may not set: the proxy sets or strips them. Derived from the lists above
+/// (every hop-by-hop header, every caller credential) plus the framing and addressing the
+/// proxy computes itself, so that a header added to either list is reserved with it.
+pub fn reserved(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+        || CALLER_CREDENTIALS.contains(name)
+        || [header::HOST, header::CONTENT_LENGTH].contains(name)
+}

@@ -66,13 +66,26 @@ pub fn has_userinfo(raw: &str) -> bool {
     raw[start..end].contains('@')
 }
 
-/// Reads a secret from a file, trimmed. The error names the file, never its content.
+/// What every placeholder the project ships starts with (`proxy.toml.example`, the deploy
+/// examples' Secrets and secret files): a value holding it was never filled in.
+pub const PLACEHOLDER: &str = "REPLACE_WITH_";
+
+/// Reads a secret from a file, trimmed. The error names the file, never its content; a file
+/// still holding a shipped placeholder is refused, so that an example's key or secret is never
+/// taken for a real one.
 pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = text.trim();
     if text.is_empty() {
         return Err(format!("{} is empty", path.display()));
+    }
+    if text.contains(PLACEHOLDER) {
+        return Err(format!(
+            "{} still holds a {PLACEHOLDER}... placeholder from an example: put the real value \
+             in (a client key: openssl rand -hex 32)",
+            path.display()
+        ));
     }
     Ok(Secret::new(text))
 }

@@ -12,5 +12,5 @@ mod replay;
 pub use limited::{BodyError, BodyFailure, Limit};
 pub use observed::{ByteCount, Observed, Observer};
 pub use paced::{Paced, Progress};
-pub use primed::{read_first_frame, Primed};
+pub use primed::{first_frame, Primed};
 pub use replay::{keep, KeptBody};

@@ -1,10 +1,12 @@
 //! Reading a request body's first frame before anything is sent upstream, so a body broken
 //! from its first byte (an invalid chunk size, say) is refused with nothing forwarded.
 
+use super::limited::{BodyError, BodyFailure};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Reads the first frame of a request body before anything is sent upstream, so that a body
 /// broken from its first byte (an invalid chunk size, say) is refused with nothing forwarded.
@@ -24,6 +26,29 @@ where
     Ok(Primed {
         first: first.transpose()?,
         rest: body,
+    })
+}
+
+/// The first frame of a caller's body, within `deadline` (`header_read_timeout`). Every body
+/// the proxy reads from a caller starts here, already paced and limited, whether it is
+/// forwarded or read by the proxy itself (the IMS token endpoint): a refusal is the caller's
+/// fault, as `failure` recorded it (408 late or stalled, 413 too large, 400 broken).
+pub async fn first_frame<B>(
+    body: B,
+    deadline: Duration,
+    failure: &BodyFailure,
+) -> Result<Primed<B>, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let first = tokio::time::timeout(deadline, read_first_frame(body))
+        .await
+        .map_err(|_| BodyError::Timeout(deadline))?;
+    first.map_err(|e| {
+        failure
+            .get()
+            .unwrap_or_else(|| BodyError::Broken(e.to_string()))
     })
 }
 

@@ -15,6 +15,7 @@
 //! - an empty value of a `..._FILE` (or `..._DIR`) variable removes that key.
 
 use super::error::ConfigError;
+use crate::base::secret::PLACEHOLDER;
 use figment::value::{Dict, Tag, Value};
 use std::collections::BTreeSet;
 
@@ -189,7 +190,7 @@ fn empty(array: bool) -> Value {
 pub fn find_placeholder(tree: &Dict) -> Option<(Vec<String>, String)> {
     fn walk(v: &Value, path: &mut Vec<String>) -> Option<(Vec<String>, String)> {
         match v {
-            Value::String(_, s) if s.contains("REPLACE_WITH_") => Some((path.clone(), s.clone())),
+            Value::String(_, s) if s.contains(PLACEHOLDER) => Some((path.clone(), s.clone())),
             Value::Dict(_, d) => d.iter().find_map(|(k, v)| {
                 path.push(k.clone());
                 let found = walk(v, path);

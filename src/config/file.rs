@@ -96,24 +96,33 @@ impl Config {
             .map_err(figment_error)
     }
 
-    /// Every file or directory path the configuration names, with its key.
-    pub fn paths(&self) -> Vec<(String, &Path)> {
-        let mut out: Vec<(String, &Path)> = Vec::new();
-        if let Some(p) = &self.outbound.ca_file {
+    /// Every file or directory the configuration depends on besides itself, with its key: the
+    /// one list that `check` prints, `run --watch` watches and relative paths are resolved in.
+    pub fn paths(&self) -> Vec<(String, PathBuf)> {
+        let mut copy = self.clone();
+        copy.paths_mut()
+            .into_iter()
+            .map(|(key, p)| (key, p.clone()))
+            .collect()
+    }
+
+    fn paths_mut(&mut self) -> Vec<(String, &mut PathBuf)> {
+        let mut out: Vec<(String, &mut PathBuf)> = Vec::new();
+        if let Some(p) = &mut self.outbound.ca_file {
             out.push(("client.ca_file".into(), p));
         }
-        if let Some(tls) = &self.server.tls {
-            out.push(("server.tls.cert_file".into(), &tls.cert_file));
-            out.push(("server.tls.key_file".into(), &tls.key_file));
-            if let Some(p) = &tls.client_ca_file {
+        if let Some(tls) = &mut self.server.tls {
+            out.push(("server.tls.cert_file".into(), &mut tls.cert_file));
+            out.push(("server.tls.key_file".into(), &mut tls.key_file));
+            if let Some(p) = &mut tls.client_ca_file {
                 out.push(("server.tls.client_ca_file".into(), p));
             }
         }
-        for (name, c) in &self.credentials {
+        for (name, c) in &mut self.credentials {
             let fields = [
-                ("access_token_file", &c.access_token_file),
-                ("client_secret_file", &c.client_secret_file),
-                ("private_key_file", &c.private_key_file),
+                ("access_token_file", &mut c.access_token_file),
+                ("client_secret_file", &mut c.client_secret_file),
+                ("private_key_file", &mut c.private_key_file),
             ];
             for (field, p) in fields {
                 if let Some(p) = p {
@@ -121,19 +130,19 @@ impl Config {
                 }
             }
         }
-        for (i, c) in self.callers.iter().enumerate() {
-            if let Some(p) = &c.key_file {
+        for (i, c) in self.callers.iter_mut().enumerate() {
+            if let Some(p) = &mut c.key_file {
                 out.push((format!("clients[{i}].key_file"), p));
             }
         }
-        if let Some(f) = &self.forward {
-            out.push(("forward.ca_dir".into(), &f.ca_dir));
+        if let Some(f) = &mut self.forward {
+            out.push(("forward.ca_dir".into(), &mut f.ca_dir));
         }
-        if let Some(s) = &self.shared {
+        if let Some(s) = &mut self.shared {
             let fields = [
-                ("password_file", &s.password_file),
-                ("ca_file", &s.ca_file),
-                ("seal_key_file", &s.seal_key_file),
+                ("password_file", &mut s.password_file),
+                ("ca_file", &mut s.ca_file),
+                ("seal_key_file", &mut s.seal_key_file),
             ];
             for (field, p) in fields {
                 if let Some(p) = p {
@@ -147,30 +156,7 @@ impl Config {
     /// Makes every relative path absolute against `dir`, the config file's directory (as
     /// nginx and systemd do), whichever source it came from.
     fn resolve_paths(&mut self, dir: &Path) {
-        let mut all: Vec<&mut PathBuf> = Vec::new();
-        all.extend(self.outbound.ca_file.as_mut());
-        if let Some(tls) = &mut self.server.tls {
-            all.push(&mut tls.cert_file);
-            all.push(&mut tls.key_file);
-            all.extend(tls.client_ca_file.as_mut());
-        }
-        for c in self.credentials.values_mut() {
-            all.extend(c.access_token_file.as_mut());
-            all.extend(c.client_secret_file.as_mut());
-            all.extend(c.private_key_file.as_mut());
-        }
-        for c in &mut self.callers {
-            all.extend(c.key_file.as_mut());
-        }
-        if let Some(f) = &mut self.forward {
-            all.push(&mut f.ca_dir);
-        }
-        if let Some(s) = &mut self.shared {
-            all.extend(s.password_file.as_mut());
-            all.extend(s.ca_file.as_mut());
-            all.extend(s.seal_key_file.as_mut());
-        }
-        for p in all {
+        for (_, p) in self.paths_mut() {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }

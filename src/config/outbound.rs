@@ -35,6 +35,12 @@ pub struct OutboundConfig {
     /// `connect_timeout` for one, then gets 503.
     #[serde(default = "default_max_connections_per_upstream")]
     pub max_connections_per_upstream: usize,
+    /// Requests one caller (a `[[clients]]` name, or an address where there are no keys)
+    /// may have in flight to one upstream at once: its share of that upstream's
+    /// connections, so that one application cannot hold them all. Beyond it a request waits
+    /// up to `connect_timeout` for one of the caller's own to end, then gets 503. Unset:
+    /// three quarters of `max_connections_per_upstream`.
+    pub max_in_flight_per_caller: Option<usize>,
     /// Each HTTP/1.1 caller connection keeps an HTTP/1.1 upstream connection of its own for
     /// its requests, rather than taking one from the shared pool per request: cheaper per
     /// request. One upstream's at a time (requests to others use the pool); it closes with
@@ -55,6 +61,7 @@ impl Default for OutboundConfig {
             proxy: None,
             no_proxy: None,
             max_connections_per_upstream: default_max_connections_per_upstream(),
+            max_in_flight_per_caller: None,
             connection_affinity: default_connection_affinity(),
         }
     }

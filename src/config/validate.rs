@@ -73,6 +73,18 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         "client.max_connections_per_upstream",
         config.outbound.max_connections_per_upstream as u64,
     )?;
+    if let Some(share) = config.outbound.max_in_flight_per_caller {
+        at_least_one("client.max_in_flight_per_caller", share as u64)?;
+        let cap = config.outbound.max_connections_per_upstream;
+        if share > cap {
+            return Err(ConfigError::new(
+                "client.max_in_flight_per_caller",
+                format!(
+                    "{share} is more than client.max_connections_per_upstream ({cap}): a caller's share is part of the upstream's connections; set it to {cap} to let one caller take them all"
+                ),
+            ));
+        }
+    }
     at_least_one("admin.max_connections", config.admin.max_connections as u64)?;
     not_zero(
         "admin.header_read_timeout",

@@ -4,14 +4,23 @@
 //! sequential anyway, so one upstream connection serves them all. It holds one upstream's
 //! connection at a time: while it does, its requests to other upstreams use the pool.
 //!
-//! The held connections count against `client.max_connections_per_upstream` like any
-//! other, so they are listed in a [`Registry`]: a connection that has to wait for a permit
-//! takes the idle ones back from their callers first ([`Reclaim`]).
+//! Requests without a slot of their own (h2 callers, IMS, `connection_affinity = false`, or
+//! a caller whose slot holds another upstream's connection) take an idle HTTP/1.1
+//! connection from their thread's [`Shelf`] instead: hyper-util's pool would hold it where
+//! nothing else can reach it, so that after a burst on one thread a request on another
+//! waited for a slot while the upstream's connections sat idle.
 //!
-//! Lock order: a slot's lock, then the registry's; the registry's lock is never held while a
-//! slot's is taken. Both are held for a few instructions, never across an `.await`.
+//! The held connections count against `client.max_connections_per_upstream` like any
+//! other, so slots and shelves are listed in a [`Registry`]: at the cap, a request takes an
+//! idle one wherever it sits, and one that has to wait for a permit has every idle one to
+//! that upstream let go first ([`Reclaim`]).
+//!
+//! Lock order: a slot's (or a shelf's) lock, then the registry's; the registry's lock is
+//! never held while a slot's is taken. Both are held for a few instructions, never across
+//! an `.await`.
 
 use super::breaker::{Reclaim, Upstream};
+use super::wire::Wire;
 use crate::base::error::BoxError;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -19,6 +28,7 @@ use http::HeaderValue;
 use http_body_util::combinators::BoxBody;
 use hyper::client::conn::http1::SendRequest;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 /// One caller connection's slot: at most one upstream connection, idle between requests.
 /// Made per HTTP/1.1 caller connection by the server and lent to each of its requests.
@@ -55,6 +65,8 @@ pub(super) struct Conn {
     pub tx: SendRequest<BoxBody<Bytes, BoxError>>,
     /// Its breaker entry: whether anyone waits for a connection to this upstream.
     pub upstream: Arc<Upstream>,
+    /// Whether its upstream answered before a request body was written whole.
+    pub wire: Option<Arc<Wire>>,
 }
 
 /// What a slot holds for a request, from [`Affinity::take`].
@@ -134,6 +146,8 @@ pub(super) struct Registry {
 #[derive(Default)]
 struct Listed {
     slots: Vec<Weak<Affinity>>,
+    /// One per thread that sent a request without a slot: a handful.
+    shelves: Vec<Weak<Shelf>>,
     /// The length at which dead slots are swept out: twice the live ones after the last
     /// sweep, so that listing stays O(1) amortised.
     sweep_at: usize,
@@ -155,17 +169,38 @@ impl Registry {
         listed.slots.push(slot);
     }
 
-    /// The slots still alive, so that no slot's lock is taken under the registry's.
-    fn live(&self) -> Vec<Arc<Affinity>> {
-        self.lock().slots.iter().filter_map(Weak::upgrade).collect()
+    pub(super) fn list_shelf(&self, shelf: Weak<Shelf>) {
+        let mut listed = self.lock();
+        listed.shelves.retain(|s| s.strong_count() > 0);
+        listed.shelves.push(shelf);
+    }
+
+    /// The slots and shelves still alive, so that no slot's lock is taken under the
+    /// registry's.
+    fn live(&self) -> (Vec<Arc<Affinity>>, Vec<Arc<Shelf>>) {
+        let listed = self.lock();
+        (
+            listed.slots.iter().filter_map(Weak::upgrade).collect(),
+            listed.shelves.iter().filter_map(Weak::upgrade).collect(),
+        )
     }
 
     /// An idle connection to `upstream`, ready for a request, taken from another caller's
-    /// slot: at the upstream's cap, a waiting request uses it rather than waiting for a
-    /// permit. Closed ones met on the way are let go.
-    pub(super) fn take_idle(&self, upstream: &Arc<Upstream>, except: &Affinity) -> Option<Conn> {
-        for slot in self.live() {
-            if std::ptr::eq(Arc::as_ptr(&slot), except) {
+    /// slot or any thread's shelf: at the upstream's cap, a request uses it rather than
+    /// waiting for a permit. Closed ones met on the way are let go.
+    pub(super) fn take_idle(
+        &self,
+        upstream: &Arc<Upstream>,
+        except: Option<&Affinity>,
+    ) -> Option<Conn> {
+        let (slots, shelves) = self.live();
+        for shelf in shelves {
+            if let Some(c) = shelf.take_if(upstream, |c| c.tx.is_ready()) {
+                return Some(c);
+            }
+        }
+        for slot in slots {
+            if except.is_some_and(|e| std::ptr::eq(Arc::as_ptr(&slot), e)) {
                 continue;
             }
             let taken = slot.take_if(upstream, |c| c.tx.is_ready() || c.tx.is_closed());
@@ -181,8 +216,109 @@ impl Reclaim for Registry {
     /// Lets go of every held connection to `upstream`: an idle one closes at once, one still
     /// reading its response when that ends, and either way its permit is given back.
     fn reclaim(&self, upstream: &Arc<Upstream>) {
-        for slot in self.live() {
+        let (slots, shelves) = self.live();
+        for slot in slots {
             drop(slot.take_if(upstream, |_| true));
         }
+        for shelf in shelves {
+            drop(shelf.let_go(upstream));
+        }
+    }
+}
+
+/// One thread's HTTP/1.1 connections for requests without a slot: put back when their
+/// response head has come (still reading its body, perhaps), taken when ready for another
+/// request. Kept per thread for the reason the pool is ([`super::client`]): a connection is
+/// driven by a task on the thread that opened it.
+#[derive(Default)]
+pub(super) struct Shelf {
+    conns: Mutex<Vec<Shelved>>,
+}
+
+struct Shelved {
+    conn: Conn,
+    /// When it was put back: it is closed once idle for `client.pool_idle_timeout`.
+    since: Instant,
+}
+
+impl Shelf {
+    fn lock(&self) -> MutexGuard<'_, Vec<Shelved>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection to `scheme://authority` ready for a request, the most recently used
+    /// first (the likeliest to be open still). Closed ones met on the way are let go.
+    pub(super) fn take(&self, scheme: &Scheme, authority: &Authority) -> Option<Conn> {
+        let mut conns = self.lock();
+        let mut gone = Vec::new();
+        let mut i = conns.len();
+        let mut found = None;
+        while i > 0 {
+            i -= 1;
+            let c = &conns[i].conn;
+            if c.tx.is_closed() {
+                gone.push(conns.remove(i));
+            } else if c.tx.is_ready() && c.authority == *authority && c.scheme == *scheme {
+                found = Some(conns.remove(i).conn);
+                break;
+            }
+        }
+        drop(conns);
+        drop(gone);
+        found
+    }
+
+    /// Keeps `conn` for the next request to its upstream on this thread, unless someone
+    /// waits for a connection to that upstream: then it is let go (and closes once the
+    /// response in flight on it has been read). Connections idle for `idle_timeout` go.
+    pub(super) fn put(&self, conn: Conn, idle_timeout: Duration) {
+        let now = Instant::now();
+        let mut conns = self.lock();
+        // Under the lock a waiter's reclaim takes too, after the waiter counted itself.
+        let let_go = if conn.upstream.contended() {
+            Some(conn)
+        } else {
+            conns.push(Shelved { conn, since: now });
+            None
+        };
+        let expired = Self::expired(&mut conns, now, idle_timeout);
+        drop(conns);
+        drop((let_go, expired));
+    }
+
+    /// Lets go of the connections idle for `idle_timeout`: those at the front, put back
+    /// longest ago, that are not reading a response.
+    pub(super) fn sweep(&self, idle_timeout: Duration) {
+        let expired = Self::expired(&mut self.lock(), Instant::now(), idle_timeout);
+        drop(expired);
+    }
+
+    fn expired(conns: &mut Vec<Shelved>, now: Instant, idle_timeout: Duration) -> Vec<Shelved> {
+        let old = conns
+            .iter()
+            .take_while(|s| now.saturating_duration_since(s.since) >= idle_timeout)
+            .count();
+        if old == 0 {
+            return Vec::new();
+        }
+        conns.drain(..old).collect()
+    }
+
+    fn take_if(&self, upstream: &Arc<Upstream>, wanted: impl Fn(&Conn) -> bool) -> Option<Conn> {
+        let mut conns = self.lock();
+        let i = conns
+            .iter()
+            .rposition(|s| Arc::ptr_eq(&s.conn.upstream, upstream) && wanted(&s.conn))?;
+        Some(conns.remove(i).conn)
+    }
+
+    /// Takes out every connection to `upstream`.
+    fn let_go(&self, upstream: &Arc<Upstream>) -> Vec<Shelved> {
+        let mut conns = self.lock();
+        let (gone, kept) = std::mem::take(&mut *conns)
+            .into_iter()
+            .partition(|s| Arc::ptr_eq(&s.conn.upstream, upstream));
+        *conns = kept;
+        gone
     }
 }

@@ -5,9 +5,10 @@
 //! A permit is taken before connecting and lives inside the connection, so it is given back
 //! exactly when the pool drops the connection.
 //!
-//! Idle connections held for one caller ([`super::affinity`]) count too, so a waiter first
-//! asks a [`Reclaim`] to let go of them: keep-alive callers sitting idle must not hold every
-//! permit while another caller waits out the connect timeout.
+//! Idle connections held for one caller or on a thread's shelf ([`super::affinity`]) count
+//! too, so a waiter first asks a [`Reclaim`] to let go of them: keep-alive callers sitting
+//! idle, or another thread's connections left idle by a burst, must not hold every permit
+//! while a request waits out the connect timeout.
 
 use crate::base::fds::FdSlot;
 use http::Uri;

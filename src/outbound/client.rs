@@ -9,19 +9,25 @@
 //! out), with the wake-ups that costs. The connector (and so the per-upstream connection cap,
 //! the egress proxy and the TLS session cache) stays shared.
 //!
-//! An HTTP/1.1 caller connection's requests skip the pool when they can
-//! ([`super::affinity`]): each such connection keeps an HTTP/1.1 upstream connection of its
-//! own. h2 upstreams (by ALPN), the egress proxy's requests and h2 callers use the pool.
+//! Requests to an HTTP/1.1 upstream reached directly skip hyper-util's pool
+//! ([`super::affinity`]): an HTTP/1.1 caller connection keeps an upstream connection of its
+//! own, and every other request takes one from its thread's shelf. Those connections can be
+//! reached from any thread, so at the upstream's cap an idle one is taken or closed
+//! wherever it sits. h2 upstreams (by ALPN) and the egress proxy's requests use the pool.
 
-use super::affinity::{Affinity, Conn, Held, Registry};
+use super::affinity::{Affinity, Conn, Held, Registry, Shelf};
 use super::breaker::{Breaker, Reclaim};
 use super::egress::{Egress, EgressConnector, Via};
+use super::share::{default_share, CallerKey, CallerShare, Share, Shares};
+use super::wire::{Tracked, Watching, Wire};
 use crate::base::error::BoxError;
 use crate::config::{ConfigError, OutboundConfig};
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{CaptureConnection, Connection as _, HttpConnector};
@@ -39,7 +45,7 @@ use tower_service::Service as _;
 /// Every outbound request body: a streamed client body, or bytes the proxy made.
 pub type RequestBody = BoxBody<Bytes, BoxError>;
 
-type Connector = HttpsConnector<EgressConnector>;
+type Connector = Watching<HttpsConnector<EgressConnector>>;
 
 type Pool = Client<Connector, RequestBody>;
 
@@ -47,17 +53,25 @@ type Pool = Client<Connector, RequestBody>;
 pub struct Outbound {
     pub egress: Arc<Egress>,
     connector: Connector,
+    /// The connector under TLS, for blind tunnels ([`Outbound::tunnel`]).
+    dialer: EgressConnector,
     pool_idle_timeout: Duration,
     /// Identifies this outbound (and its clones) in each thread's pool list; when the last
     /// clone is dropped (a reload replaced it), the threads' pools for it are dropped lazily.
     /// Connections held for callers ([`Affinity`]) name it as their owner too.
     id: Arc<()>,
-    /// `None` with `client.connection_affinity = false`: every request goes to the pool.
-    affine: Option<Arc<Affine>>,
+    affine: Arc<Affine>,
+    /// Each caller's share of an upstream's connections; `None` when the share is the whole
+    /// cap.
+    shares: Option<Arc<Shares>>,
 }
 
-/// What connection affinity needs beside the connector.
+/// What the connections held outside the pool (caller slots, shelves) need beside the
+/// connector.
 struct Affine {
+    /// `client.connection_affinity`: whether caller slots are used; `false`, every request
+    /// to an HTTP/1.1 upstream takes a connection from its thread's shelf.
+    slots: bool,
     breaker: Arc<Breaker>,
     registry: Arc<Registry>,
     /// Upstreams that chose h2 by ALPN: their requests go to the pool, where one connection
@@ -73,9 +87,17 @@ impl Affine {
 }
 
 thread_local! {
-    /// This thread's pools, one per live [`Outbound`]: a handful at most (one per reload that
-    /// changed the `[client]` section, until the old snapshot's last request ends).
-    static POOLS: RefCell<Vec<(Weak<()>, Pool)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's pools and shelves, one per live [`Outbound`]: a handful at most (one per
+    /// reload that changed the `[client]` section, until the old snapshot's last request
+    /// ends).
+    static POOLS: RefCell<Vec<(Weak<()>, Local)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One thread's connections of one [`Outbound`].
+#[derive(Clone)]
+struct Local {
+    pool: Pool,
+    shelf: Arc<Shelf>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -109,10 +131,34 @@ enum Lease<'a> {
     /// `None` only if the future was polled after it finished.
     Pool(Option<CaptureConnection>),
     Affine {
-        slot: &'a Arc<Affinity>,
-        registry: &'a Arc<Registry>,
+        home: Home<'a>,
         conn: Conn,
     },
+}
+
+/// Where a connection outside the pool goes back to.
+enum Home<'a> {
+    /// The caller connection's slot.
+    Slot(&'a Arc<Affinity>, &'a Arc<Registry>),
+    /// This thread's shelf.
+    Shelf(Arc<Shelf>, Duration),
+}
+
+impl Home<'_> {
+    /// The one way a connection goes back for another request, so the one place that
+    /// refuses it when its upstream answered before the request body was written whole
+    /// ([`Wire`]): such a connection is dropped, and closes once its response has been read.
+    fn put(self, conn: Conn) {
+        if conn.wire.as_ref().is_some_and(|w| w.answered_early()) {
+            answered_early();
+            drop(conn);
+            return;
+        }
+        match self {
+            Home::Slot(slot, registry) => slot.put(conn, registry),
+            Home::Shelf(shelf, idle_timeout) => shelf.put(conn, idle_timeout),
+        }
+    }
 }
 
 impl Answer<'_> {
@@ -122,14 +168,22 @@ impl Answer<'_> {
 
     /// The response is passed on: its connection carries the caller's next request once
     /// this body has been read.
+    /// Unless the upstream answered before the request body was written whole ([`Wire`]):
+    /// then the connection carries nothing more, and closes once both are done.
     pub fn keep(self) -> Response<Incoming> {
-        if let Lease::Affine {
-            slot,
-            registry,
-            conn,
-        } = self.lease
-        {
-            slot.put(conn, registry);
+        match self.lease {
+            Lease::Affine { home, conn } => home.put(conn),
+            Lease::Pool(captured) => {
+                let wire = self.response.extensions().get::<Arc<Wire>>();
+                if wire.is_some_and(|w| w.answered_early()) {
+                    answered_early();
+                    if let Some(c) = captured.as_ref() {
+                        if let Some(c) = c.connection_metadata().as_ref() {
+                            c.poison();
+                        }
+                    }
+                }
+            }
         }
         self.response
     }
@@ -144,6 +198,13 @@ impl Answer<'_> {
             }
         }
     }
+}
+
+fn answered_early() {
+    tracing::debug!(
+        "the upstream answered before the request body was written whole: its connection \
+         carries no other request"
+    );
 }
 
 /// [`Outbound::request`]'s future.
@@ -186,47 +247,52 @@ impl Outbound {
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
         let egress = Arc::new(Egress::from_config(cfg)?);
-        let registry = cfg
-            .connection_affinity
-            .then(|| Arc::new(Registry::default()));
+        let registry = Arc::new(Registry::default());
         // 0 is refused by config::validate; 1 here keeps a direct caller from a dead client.
+        let cap = cfg.max_connections_per_upstream.max(1);
+        let share = cfg
+            .max_in_flight_per_caller
+            .unwrap_or_else(|| default_share(cap))
+            .max(1);
+        let shares = (share < cap).then(|| Arc::new(Shares::new(share, cfg.connect_timeout)));
         let breaker = Arc::new(Breaker::new(
-            cfg.max_connections_per_upstream.max(1),
+            cap,
             cfg.connect_timeout,
-            registry.clone().map(|r| r as Arc<dyn Reclaim>),
+            Some(registry.clone() as Arc<dyn Reclaim>),
         ));
-        let affine = registry.map(|registry| {
-            Arc::new(Affine {
-                breaker: breaker.clone(),
-                registry,
-                h2: Mutex::default(),
-            })
+        let affine = Arc::new(Affine {
+            slots: cfg.connection_affinity,
+            breaker: breaker.clone(),
+            registry,
+            h2: Mutex::default(),
         });
-        let http = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
+        let dialer = EgressConnector::new(http, egress.clone(), cfg.connect_timeout, breaker);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(dialer.clone());
         Ok(Outbound {
             egress,
-            connector: https,
+            connector: Watching(https),
+            dialer,
             pool_idle_timeout: cfg.pool_idle_timeout,
             id: Arc::new(()),
             affine,
+            shares,
         })
     }
 
-    /// Runs `f` with this thread's pool, made on first use.
-    fn with_pool<R>(&self, f: impl FnOnce(&Pool) -> R) -> R {
+    /// Runs `f` with this thread's pool and shelf, made on first use.
+    fn with_local<R>(&self, f: impl FnOnce(&Local) -> R) -> R {
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             // A dead outbound's allocation lives while a Weak to it does, so its address
             // cannot be reused by a live one: comparing addresses is exact.
             let mine = Arc::as_ptr(&self.id);
-            if let Some((_, pool)) = pools.iter().find(|(id, _)| std::ptr::eq(id.as_ptr(), mine)) {
-                return f(pool);
+            if let Some((_, local)) = pools.iter().find(|(id, _)| std::ptr::eq(id.as_ptr(), mine)) {
+                return f(local);
             }
             pools.retain(|(id, _)| id.strong_count() > 0);
             let pool = Client::builder(TokioExecutor::new())
@@ -234,8 +300,12 @@ impl Outbound {
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
                 .build(self.connector.clone());
-            let out = f(&pool);
-            pools.push((Arc::downgrade(&self.id), pool));
+            let shelf = Arc::new(Shelf::default());
+            self.affine.registry.list_shelf(Arc::downgrade(&shelf));
+            sweep_while_alive(Arc::downgrade(&shelf), self.pool_idle_timeout);
+            let local = Local { pool, shelf };
+            let out = f(&local);
+            pools.push((Arc::downgrade(&self.id), local));
             out
         })
     }
@@ -257,11 +327,12 @@ impl Outbound {
                 }
             }
             Via::Direct => {
-                if let (Some(slot), Some(affine)) = (affinity, &self.affine) {
-                    return ResponseFuture(Pending::Affine(Box::pin(
-                        self.affine(affine, slot, req),
-                    )));
-                }
+                let slot = affinity.filter(|_| self.affine.slots);
+                return ResponseFuture(Pending::Affine(Box::pin(self.affine(
+                    &self.affine,
+                    slot,
+                    req,
+                ))));
             }
         }
         self.pooled(req)
@@ -271,20 +342,26 @@ impl Outbound {
         // To poison the connection should its response be refused: hyper-util would
         // otherwise pool it (the body may already have been read whole).
         let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
+        let req = if req.body().is_end_stream() {
+            req
+        } else {
+            let on = captured.clone();
+            req.map(|body| Tracked::pooled(body, on).boxed())
+        };
         ResponseFuture(Pending::Pool {
-            response: self.with_pool(|pool| pool.request(req)),
+            response: self.with_local(|local| local.pool.request(req)),
             captured: Some(captured),
         })
     }
 
-    /// `req` on the caller's held connection, or on a new one. What the pool would have done
-    /// is done here: `Host` and the origin-form target for HTTP/1.1, and one more try on a
-    /// new connection when a reused one turned out closed before the request was written
-    /// (hyper-util's `retry_canceled_requests`).
+    /// `req` on the caller's held connection (`slot`) or one from this thread's shelf, or on
+    /// a new one. What the pool would have done is done here: `Host` and the origin-form
+    /// target for HTTP/1.1, and one more try on a new connection when a reused one turned
+    /// out closed before the request was written (hyper-util's `retry_canceled_requests`).
     async fn affine<'a>(
         &'a self,
         affine: &'a Affine,
-        slot: &'a Arc<Affinity>,
+        slot: Option<&'a Arc<Affinity>>,
         mut req: Request<RequestBody>,
     ) -> Result<Answer<'a>, OutboundError> {
         let (Some(scheme), Some(authority)) =
@@ -293,13 +370,26 @@ impl Outbound {
             // The pool answers a relative URI with its own error.
             return self.pooled(req).await;
         };
-        let (mut conn, mut reused) = match slot.take(&self.id, &scheme, &authority) {
-            Held::Conn(c) => (c, true),
-            Held::Other => return self.pooled(req).await,
-            Held::Nothing => match self
-                .connection(affine, slot, &scheme, &authority, true)
-                .await?
-            {
+        let held = match slot {
+            Some(s) => s.take(&self.id, &scheme, &authority),
+            None => Held::Other,
+        };
+        let (home, held) = match (held, slot) {
+            (Held::Other, _) | (_, None) => {
+                let shelf = self.with_local(|local| local.shelf.clone());
+                let held = shelf.take(&scheme, &authority);
+                (Home::Shelf(shelf, self.pool_idle_timeout), held)
+            }
+            (Held::Conn(c), Some(s)) => (Home::Slot(s, &affine.registry), Some(c)),
+            (Held::Nothing, Some(s)) => (Home::Slot(s, &affine.registry), None),
+        };
+        let except = match &home {
+            Home::Slot(s, _) => Some(&***s),
+            Home::Shelf(..) => None,
+        };
+        let (mut conn, mut reused) = match held {
+            Some(c) => (c, true),
+            None => match self.connection(affine, except, &scheme, &authority).await? {
                 Some(opened) => opened,
                 None => return self.pooled(req).await,
             },
@@ -321,10 +411,7 @@ impl Outbound {
             }
             if std::mem::take(&mut replace) {
                 reused = false;
-                match self
-                    .connection(affine, slot, &scheme, &authority, false)
-                    .await?
-                {
+                match self.connection(affine, except, &scheme, &authority).await? {
                     Some((fresh, _)) => conn = fresh,
                     None => {
                         return self
@@ -333,15 +420,17 @@ impl Outbound {
                     }
                 }
             }
-            match conn.tx.try_send_request(req).await {
+            let tracked = if req.body().is_end_stream() {
+                req
+            } else {
+                let wire = conn.wire.clone();
+                req.map(|body| Tracked::on(body, wire).boxed())
+            };
+            match conn.tx.try_send_request(tracked).await {
                 Ok(response) => {
                     return Ok(Answer {
                         response,
-                        lease: Lease::Affine {
-                            slot,
-                            registry: &affine.registry,
-                            conn,
-                        },
+                        lease: Lease::Affine { home, conn },
                     })
                 }
                 Err(mut e) => {
@@ -360,17 +449,16 @@ impl Outbound {
     }
 
     /// A connection for a request to `scheme://authority`, and whether it carried requests
-    /// before. At the upstream's cap, an idle one held for another caller (when `reclaim`);
-    /// else a new one through the shared connector (breaker, descriptors, egress, TLS and
-    /// its session cache). `None` when it is the pool's business: the upstream speaks h2, or
-    /// the cap is reached and no held connection can be taken back.
+    /// before. At the upstream's cap, an idle one held for another caller (not `except`) or
+    /// on any thread's shelf; else a new one through the shared connector (breaker,
+    /// descriptors, egress, TLS and its session cache), waiting for a permit if it must.
+    /// `None` when it is the pool's business: the upstream speaks h2.
     async fn connection(
         &self,
         affine: &Affine,
-        slot: &Affinity,
+        except: Option<&Affinity>,
         scheme: &Scheme,
         authority: &Authority,
-        reclaim: bool,
     ) -> Result<Option<(Conn, bool)>, OutboundError> {
         if affine.speaks_h2(scheme, authority) {
             return Ok(None);
@@ -383,16 +471,14 @@ impl Outbound {
             .map_err(|e| OutboundError::Connect(e.into()))?;
         let upstream = affine.breaker.upstream(&dst);
         if !upstream.has_room() {
-            if reclaim {
-                if let Some(c) = affine.registry.take_idle(&upstream, slot) {
-                    return Ok(Some((c, true)));
-                }
+            if let Some(c) = affine.registry.take_idle(&upstream, except) {
+                return Ok(Some((c, true)));
             }
-            // At the cap with nothing to take back here: the permits are the pool's (h2
-            // callers, the egress path, a reload's old client), and the pool may hold one of
-            // its connections idle, which nothing here can take. Waiting for a permit would
-            // wait for the pool's idle timeout, far beyond the connect timeout.
-            return Ok(None);
+            // Nothing idle: every connection to the upstream carries a request (the pool's
+            // are an h2 upstream's, which never comes here, or the egress proxy's, whose
+            // upstreams never come here either) or a passthrough tunnel ([`Self::tunnel`]).
+            // The connector waits for one of them to end, and each is let go then rather
+            // than kept idle.
         }
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
@@ -405,6 +491,7 @@ impl Outbound {
             // Dropped here, permit and all, before the pool opens its own.
             return Ok(None);
         }
+        let wire = io.wire();
         let (tx, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
@@ -423,8 +510,49 @@ impl Outbound {
             authority: authority.clone(),
             tx,
             upstream,
+            wire,
         };
         Ok(Some((conn, false)))
+    }
+
+    /// A place in `caller`'s share of the connections to `uri`'s upstream, waiting for one
+    /// of its requests there to end if it must: held until the response body has ended.
+    /// `None` when there is no share to keep (it is the whole cap).
+    pub async fn share(&self, uri: &Uri, caller: CallerKey) -> Result<Option<Share>, CallerShare> {
+        match &self.shares {
+            Some(shares) => shares.admit(uri, caller).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A connection to `host:port` for a blind tunnel (`forward.passthrough`), opened as every
+    /// outbound connection is: admitted by the breaker (the per-upstream cap, counted as
+    /// `https://host:port`, and a file descriptor from the budget, both held until it closes)
+    /// and through the egress proxy's CONNECT when one applies. No TLS: the tunnel carries the
+    /// caller's own.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send, OutboundError>
+    {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let dst = Uri::builder()
+            .scheme(Scheme::HTTPS)
+            .authority(format!("{host}:{port}"))
+            .path_and_query("/")
+            .build()
+            .map_err(|e| OutboundError::Connect(e.into()))?;
+        let mut dialer = self.dialer.clone();
+        std::future::poll_fn(|cx| dialer.poll_ready(cx))
+            .await
+            .map_err(OutboundError::Connect)?;
+        let io = dialer.call(dst).await.map_err(OutboundError::Connect)?;
+        Ok(hyper_util::rt::TokioIo::new(io))
     }
 
     /// Opens (and drops) one connection to `uri`'s host: DNS, TCP, the egress proxy's tunnel
@@ -434,6 +562,23 @@ impl Outbound {
         std::future::poll_fn(|cx| c.poll_ready(cx)).await?;
         c.call(uri).await.map(drop)
     }
+}
+
+/// Closes `shelf`'s connections once idle for `idle_timeout`, for as long as the shelf
+/// lives: a thread that stops sending requests must not keep them open (and their permits
+/// held) for ever.
+fn sweep_while_alive(shelf: Weak<Shelf>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).max(Duration::from_secs(1));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(shelf) = shelf.upgrade() else { return };
+            shelf.sweep(idle_timeout);
+        }
+    });
 }
 
 /// `Host` as hyper-util's pool sets it when absent: the authority's host, with its port

@@ -5,7 +5,10 @@ mod affinity;
 mod breaker;
 mod client;
 mod egress;
+mod share;
+mod wire;
 
 pub use affinity::Affinity;
-pub use breaker::UpstreamBusy;
+pub use breaker::{NoDescriptors, UpstreamBusy};
 pub use client::{Answer, Outbound, OutboundError, RequestBody};
+pub use share::{CallerKey, CallerShare, Share};

@@ -17,8 +17,24 @@ use http::{header, HeaderMap, Method, Request, Version};
 #[derive(Debug, Clone, Copy)]
 pub struct Ambiguous(pub &'static str);
 
+/// Put in a request's extensions by the listener when an HTTP/1 head was over the limits as
+/// it arrived: the request hyper parsed is a stand-in for it, and the rest of what the caller
+/// sent was never read, so the answer closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Oversized {
+    #[error("the request line is longer than the head allows, and its target is over {limit} bytes (server.limits.max_uri_length)")]
+    Target { limit: usize },
+    #[error("the request head (request line and headers) is over {limit} bytes (server.limits.max_header_size and max_uri_length)")]
+    Head { limit: usize },
+    #[error("request has {count} header fields; the limit is {limit}")]
+    Fields { count: usize, limit: usize },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdmitError {
+    /// A head over the limits before it could be parsed: the connection must close.
+    #[error("{0}")]
+    Oversized(Oversized),
     /// Ambiguous framing: the connection must close, because what follows on it cannot be
     /// trusted to be the start of the next request.
     #[error("{0}")]
@@ -49,6 +65,9 @@ pub enum AdmitError {
 pub fn check<B>(limits: &LimitsConfig, req: &Request<B>) -> Result<(), AdmitError> {
     if let Some(ambiguous) = req.extensions().get::<Ambiguous>() {
         return Err(AdmitError::Framing(ambiguous.0.into()));
+    }
+    if let Some(oversized) = req.extensions().get::<Oversized>() {
+        return Err(AdmitError::Oversized(*oversized));
     }
     check_framing(req.version(), req.headers())?;
     if req.method() == Method::CONNECT {

@@ -4,7 +4,7 @@
 use super::trace::Trace;
 use crate::base::headers::X_REQUEST_ID;
 use crate::body::{BodyFailure, Progress};
-use crate::outbound::Affinity;
+use crate::outbound::{Affinity, Share};
 use crate::state::{Permit, RouteStats};
 use crate::token::Credential;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
@@ -53,6 +53,9 @@ pub struct Ctx {
     pub upload: Option<Arc<Progress>>,
     /// The route's concurrency permit, held until the response body ends.
     pub permit: Option<Permit>,
+    /// The request's place in its caller's share of the upstream's connections
+    /// (`client.max_in_flight_per_caller`), held until the response body ends.
+    pub share: Option<Share>,
     /// An upstream 429 cool-down: `started` by this response, or answered `local`ly.
     pub cool_down: Option<&'static str>,
 }
@@ -84,6 +87,7 @@ impl Ctx {
             body_failure: BodyFailure::default(),
             upload: None,
             permit: None,
+            share: None,
             cool_down: None,
         }
     }

@@ -6,8 +6,11 @@ use super::ctx::Ctx;
 use super::prime::CallerBody;
 use super::target::Target;
 use crate::base::error::{cause_ref, error_chain, BoxError};
+use crate::base::peer::peer_key;
 use crate::body::{keep, BodyError, KeptBody, Paced, Progress};
-use crate::outbound::{Affinity, Answer, OutboundError, RequestBody, UpstreamBusy};
+use crate::outbound::{
+    Affinity, Answer, CallerKey, CallerShare, OutboundError, RequestBody, UpstreamBusy,
+};
 use crate::state::{Snapshot, DEFAULT_COOL_DOWN};
 use crate::token::Credential;
 use bytes::Bytes;
@@ -29,6 +32,10 @@ pub enum ExchangeError {
     /// The proxy's own circuit breaker: the upstream has as many connections as it may.
     #[error(transparent)]
     Busy(UpstreamBusy),
+    /// The caller has as many requests in flight to the upstream as its share allows: its
+    /// own traffic's doing, not the upstream's.
+    #[error(transparent)]
+    CallerShare(CallerShare),
     /// The exchange failed because the caller's body did: the caller's fault, not the upstream's.
     #[error(transparent)]
     CallerBody(BodyError),
@@ -57,6 +64,16 @@ pub async fn send(
     ctx: &mut Ctx,
 ) -> Result<Response<Paced<Incoming>>, ExchangeError> {
     let credential = &target.route.credential;
+    let caller = match &ctx.caller {
+        Some(name) => CallerKey::Client(name.clone()),
+        None => CallerKey::Address(peer_key(ctx.conn.peer.ip())),
+    };
+    // Before the body is touched: a request refused here loses nothing.
+    ctx.share = snap
+        .outbound
+        .share(req.uri(), caller)
+        .await
+        .map_err(ExchangeError::CallerShare)?;
     let (parts, body) = req.into_parts();
     let stale = parts.headers.get(http::header::AUTHORIZATION).cloned();
     let (body, replay) = match replay_limit(credential, &parts.headers) {

@@ -3,15 +3,15 @@
 
 use super::ctx::Ctx;
 use crate::base::headers::X_PROXY_KEY;
-use crate::body::BodyError;
+use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced};
 use crate::state::{Caller, Snapshot};
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 /// IMS's token requests are a few hundred bytes; this is generous.
-const MAX_IMS_BODY: usize = 64 * 1024;
+const MAX_IMS_BODY: u64 = 64 * 1024;
 
 /// Put in a request's extensions by the forward listener.
 #[derive(Debug, Clone)]
@@ -57,13 +57,21 @@ pub async fn ims(
         (Some(p), true) => parts.uri.path().strip_prefix(p.as_str()).unwrap_or("/"),
         _ => parts.uri.path(),
     };
-    let body = Limited::new(body, MAX_IMS_BODY)
+    // Read here, not forwarded: under the same pace, first-byte deadline and failure record
+    // as a forwarded body, and a cap of its own.
+    let body = Paced::unwatched(body, snap.body_idle_timeout);
+    let limit = Limit::new(Some(MAX_IMS_BODY), ctx.body_failure.clone());
+    let body = Observed::new(body, (limit, ByteCount(ctx.bytes_in.clone())));
+    let body = first_frame(body, snap.limits.header_read_timeout, &ctx.body_failure)
+        .await?
         .collect()
         .await
-        .map_err(|e| BodyError::Broken(e.to_string()))?
+        .map_err(|e| {
+            ctx.body_failure
+                .get()
+                .unwrap_or_else(|| BodyError::Broken(e.to_string()))
+        })?
         .to_bytes();
-    ctx.bytes_in
-        .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
     // The credentials whose IMS this is first; then the rest, for SDKs that log in to Adobe's
     // own IMS host while the credentials point elsewhere (the sandbox, a stage IMS).
     let (mut credentials, others): (Vec<_>, Vec<_>) = snap

@@ -17,7 +17,7 @@ pub mod span;
 mod target;
 mod trace;
 
-pub use admit::Ambiguous;
+pub use admit::{Ambiguous, Oversized};
 pub use ctx::ConnMeta;
 pub use intercept::Intercepted;
 pub use respond::{error_response, site_refusal, ResponseBody};

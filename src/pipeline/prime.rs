@@ -6,7 +6,7 @@
 use super::ctx::Ctx;
 use super::rewrite::CallerTrailers;
 use super::target::Target;
-use crate::body::{read_first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
+use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
 use crate::config::LimitsConfig;
 use http::Request;
 use hyper::body::Incoming;
@@ -28,13 +28,6 @@ pub async fn body(
     let limit = Limit::new(target.route.max_body_size, ctx.body_failure.clone());
     let count = ByteCount(ctx.bytes_in.clone());
     let body = Observed::new(body, (limit, (count, CallerTrailers)));
-    let first = tokio::time::timeout(limits.header_read_timeout, read_first_frame(body))
-        .await
-        .map_err(|_| BodyError::Timeout(limits.header_read_timeout))?;
-    let body = first.map_err(|e| {
-        ctx.body_failure
-            .get()
-            .unwrap_or_else(|| BodyError::Broken(e.to_string()))
-    })?;
+    let body = first_frame(body, limits.header_read_timeout, &ctx.body_failure).await?;
     Ok(Request::from_parts(parts, body))
 }

@@ -5,7 +5,7 @@
 //! bodies otherwise.
 
 use super::access_log::AccessLog;
-use super::admit::AdmitError;
+use super::admit::{AdmitError, Oversized};
 use super::ctx::Ctx;
 use super::exchange::ExchangeError;
 use super::rewrite::{TokenUnavailable, UpstreamTrailers};
@@ -74,7 +74,9 @@ impl ProxyError {
             | ProxyError::Caller(_)
             | ProxyError::Target(_)
             | ProxyError::Body(_)
-            | ProxyError::Exchange(ExchangeError::CallerBody(_)) => Fault::Caller,
+            | ProxyError::Exchange(ExchangeError::CallerBody(_) | ExchangeError::CallerShare(_)) => {
+                Fault::Caller
+            }
             ProxyError::Token(_) => Fault::Ims,
             ProxyError::Exchange(_) => Fault::Upstream,
         }
@@ -87,8 +89,12 @@ impl ProxyError {
                 AdmitError::Connect | AdmitError::Trace => {
                     (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
                 }
-                AdmitError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
-                AdmitError::HeadersTooLarge { .. } | AdmitError::TooManyHeaders { .. } => (
+                AdmitError::UriTooLong { .. } | AdmitError::Oversized(Oversized::Target { .. }) => {
+                    (StatusCode::URI_TOO_LONG, "uri_too_long")
+                }
+                AdmitError::HeadersTooLarge { .. }
+                | AdmitError::TooManyHeaders { .. }
+                | AdmitError::Oversized(_) => (
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "headers_too_large",
                 ),
@@ -128,6 +134,9 @@ impl ProxyError {
             ProxyError::Exchange(ExchangeError::Busy(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_connection_limit")
             }
+            ProxyError::Exchange(ExchangeError::CallerShare(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "caller_upstream_share")
+            }
             ProxyError::Exchange(ExchangeError::BadFraming(_)) => {
                 (StatusCode::BAD_GATEWAY, "upstream_bad_framing")
             }
@@ -142,7 +151,7 @@ impl ProxyError {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            ProxyError::Admit(AdmitError::Framing(_))
+            ProxyError::Admit(AdmitError::Framing(_) | AdmitError::Oversized(_))
                 | ProxyError::Target(TargetError::DeclaredTooLarge { .. })
                 | ProxyError::Body(_)
                 | ProxyError::Exchange(ExchangeError::CallerBody(_))

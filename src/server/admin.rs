@@ -79,7 +79,7 @@ impl Admin {
             let shared = self.shared.clone();
             let draining = self.draining.clone();
             let rates = self.rates.clone();
-            let activity = Activity::new(None);
+            let activity = Activity::new(None, Arc::default());
             let service_activity = activity.clone();
             let service = service_fn(move |req| {
                 let in_flight = service_activity.begin(false);
@@ -99,7 +99,7 @@ impl Admin {
             let shutdown = drain.subscribe();
             tokio::spawn(async move {
                 let _slot = slot;
-                super::conn::drive(conn, activity, &limits, shutdown, peer).await;
+                let _ = super::conn::drive(conn, activity, &limits, shutdown, peer).await;
             });
         })
         .await;

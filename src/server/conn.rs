@@ -3,13 +3,13 @@
 //! driven by [`drive`], which enforces the limits on a connection's time.
 
 use super::capacity::Admission;
-use super::framing::{FramingWatch, Verdicts};
-use super::idle::{Activity, PrefaceWatch};
+use super::framing::{FramingWatch, HeadLimits, Verdict, Verdicts};
+use super::idle::{Activity, PrefaceWatch, Strikes};
 use crate::base::error::BoxError;
 use crate::body::Observed;
 use crate::config::LimitsConfig;
 use crate::outbound::Affinity;
-use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted};
+use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted, Oversized};
 use crate::state::{ConnLimits, Shared, Snapshot};
 use http_body::Body as _;
 use hyper::service::service_fn;
@@ -32,17 +32,17 @@ pub async fn serve(
     shutdown: watch::Receiver<()>,
     admission: Admission,
 ) {
-    let _admission = admission;
     crate::metrics::connection_opened();
     let _open = OpenConnection;
-    match &snapshot.tls {
+    let strikes = admission.strikes();
+    let ended = match &snapshot.tls {
         None => {
             let meta = ConnMeta {
                 peer,
                 proto: "http",
                 listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None, strikes).await
         }
         Some(tls) => {
             let limit = snapshot.limits.header_read_timeout;
@@ -62,13 +62,25 @@ pub async fn serve(
                 proto: "https",
                 listener: "reverse",
             };
-            serve_http(stream, meta, &snapshot, shared, shutdown, None).await;
+            serve_http(stream, meta, &snapshot, shared, shutdown, None, strikes).await
         }
+    };
+    if ended == Ended::Abusive {
+        admission.refuse_address(peer);
     }
 }
 
+/// How a served connection ended, for whoever admitted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Closed for premature HTTP/2 resets: its address is to be refused for a while.
+    Abusive,
+    /// Any other way: its end, a limit on its time, a drain.
+    Otherwise,
+}
+
 /// HTTP on one connection. `intercepted` is set on the forward listener's tunnels: every
-/// request on the connection carries it.
+/// request on the connection carries it. `strikes`: its client address's stream resets.
 pub(super) async fn serve_http<I>(
     io: I,
     meta: ConnMeta,
@@ -76,15 +88,18 @@ pub(super) async fn serve_http<I>(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<()>,
     intercepted: Option<Intercepted>,
-) where
+    strikes: Arc<Strikes>,
+) -> Ended
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &snapshot.limits;
-    let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets);
+    let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets, strikes);
     let verdicts = Verdicts::default();
+    let head = head_limits(limits);
     let io = FramingWatch::new(
         PrefaceWatch::new(io, activity.clone()),
-        limits.max_head_bytes(),
+        head,
         verdicts.clone(),
     );
     let service_activity = activity.clone();
@@ -97,8 +112,25 @@ pub(super) async fn serve_http<I>(
         let affinity = (!h2).then(|| affinity.clone());
         let mut in_flight = service_activity.begin(h2);
         if !h2 {
-            if let Some(reason) = verdicts.next() {
-                req.extensions_mut().insert(Ambiguous(reason));
+            match verdicts.next() {
+                None => {}
+                Some(Verdict::Ambiguous(reason)) => {
+                    req.extensions_mut().insert(Ambiguous(reason));
+                }
+                Some(Verdict::TargetTooLong) => {
+                    req.extensions_mut()
+                        .insert(Oversized::Target { limit: head.target });
+                }
+                Some(Verdict::HeadTooLarge) => {
+                    req.extensions_mut()
+                        .insert(Oversized::Head { limit: head.bytes });
+                }
+                Some(Verdict::TooManyFields(count)) => {
+                    req.extensions_mut().insert(Oversized::Fields {
+                        count,
+                        limit: head.fields,
+                    });
+                }
             }
         }
         if let Some(i) = &intercepted {
@@ -116,7 +148,7 @@ pub(super) async fn serve_http<I>(
     let conn = builder(limits)
         .serve_connection(TokioIo::new(io), service)
         .into_owned();
-    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await;
+    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await
 }
 
 /// How long an abusive connection's GOAWAY has to reach its client before the close.
@@ -156,7 +188,7 @@ pub(super) async fn drive<C: Drainable>(
     limits: &ConnLimits,
     mut shutdown: watch::Receiver<()>,
     peer: SocketAddr,
-) {
+) -> Ended {
     use tokio::time::{sleep_until, Instant};
     tokio::pin!(conn);
     let silent = activity.clone().silent_after(limits.header_read_timeout);
@@ -173,15 +205,15 @@ pub(super) async fn drive<C: Drainable>(
                 if let Err(e) = result {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut silent => {
                 tracing::debug!(%peer, "closing a connection that sent no request in time");
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut idle => {
                 tracing::debug!(%peer, "closing idle connection");
-                return;
+                return Ended::Otherwise;
             }
             _ = &mut aged, if !draining => {
                 tracing::debug!(%peer, "connection reached its maximum age; draining it");
@@ -196,7 +228,7 @@ pub(super) async fn drive<C: Drainable>(
                 // which an attacker never does.
                 conn.as_mut().drain();
                 let _ = tokio::time::timeout(ABUSE_FLUSH, conn.as_mut()).await;
-                return;
+                return Ended::Abusive;
             }
             _ = shutdown.changed(), if !stopping => {
                 // The server bounds the wait with its grace period.
@@ -205,7 +237,7 @@ pub(super) async fn drive<C: Drainable>(
             }
             _ = &mut deadline, if draining => {
                 tracing::debug!(%peer, "closing a connection still busy after its drain");
-                return;
+                return Ended::Otherwise;
             }
         }
     }
@@ -220,24 +252,45 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The HTTP/1 head limits the framing watcher enforces: the one limit on a head's size.
+fn head_limits(limits: &LimitsConfig) -> HeadLimits {
+    HeadLimits {
+        bytes: limits.max_head_bytes(),
+        target: usize::try_from(limits.max_uri_length.0).unwrap_or(usize::MAX),
+        fields: limits.max_headers,
+    }
+}
+
 /// A server builder for one connection with these limits applied.
 fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     use hyper_util::rt::TokioTimer;
     let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper's own head limit is the backstop; the exact limits are checked per request so
-    // that the caller gets the 414/431 in the proxy's JSON shape.
+    // On HTTP/1 the framing watcher enforces the head limits and hands hyper only heads within
+    // them (or a stand-in for one that is not), so that the caller gets the 414/431 in the
+    // proxy's JSON: hyper's own limits sit above the watcher's and are never reached.
     let head = limits.max_head_bytes();
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers.saturating_add(1))
-        // The read buffer bounds the request head: beyond it hyper answers 431 and closes.
-        .max_buf_size(head.max(8192));
+        .max_buf_size(head.saturating_add(8192));
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
         .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
-        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
+        .max_header_list_size(h2_header_list_size(limits));
     b
+}
+
+/// HTTP/2's header-list limit: room for every list the pipeline's own checks would judge (it
+/// counts each field as on an HTTP/1.1 wire, name + value + 4; HPACK's accounting adds 32 per
+/// field, pseudo-headers included), so that a list over the proxy's limits gets its JSON 431
+/// from the pipeline rather than h2's bare one. Only a list far beyond them meets h2's.
+fn h2_header_list_size(limits: &LimitsConfig) -> u32 {
+    let fields = limits.max_headers.saturating_add(5);
+    let size = limits
+        .max_head_bytes()
+        .saturating_add(fields.saturating_mul(32));
+    u32::try_from(size).unwrap_or(u32::MAX)
 }

@@ -6,9 +6,11 @@
 //! pattern is tunnelled blind; anything else is refused with 403 and counted. Never an open
 //! proxy.
 
-use super::capacity::{self, Admission, ConnectionCounter, PeerCounter};
+use super::capacity::{self, Admission, ConnectionCounter, PeerCounter, Resets};
 use super::conn;
 use super::listener;
+use crate::base::error::{cause_ref, error_chain};
+use crate::outbound::{NoDescriptors, OutboundError, UpstreamBusy};
 use crate::pipeline::{error_response, ConnMeta, Intercepted};
 use crate::state::{AccessError, Decision, Shared, Snapshot};
 use bytes::Bytes;
@@ -43,13 +45,17 @@ impl ForwardServer {
         let (drain, _) = watch::channel(());
         let connections = Arc::new(ConnectionCounter::default());
         let peers = Arc::new(PeerCounter::default());
+        let resets = Arc::new(Resets::default());
+        capacity::set_descriptor_budget(&self.shared.snapshot.load());
         listener::accept_until(&self.listener, "forward", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
+            capacity::set_descriptor_budget(&snapshot);
             let limits = &snapshot.conn_limits;
-            let admission = match capacity::admit(&connections, &peers, limits, peer.ip()) {
+            let admission = match capacity::admit(&connections, &peers, &resets, limits, peer.ip())
+            {
                 Ok(a) => a,
                 Err(refusal) => {
-                    tracing::warn!(%peer, "forward connection refused: {}", refusal.why);
+                    refusal.log("forward", peer);
                     let _ = stream.try_write(refusal.answer);
                     return;
                 }
@@ -175,29 +181,21 @@ async fn connect(
             )
         }
         Decision::Tunnel => {
-            let timeout = snap.outbound_connect_timeout;
-            let upstream = match tokio::time::timeout(
-                timeout,
-                TcpStream::connect((host.as_str(), port)),
-            )
-            .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    return refusal(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_unreachable",
-                        &format!("{host}:{port}: {e}"),
-                    )
-                }
-                Err(_) => {
-                    return refusal(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_timeout",
-                        &format!("{host}:{port}: no connection within {timeout:?}"),
-                    )
-                }
-            };
+            // Through outbound, as every connection the proxy opens: the egress proxy, the
+            // per-upstream cap and the descriptor budget (a tunnel holds two sockets).
+            let timeout = snap.outbound_connect_timeout.saturating_mul(2);
+            let upstream =
+                match tokio::time::timeout(timeout, snap.outbound.tunnel(&host, port)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return tunnel_refused(&host, port, &e),
+                    Err(_) => {
+                        return refusal(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "upstream_timeout",
+                            &format!("{host}:{port}: no connection within {timeout:?}"),
+                        )
+                    }
+                };
             // A tunnel carries bodies (uploads, downloads): the body's idle limit applies.
             let idle = snap.body_idle_timeout;
             tokio::spawn(async move {
@@ -247,7 +245,6 @@ async fn intercept(
     shutdown: watch::Receiver<()>,
     admission: Arc<Admission>,
 ) {
-    let _admission = admission;
     let Ok(upgraded) = hyper::upgrade::on(req).await else {
         return;
     };
@@ -267,7 +264,20 @@ async fn intercept(
         proto: "https",
         listener: "forward",
     };
-    conn::serve_http(stream, meta, &snap, shared, shutdown, Some(intercepted)).await;
+    let strikes = admission.strikes();
+    let ended = conn::serve_http(
+        stream,
+        meta,
+        &snap,
+        shared,
+        shutdown,
+        Some(intercepted),
+        strikes,
+    )
+    .await;
+    if ended == conn::Ended::Abusive {
+        admission.refuse_address(peer);
+    }
 }
 
 fn server_config(
@@ -293,6 +303,27 @@ impl rustls::server::ResolvesServerCert for OneLeaf {
         _hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// Why no tunnel could be opened, in the words the reverse listener uses for the same causes.
+fn tunnel_refused(host: &str, port: u16, e: &OutboundError) -> Response<Full<Bytes>> {
+    let detail = format!("{host}:{port}: {}", error_chain(e));
+    tracing::warn!(host, port, error = %detail, "passthrough tunnel not opened");
+    if cause_ref::<UpstreamBusy>(e).is_some() {
+        refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_connection_limit",
+            &detail,
+        )
+    } else if cause_ref::<NoDescriptors>(e).is_some() {
+        refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            &detail,
+        )
+    } else {
+        refusal(StatusCode::BAD_GATEWAY, "upstream_unreachable", &detail)
     }
 }
 

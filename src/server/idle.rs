@@ -26,22 +26,31 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// A request began, or the HTTP/2 preface arrived.
     shown: AtomicBool,
-    /// HTTP/2 streams that ended, and those of them the client reset prematurely.
-    streams: AtomicUsize,
-    premature: AtomicUsize,
+    /// HTTP/2 streams that ended, and those the client reset prematurely: its address's.
+    strikes: Arc<Strikes>,
     premature_limit: Option<usize>,
     abuse: Notify,
 }
 
+/// HTTP/2 streams that ended, and those of them reset prematurely, counted for one client
+/// address across its connections: a client that reconnects (or opens several connections)
+/// does not start the count again.
+#[derive(Debug, Default)]
+pub struct Strikes {
+    streams: AtomicUsize,
+    premature: AtomicUsize,
+}
+
 impl Activity {
-    pub fn new(premature_limit: Option<usize>) -> Arc<Activity> {
+    /// `strikes`: the client address's counts ([`super::capacity::Resets`]), or a fresh one
+    /// where resets are not counted per address.
+    pub fn new(premature_limit: Option<usize>, strikes: Arc<Strikes>) -> Arc<Activity> {
         Arc::new(Activity {
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             shown: AtomicBool::new(false),
-            streams: AtomicUsize::new(0),
-            premature: AtomicUsize::new(0),
+            strikes,
             premature_limit,
             abuse: Notify::new(),
         })
@@ -98,7 +107,7 @@ impl Activity {
 
     /// Resolves when the client has reset enough streams prematurely: at least the limit, and
     /// at least half of the streams that ended (Envoy's rule, so a client that cancels now
-    /// and then is not punished).
+    /// and then is not punished), counted over all of its address's connections.
     pub async fn abused(self: Arc<Self>) {
         self.abuse.notified().await;
     }
@@ -108,11 +117,11 @@ impl Activity {
         let Some(limit) = self.premature_limit else {
             return false;
         };
-        let streams = self.streams.fetch_add(1, Ordering::AcqRel) + 1;
+        let streams = self.strikes.streams.fetch_add(1, Ordering::AcqRel) + 1;
         if !premature {
             return false;
         }
-        let p = self.premature.fetch_add(1, Ordering::AcqRel) + 1;
+        let p = self.strikes.premature.fetch_add(1, Ordering::AcqRel) + 1;
         let abusive = p >= limit && p.saturating_mul(2) >= streams;
         if abusive {
             self.abuse.notify_one();
@@ -245,7 +254,7 @@ mod tests {
     use super::*;
 
     fn shown_after(parts: &[&[u8]]) -> bool {
-        let a = Activity::new(None);
+        let a = Activity::new(None, Arc::default());
         let mut w = PrefaceWatch::new((), a.clone());
         for p in parts {
             w.observe(p);
@@ -268,7 +277,7 @@ mod tests {
 
     #[test]
     fn premature_resets_trip_only_when_they_are_at_least_half_the_streams() {
-        let a = Activity::new(Some(4));
+        let a = Activity::new(Some(4), Arc::default());
         for _ in 0..10 {
             assert!(!a.stream_ended(false));
         }
@@ -281,9 +290,22 @@ mod tests {
 
     #[test]
     fn premature_resets_trip_at_the_limit_on_a_fresh_connection() {
-        let a = Activity::new(Some(3));
+        let a = Activity::new(Some(3), Arc::default());
         assert!(!a.stream_ended(true));
         assert!(!a.stream_ended(true));
         assert!(a.stream_ended(true));
+    }
+
+    #[test]
+    fn premature_resets_add_up_over_the_connections_of_one_address() {
+        let strikes = Arc::<Strikes>::default();
+        let first = Activity::new(Some(3), strikes.clone());
+        assert!(!first.stream_ended(true));
+        assert!(!first.stream_ended(true));
+        let second = Activity::new(Some(3), strikes);
+        assert!(
+            second.stream_ended(true),
+            "the third of the address's resets"
+        );
     }
 }

@@ -17,7 +17,7 @@ pub use forward::ForwardServer;
 
 use crate::base::fds;
 use crate::state::Shared;
-use capacity::{ConnectionCounter, PeerCounter};
+use capacity::{ConnectionCounter, PeerCounter, Resets};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ pub struct Server {
     /// Shared by every listener of the proxy port, so the limits count all its connections.
     connections: Arc<ConnectionCounter>,
     peers: Arc<PeerCounter>,
+    resets: Arc<Resets>,
     /// The first (or only) listener of the port says what concerns them all.
     first: bool,
 }
@@ -39,6 +40,7 @@ pub struct Bound {
     shared: Arc<Shared>,
     connections: Arc<ConnectionCounter>,
     peers: Arc<PeerCounter>,
+    resets: Arc<Resets>,
     first: bool,
 }
 
@@ -51,6 +53,7 @@ impl Server {
             shared,
             connections: Arc::default(),
             peers: Arc::default(),
+            resets: Arc::default(),
             first: true,
         })
     }
@@ -63,6 +66,7 @@ impl Server {
         let mut addr = shared.snapshot.load().listen;
         let connections = Arc::<ConnectionCounter>::default();
         let peers = Arc::<PeerCounter>::default();
+        let resets = Arc::<Resets>::default();
         let mut bound = Vec::with_capacity(n);
         for i in 0..n.max(1) {
             let listener = listener::bind_reuseport(addr)?;
@@ -72,6 +76,7 @@ impl Server {
                 shared: shared.clone(),
                 connections: connections.clone(),
                 peers: peers.clone(),
+                resets: resets.clone(),
                 first: i == 0,
             });
         }
@@ -85,22 +90,19 @@ impl Server {
     /// Serves until `shutdown` resolves, then waits up to the grace period for connections.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (drain, _) = tokio::sync::watch::channel(());
-        let (connections, peers) = (&self.connections, &self.peers);
+        let (connections, peers, resets) = (&self.connections, &self.peers, &self.resets);
         if self.first {
+            capacity::set_descriptor_budget(&self.shared.snapshot.load());
             warn_if_few_descriptors(&self.shared);
         }
         listener::accept_until(&self.listener, "proxy", shutdown, |stream, peer| {
             let snapshot = self.shared.snapshot.load_full();
             let limits = &snapshot.conn_limits;
-            // The admin listener's cap is kept out of what this port and outbound may hold.
-            let reserved = snapshot
-                .admin_listen
-                .map_or(0, |_| snapshot.admin_limits.max_connections);
-            fds::set_share(fds::share(reserved));
-            let admission = match capacity::admit(connections, peers, limits, peer.ip()) {
+            capacity::set_descriptor_budget(&snapshot);
+            let admission = match capacity::admit(connections, peers, resets, limits, peer.ip()) {
                 Ok(a) => a,
                 Err(refusal) => {
-                    tracing::warn!(%peer, "connection refused: {}", refusal.why);
+                    refusal.log("proxy", peer);
                     // Over TLS a plain-text answer would only garble the handshake.
                     if snapshot.tls.is_none() {
                         let _ = stream.try_write(refusal.answer);
@@ -132,6 +134,7 @@ impl Bound {
             shared: self.shared,
             connections: self.connections,
             peers: self.peers,
+            resets: self.resets,
             first: self.first,
         })
     }

@@ -4,7 +4,7 @@
 
 use super::stats::RouteStats;
 use crate::adobe::Api;
-use crate::base::headers::RESERVED;
+use crate::base::headers::reserved;
 use crate::base::secret::{has_userinfo, USERINFO_REFUSED};
 use crate::config::{normalise_prefix, ConfigError, RouteConfig};
 use crate::fleet::CooldownKey;
@@ -335,7 +335,7 @@ fn static_headers(
         let hkey = format!("{key}.headers.{name}");
         let hname = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new(&hkey, "not a valid header name"))?;
-        if RESERVED.contains(&hname.as_str()) {
+        if reserved(&hname) {
             return Err(ConfigError::new(
                 &hkey,
                 "set by the proxy itself; a route cannot override it",

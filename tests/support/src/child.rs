@@ -223,6 +223,31 @@ impl ChildProxy {
         self.addr_from("admin listening").await
     }
 
+    /// Asserts what a process near its file-descriptor limit must still do: its admin port
+    /// answers `/healthz`, and no listener's `accept` has failed (the log says `accept
+    /// failed` when one has, which leaves a client unanswered).
+    pub async fn assert_serving_within_its_descriptors(&self) {
+        let health = crate::raw_send(
+            self.admin_addr().await,
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(health.status(), Some(200), "{}", health.text);
+        assert!(
+            !self.stderr().contains("accept failed"),
+            "accept hit the descriptor limit:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// How many file descriptors the process holds now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// Sends `signal` (`HUP`, `TERM`, ...) with kill(1).
     pub fn signal(&self, signal: &str) {
         self.proc.signal(signal)

@@ -173,6 +173,21 @@ pub struct H1Conn {
 impl H1Conn {
     pub async fn open(addr: std::net::SocketAddr) -> H1Conn {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        Self::over(stream).await
+    }
+
+    /// As [`Self::open`], from `local` (another loopback address, `127.0.0.2`, is another
+    /// client address to the proxy).
+    pub async fn open_from(addr: std::net::SocketAddr, local: std::net::IpAddr) -> H1Conn {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::new(local, 0))
+            .expect("bind the local address");
+        let stream = socket.connect(addr).await.expect("connect");
+        Self::over(stream).await
+    }
+
+    async fn over(stream: tokio::net::TcpStream) -> H1Conn {
         let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");

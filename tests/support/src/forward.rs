@@ -17,6 +17,18 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Opens `CONNECT authority` with `extra` header lines; the status line's code and the stream.
 pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, String, TcpStream) {
+    connect_within(proxy, authority, extra, DEADLINE)
+        .await
+        .expect("CONNECT answered within 30 s")
+}
+
+/// [`connect`], or `None` when the CONNECT's answer does not come within `deadline`.
+pub async fn connect_within(
+    proxy: SocketAddr,
+    authority: &str,
+    extra: &str,
+    deadline: Duration,
+) -> Option<(u16, String, TcpStream)> {
     let mut s = TcpStream::connect(proxy)
         .await
         .expect("connect to the forward listener");
@@ -26,10 +38,11 @@ pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, S
     let mut byte = [0u8; 1];
     // Byte by byte up to the end of the head, so nothing of the tunnel is read here.
     while !got.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut byte))
-            .await
-            .expect("CONNECT answered within 30 s")
-            .expect("read");
+        let n = match tokio::time::timeout(deadline, s.read(&mut byte)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => 0,
+            Err(_) => return None,
+        };
         if n == 0 {
             break;
         }
@@ -54,11 +67,11 @@ pub async fn connect(proxy: SocketAddr, authority: &str, extra: &str) -> (u16, S
     if len > 0 && status != 200 {
         let _ = tokio::time::timeout(DEADLINE, s.read_exact(&mut body)).await;
     }
-    (
+    Some((
         status,
         format!("{text}{}", String::from_utf8_lossy(&body)),
         s,
-    )
+    ))
 }
 
 /// TLS client config trusting exactly the CA in `ca_pem`.
@@ -77,6 +90,27 @@ pub fn trusting(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// A TLS stream to `https://host` through the forward listener at `proxy` (`CONNECT`, then
+/// the handshake trusting `tls`), for requests no well-behaved client sends; `Err` when the
+/// tunnel or the handshake fails.
+pub async fn tunnel(
+    proxy: SocketAddr,
+    host: &str,
+    tls: Arc<rustls::ClientConfig>,
+    extra: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let (status, head, tcp) = connect(proxy, &format!("{host}:443"), extra).await;
+    if status != 200 {
+        return Err(format!("CONNECT answered {status}: {head}"));
+    }
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))
+}
+
 /// `req` (origin-form) to `https://host` through the forward listener at `proxy`, trusting
 /// `tls`; `Err` when the tunnel or the TLS handshake fails.
 pub async fn send_via(
@@ -86,16 +120,7 @@ pub async fn send_via(
     extra: &str,
     req: Request<Full<Bytes>>,
 ) -> Result<Got, String> {
-    let (status, head, tcp) = connect(proxy, &format!("{host}:443"), extra).await;
-    if status != 200 {
-        return Err(format!("CONNECT answered {status}: {head}"));
-    }
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS: {e}"))?;
+    let tls = tunnel(proxy, host, tls, extra).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| e.to_string())?;

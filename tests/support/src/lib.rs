@@ -17,6 +17,7 @@
 //!   credential); [`proxy`] starts it in-process; [`child`] and [`cli`] run the real binary;
 //! - the upstream's side: [`upstream`] (recording, custom, or holding its answers until
 //!   released), [`raw_upstream`] (exact bytes back: broken framing, bodies cut short),
+//!   [`hasty`] (answers before it has read the body, and reads the body as requests),
 //!   [`ims`] (the library's fake IMS with registered clients), [`sandbox`],
 //!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI), [`redis`] (a
 //!   real `redis-server` per test, with TLS, ACLs and faults by signal);
@@ -36,6 +37,7 @@ pub mod config;
 pub mod connect_proxy;
 pub mod fleet;
 pub mod forward;
+pub mod hasty;
 pub mod ims;
 pub mod logs;
 pub mod metrics;
@@ -56,6 +58,7 @@ pub use client::{
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
 pub use fleet::{Fleet, SharedSetup};
+pub use hasty::{hasty_answer, HastyUpstream};
 pub use metrics::{metric_value, metrics_text};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::{admin_url, proxy_url, start_proxy};

@@ -96,21 +96,53 @@ impl LogCapture {
 }
 
 /// Every `(what, secret)` found in `haystack`, under the names given; empty when clean.
-/// A secret is also looked for base64-encoded, the way Basic auth or a JWT segment carries it.
+/// A secret is also looked for base64-encoded (standard and URL-safe alphabets), the way
+/// Basic auth or a JWT segment carries it, wherever it starts in the encoded bytes: Basic
+/// auth encodes `name:key`, so the key's encoding depends on the name's length modulo 3.
 pub fn scan<'a>(haystack: &str, secrets: &[(&'a str, &str)]) -> Vec<&'a str> {
-    use base64_like::encode;
     secrets
         .iter()
-        .filter(|(_, s)| !s.is_empty() && (haystack.contains(s) || haystack.contains(&encode(s))))
+        .filter(|(_, s)| {
+            !s.is_empty()
+                && (haystack.contains(s)
+                    || base64_like::encodings(s)
+                        .iter()
+                        .any(|e| haystack.contains(e.as_str())))
+        })
         .map(|(what, _)| *what)
         .collect()
 }
 
 mod base64_like {
-    /// Standard base64 without padding: enough to spot an encoded secret.
-    pub fn encode(s: &str) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let b = s.as_bytes();
+    const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    /// What `s` looks like inside any base64 text, in both alphabets and at each of the three
+    /// offsets it can start at: only the characters made of `s`'s bits alone, so that whatever
+    /// comes before or after it in the encoded bytes does not matter.
+    pub fn encodings(s: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for alphabet in [STANDARD, URL_SAFE] {
+            for shift in 0..3 {
+                let mut bytes = vec![0u8; shift];
+                bytes.extend_from_slice(s.as_bytes());
+                let encoded = encode(&bytes, alphabet);
+                // Characters holding a bit of the `shift` bytes before `s`: 0, 2 or 3.
+                let head = [0, 2, 3][shift];
+                // The last character is complete only when `s` ends on a 3-byte boundary.
+                let whole = (bytes.len() * 8) / 6;
+                let core: String = encoded.chars().take(whole).skip(head).collect();
+                // Too short a core would match by chance.
+                if core.len() >= 8 {
+                    out.push(core);
+                }
+            }
+        }
+        out
+    }
+
+    /// Base64 without padding.
+    fn encode(b: &[u8], alphabet: &[u8; 64]) -> String {
         let mut out = String::new();
         for chunk in b.chunks(3) {
             let n = chunk
@@ -118,7 +150,7 @@ mod base64_like {
                 .enumerate()
                 .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
         }
         out

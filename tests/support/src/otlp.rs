@@ -1,6 +1,7 @@
 //! A small OTLP/HTTP collector on 127.0.0.1: takes `POST /v1/traces` (protobuf), answers 200,
 //! and decodes every span it was sent.
 
+use crate::tls::TestPki;
 use crate::upstream::{full, FakeUpstream};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
@@ -28,6 +29,14 @@ pub struct ReceivedSpan {
     pub service_name: String,
 }
 
+/// A collector's answer to an export: 200 with an empty `ExportTraceServiceResponse`.
+fn accepted() -> http::Response<crate::upstream::UpBody> {
+    http::Response::builder()
+        .header("content-type", "application/x-protobuf")
+        .body(full(ExportTraceServiceRequest::default().encode_to_vec()))
+        .expect("response")
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -44,14 +53,20 @@ fn any(v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
 
 impl OtlpReceiver {
     pub async fn start() -> OtlpReceiver {
-        let up = FakeUpstream::responding(|_| {
-            http::Response::builder()
-                .header("content-type", "application/x-protobuf")
-                .body(full(ExportTraceServiceRequest::default().encode_to_vec()))
-                .expect("response")
-        })
-        .await;
+        let up = FakeUpstream::responding(|_| accepted()).await;
         OtlpReceiver { up }
+    }
+
+    /// A collector on HTTPS with `pki`'s server certificate: trusted only through
+    /// `client.ca_file`.
+    pub async fn start_tls(pki: &TestPki) -> OtlpReceiver {
+        let up = FakeUpstream::responding_tls(pki, |_| accepted()).await;
+        OtlpReceiver { up }
+    }
+
+    /// Its address, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.up.addr
     }
 
     /// For `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends `/v1/traces`).

@@ -72,6 +72,11 @@ impl RawConn {
         self.stream.write_all(bytes).await.is_ok()
     }
 
+    /// Closes the sending side (a half-close), as a client does that has nothing more to send.
+    pub async fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
     /// Reads until `done` holds for everything received, the peer closes, or `deadline`
     /// passes; whether `done` held.
     pub async fn read_until(&mut self, deadline: Duration, done: impl Fn(&[u8]) -> bool) -> bool {

@@ -47,10 +47,13 @@ impl RawUpstreamBuilder {
         let rec = received.clone();
         let connections: Arc<AtomicUsize> = Arc::default();
         let conns = connections.clone();
+        let closed: Arc<AtomicUsize> = Arc::default();
+        let closes = closed.clone();
         let (reply, end) = (self.reply, self.end);
         let (addr, tx) = crate::listen(move |mut stream| {
             conns.fetch_add(1, Ordering::SeqCst);
             let rec = rec.clone();
+            let closes = closes.clone();
             async move {
                 let mut buf = [0u8; 16 * 1024];
                 // The request head (the proxy's requests in these tests have no body).
@@ -82,6 +85,7 @@ impl RawUpstreamBuilder {
                             }
                             rec.lock().expect("lock").extend_from_slice(&buf[..n]);
                         }
+                        closes.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
@@ -91,6 +95,7 @@ impl RawUpstreamBuilder {
             addr,
             received,
             connections,
+            closed,
             _shutdown: tx,
         }
     }
@@ -120,6 +125,8 @@ pub struct RawUpstream {
     pub addr: std::net::SocketAddr,
     received: Arc<Mutex<Vec<u8>>>,
     connections: Arc<AtomicUsize>,
+    /// Held connections ([`End::Hold`]) the proxy has closed.
+    closed: Arc<AtomicUsize>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -141,6 +148,11 @@ impl RawUpstream {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Held connections ([`End::Hold`]) the proxy has closed so far.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Every byte received so far, all connections together, as text.

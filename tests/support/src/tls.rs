@@ -127,6 +127,17 @@ impl TestPki {
         cfg
     }
 
+    /// The leaf certificate (DER) a TLS listener at `addr`, trusted by this CA, presents to a
+    /// new connection for `localhost`.
+    pub async fn presented_cert(&self, addr: std::net::SocketAddr) -> Vec<u8> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.client_config(None)));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("handshake");
+        let (_, conn) = tls.get_ref();
+        conn.peer_certificates().expect("certs")[0].to_vec()
+    }
+
     pub fn ca_path(&self) -> String {
         self.ca_file.path().display().to_string()
     }

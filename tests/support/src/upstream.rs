@@ -87,6 +87,15 @@ impl FakeUpstream {
         Self::spawn(None, Mode::Record(Arc::new(f))).await
     }
 
+    /// [`Self::responding`] over TLS (h2 and http/1.1 by ALPN) with `pki`'s server
+    /// certificate.
+    pub async fn responding_tls<F>(pki: &TestPki, f: F) -> FakeUpstream
+    where
+        F: Fn(&Recorded) -> Response<UpBody> + Send + Sync + 'static,
+    {
+        Self::spawn(Some(pki.server_config()), Mode::Record(Arc::new(f))).await
+    }
+
     /// A fake upstream whose answers come from `handler`; bodies are left to the handler.
     pub async fn with_handler<F, Fut>(f: F) -> FakeUpstream
     where
