@@ -21,7 +21,8 @@
 //!   in-process, or on Redis with `[shared]`.
 //! - [`token`] gets, caches and refreshes each credential's IMS token, beside the request path.
 //! - [`outbound`] is the one pooled HTTP client for upstreams and IMS; [`body`] wraps bodies
-//!   (observing, limiting, keeping for a replay).
+//!   (observing, limiting, keeping for a replay); [`fleet`] is what replicas share through
+//!   Redis when `[shared]` is set (tokens, quota, cool-downs), behind a deadline and a breaker.
 //! - [`config`] holds the serde types of `proxy.toml` and `ConfigError`, nothing else.
 //! - [`base`] and [`adobe`] import nothing of ours; [`metrics`] and [`logfmt`] are leaves.
 //! - [`sandbox`] is a local Adobe (IMS and four APIs) for the `sandbox` and `demo` commands and

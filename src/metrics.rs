@@ -37,6 +37,11 @@ pub const COOL_DOWN_REFUSED: &str = "ims_proxy_cool_down_refused_total";
 pub const FORWARD_REFUSED: &str = "ims_proxy_forward_refused_total";
 pub const SITE_REFUSED: &str = "ims_proxy_site_refused_total";
 pub const BUILD_INFO: &str = "ims_proxy_build_info";
+pub const SHARED_UP: &str = "ims_proxy_shared_up";
+pub const SHARED_ERRORS: &str = "ims_proxy_shared_errors_total";
+pub const SHARED_FALLBACKS: &str = "ims_proxy_shared_fallbacks_total";
+/// What a replica did alone because the shared store could not be asked (`[shared]`).
+pub const SHARED_FALLBACK_KINDS: &[&str] = &["token", "quota", "cool_down"];
 
 /// The `route` label of requests that matched no route.
 pub const NO_ROUTE: &str = "-";
@@ -184,6 +189,18 @@ fn describe() {
     describe_gauge!(
         RATE_LIMIT_QUEUED,
         "Requests waiting in a route's rate-limit queue"
+    );
+    describe_gauge!(
+        SHARED_UP,
+        "1 while the shared store ([shared], Redis) answers; 0 while the circuit is open"
+    );
+    describe_counter!(
+        SHARED_ERRORS,
+        "Calls to the shared store that failed or took longer than [shared] timeout"
+    );
+    describe_counter!(
+        SHARED_FALLBACKS,
+        "Decisions taken locally because the shared store could not be asked, by kind"
     );
     describe_gauge!(
         BUILD_INFO,
@@ -460,6 +477,28 @@ pub fn site_refused(listener: &'static str, code: &'static str) {
 
 pub fn forward_refused() {
     metrics::counter!(FORWARD_REFUSED).increment(1);
+}
+
+/// The shared store's series, when `[shared]` is set.
+pub fn declare_shared() {
+    metrics::gauge!(SHARED_UP).increment(0.0);
+    metrics::counter!(SHARED_ERRORS).increment(0);
+    for kind in SHARED_FALLBACK_KINDS {
+        metrics::counter!(SHARED_FALLBACKS, "kind" => *kind).increment(0);
+    }
+}
+
+pub fn shared_up(up: bool) {
+    metrics::gauge!(SHARED_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn shared_error() {
+    metrics::counter!(SHARED_ERRORS).increment(1);
+}
+
+/// `kind` is one of [`SHARED_FALLBACK_KINDS`].
+pub fn shared_fallback(kind: &'static str) {
+    metrics::counter!(SHARED_FALLBACKS, "kind" => kind).increment(1);
 }
 
 #[cfg(test)]

@@ -37,12 +37,33 @@ pub fn check(path: &std::path::Path, online: bool) -> ExitCode {
     }
 }
 
+/// `[shared]`: connects (TLS, AUTH), writes and deletes a key under the prefix; one line.
+async fn check_shared(shared: &crate::fleet::Shared) -> bool {
+    let where_ = shared.store.endpoint().describe();
+    match shared.store.open().await {
+        Ok(_) => {
+            out(&format!(
+                "shared {where_}: ok (connected, authenticated, wrote and deleted a key under {})\n",
+                shared.status().key_prefix
+            ));
+            true
+        }
+        Err(e) => {
+            out(&format!("shared {where_}: FAILED: {e}\n"));
+            false
+        }
+    }
+}
+
 /// Fetches a token for every credential and sends every route's probe (or, for a route
 /// without one, opens a connection to its upstream), printing one line for each; true if all
 /// of them work.
 async fn check_online(s: &Snapshot, deadline: std::time::Duration) -> bool {
     use std::collections::BTreeMap;
     let mut failures = 0usize;
+    if let Some(shared) = &s.shared {
+        failures += usize::from(!check_shared(shared).await);
+    }
     let mut credential_ok = BTreeMap::new();
     for (name, cred) in &s.credentials {
         let result = match tokio::time::timeout(deadline, cred.current()).await {

@@ -22,14 +22,15 @@ use std::collections::BTreeSet;
 pub const PREFIX: &str = "IMS_PROXY_";
 
 /// Keys that are alternatives for one secret: setting one removes the others the file set.
-const ALTERNATIVES: [&[&str]; 3] = [
+const ALTERNATIVES: [&[&str]; 4] = [
     &["access_token", "access_token_file"],
     &["client_secret", "client_secret_file"],
     &["key", "key_file", "key_sha256"],
+    &["password", "password_file"],
 ];
 
 /// The top-level sections of proxy.toml.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "admin",
     "client",
@@ -39,6 +40,7 @@ const SECTIONS: [&str; 9] = [
     "forward",
     "ims_endpoint",
     "tracing",
+    "shared",
 ];
 
 /// Kubernetes gives every pod `IMS_PROXY_PORT`, `IMS_PROXY_SERVICE_HOST` and the like when a

@@ -8,6 +8,7 @@ use super::forward::{ForwardConfig, ImsEndpointConfig};
 use super::outbound::OutboundConfig;
 use super::routes::RouteConfig;
 use super::server::{AdminConfig, ServerConfig};
+use super::shared::SharedConfig;
 use super::tracing::TracingConfig;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Dict;
@@ -41,6 +42,8 @@ pub struct Config {
     /// `[tracing]`: span export, off unless asked for.
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// `[shared]`: the Redis a fleet of replicas shares; each process on its own without it.
+    pub shared: Option<SharedConfig>,
 }
 
 impl Config {
@@ -134,6 +137,18 @@ impl Config {
         }
         if let Some(f) = &mut self.forward {
             out.push(("forward.ca_dir".into(), &mut f.ca_dir));
+        }
+        if let Some(s) = &mut self.shared {
+            let fields = [
+                ("password_file", &mut s.password_file),
+                ("ca_file", &mut s.ca_file),
+                ("seal_key_file", &mut s.seal_key_file),
+            ];
+            for (field, p) in fields {
+                if let Some(p) = p {
+                    out.push((format!("shared.{field}"), p));
+                }
+            }
         }
         out
     }

@@ -12,6 +12,7 @@ mod forward;
 mod outbound;
 mod routes;
 mod server;
+mod shared;
 mod tracing;
 mod validate;
 
@@ -25,5 +26,6 @@ pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{
     parse_byte_size, resolve_addr, AdminConfig, ByteSize, LimitsConfig, ServerConfig, TlsConfig,
 };
+pub use shared::{SharedConfig, DEFAULT_KEY_PREFIX, DEFAULT_SHARED_TIMEOUT};
 pub use tracing::{SpanBatch, TracingConfig};
 pub use validate::validate;

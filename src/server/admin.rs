@@ -229,6 +229,10 @@ fn readiness(shared: &Shared, draining: bool) -> (StatusCode, serde_json::Value)
     if draining {
         body["reason"] = "shutting down".into();
     }
+    // Detail only: a replica whose Redis is away still serves, with local tokens and limits.
+    if let Some(s) = &snapshot.shared {
+        body["shared"] = serde_json::to_value(s.status()).unwrap_or_default();
+    }
     let code = if ready {
         StatusCode::OK
     } else {

@@ -5,6 +5,7 @@
 //! countdowns. No external asset, and a Content-Security-Policy that allows exactly the inline
 //! style and script below, by hash, and fetches from the admin port itself.
 
+use crate::fleet::SharedStatus;
 use crate::state::{RouteCounts, Snapshot};
 use crate::token::CredentialState;
 use base64::Engine as _;
@@ -99,6 +100,9 @@ pub struct Status {
     pub rate_window_seconds: Option<f64>,
     pub routes: Vec<RouteRow>,
     pub credentials: Vec<CredentialRow>,
+    /// `[shared]`: whether this replica shares tokens and limits with its fleet right now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedStatus>,
     /// Each credential's `quota`, for those that set one.
     pub quotas: Vec<QuotaRow>,
     /// Credentials and upstream hosts answered locally after an upstream 429, now.
@@ -263,6 +267,7 @@ impl Status {
             rate_window_seconds: baseline.map(|(age, _)| (age.as_secs_f64() * 10.0).round() / 10.0),
             routes,
             credentials,
+            shared: snapshot.shared.as_ref().map(|s| s.status()),
             quotas,
             cool_downs,
         }
@@ -323,8 +328,26 @@ impl Status {
                 refusals_cell(&r.upstream_refusals),
             );
         }
+        out.push_str("</tbody>\n</table>\n");
+        if let Some(sh) = &self.shared {
+            let detail = match (&sh.error, sh.state) {
+                (Some(e), "down") => format!(
+                    " \u{b7} tokens and limits are this replica's own until it answers: {}",
+                    escape(e)
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "<p>Shared store (<span class=\"mono\">{}</span>): \
+                 <span id=\"shared\" class=\"state state-{}\">{}</span>{detail}</p>",
+                escape(&sh.key_prefix),
+                if sh.state == "up" { "ok" } else { "not_ready" },
+                sh.state,
+            );
+        }
         out.push_str(
-            "</tbody>\n</table>\n<h2>Credentials</h2>\n\
+            "<h2>Credentials</h2>\n\
              <table>\n<thead><tr><th>name</th><th>type</th><th>state</th>\
              <th class=\"num\">token expires in</th><th>last error</th></tr></thead>\n\
              <tbody id=\"credentials\">\n",

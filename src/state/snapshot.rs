@@ -16,7 +16,7 @@ use crate::config::{
     normalise_prefix, resolve_addr, Config, ConfigError, CredentialKind, LimitsConfig,
     OnUpstream429, OutboundConfig,
 };
-use crate::fleet::{CooldownKey, Fleet, Limit, LimitKey};
+use crate::fleet::{CooldownKey, Fleet, Limit, LimitKey, Shared};
 use crate::outbound::Outbound;
 use crate::token::Credential;
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub listen: SocketAddr,
     pub routes: RouteTable,
     pub credentials: BTreeMap<String, Arc<Credential>>,
+    /// `[shared]`: the fleet's Redis, kept across reloads while its settings and files stay.
+    pub shared: Option<Arc<Shared>>,
     pub outbound: Outbound,
     /// What `outbound` was built from (the `[client]` table and the CA file's bytes).
     outbound_source: (OutboundConfig, Option<Vec<u8>>),
@@ -98,6 +100,17 @@ impl Snapshot {
             Some(p) if p.outbound_source == outbound_source => p.outbound.clone(),
             _ => Outbound::new(&config.outbound)?,
         };
+        let shared = match &config.shared {
+            None => None,
+            Some(cfg) => {
+                let fresh = Shared::build(cfg)?;
+                let kept = previous
+                    .and_then(|p| p.shared.as_ref())
+                    .filter(|old| old.spec() == fresh.spec())
+                    .cloned();
+                Some(kept.unwrap_or_else(|| Arc::new(fresh)))
+            }
+        };
         let mut presets: BTreeMap<&str, Vec<crate::adobe::Api>> = BTreeMap::new();
         for rc in &config.routes {
             if let Some(api) = rc.api {
@@ -107,14 +120,21 @@ impl Snapshot {
         let mut credentials = BTreeMap::new();
         for (name, cfg) in &config.credentials {
             let apis = presets.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-            let fresh = Credential::build(name, cfg, apis, &outbound, &config.outbound)?;
+            let fresh = Credential::build(
+                name,
+                cfg,
+                apis,
+                &outbound,
+                &config.outbound,
+                shared.as_ref(),
+            )?;
             let kept = previous
                 .and_then(|p| p.credentials.get(name))
                 .filter(|old| old.same_as(&fresh))
                 .cloned();
             credentials.insert(name.clone(), kept.unwrap_or_else(|| Arc::new(fresh)));
         }
-        let fleet = previous.map_or_else(Fleet::local, |p| p.fleet.clone());
+        let fleet = Fleet::for_snapshot(previous.map(|p| &p.fleet), shared.as_ref());
         let mut quotas = BTreeMap::new();
         for (name, cfg) in &config.credentials {
             let (Some(q), Some(c)) = (&cfg.quota, credentials.get(name)) else {
@@ -264,6 +284,7 @@ impl Snapshot {
             listen,
             routes: RouteTable::new(routes),
             credentials,
+            shared,
             outbound,
             outbound_source,
             request_timeout: config.outbound.request_timeout,
@@ -291,6 +312,14 @@ impl Snapshot {
         for c in self.credentials.values() {
             c.start_refresher();
         }
+        // With `[shared]`: the fleet's cool-downs for these routes, read in the background.
+        self.fleet.watch(
+            self.routes
+                .iter()
+                .filter_map(|r| r.cool_down.as_ref())
+                .map(|c| c.key.clone()),
+        );
+        self.fleet.start();
     }
 
     /// Declares at zero every metrics series this configuration's label values make known
@@ -325,6 +354,9 @@ impl Snapshot {
         if self.forward.is_some() {
             crate::metrics::declare_forward();
             crate::metrics::declare_site_refused("forward", false);
+        }
+        if self.shared.is_some() {
+            crate::metrics::declare_shared();
         }
     }
 

@@ -17,7 +17,7 @@ pub use status::{CredentialState, CredentialStatus};
 use crate::adobe::Api;
 use crate::base::secret::{has_userinfo, read_secret_file, Secret, USERINFO_REFUSED};
 use crate::config::{ConfigError, CredentialConfig, CredentialKind, OutboundConfig};
-use crate::fleet::CredentialKey;
+use crate::fleet::{CredentialKey, Shared, SharedSpec, SharedToken, Stored, Version};
 use crate::outbound::Outbound;
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
@@ -41,6 +41,8 @@ const FORCED_REFRESH_COOLDOWN: Duration = Duration::from_secs(5);
 /// A token stops being sent this long before IMS says it expires (capped at 30 s, and at a
 /// twentieth of its lifetime for short-lived tokens), so it cannot expire on the way.
 const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// How often a replica waiting for another's IMS call looks for the token in the shared store.
+const SHARED_WAIT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
@@ -60,11 +62,17 @@ pub struct Token {
     usable_until: Option<Instant>,
     /// When the refresher replaces it.
     refresh_after: Option<Instant>,
+    /// Its name in the fleet's shared store, when it was stored there or read from there.
+    version: Option<Version>,
 }
 
 impl Token {
     fn usable(&self, now: Instant) -> bool {
         self.usable_until.is_none_or(|t| now < t)
+    }
+
+    fn refresh_due(&self, now: Instant) -> bool {
+        !self.usable(now) || self.refresh_after.is_some_and(|r| now >= r)
     }
 }
 
@@ -85,6 +93,7 @@ struct Spec {
     scopes: Vec<String>,
     outbound: OutboundConfig,
     material: Vec<Secret>,
+    shared: Option<SharedSpec>,
 }
 
 #[derive(Debug)]
@@ -134,6 +143,8 @@ pub struct Credential {
     /// failure instead of each trying again.
     attempts: AtomicU64,
     fetching: tokio::sync::Mutex<FlightState>,
+    /// `[shared]`: the fleet's one token for this credential, in Redis.
+    fleet: Option<SharedToken>,
     refresher_started: AtomicBool,
     stop: Arc<Notify>,
 }
@@ -148,13 +159,14 @@ impl Drop for Credential {
 impl Credential {
     /// Builds a credential from its config without any I/O beyond reading its files.
     /// `presets` are the APIs of the routes using it, which supply default metascopes and
-    /// scopes when the credential names none.
+    /// scopes when the credential names none. With `shared`, its token is the fleet's.
     pub fn build(
         name: &str,
         cfg: &CredentialConfig,
         presets: &[Api],
         outbound: &Outbound,
         outbound_cfg: &OutboundConfig,
+        shared: Option<&Arc<Shared>>,
     ) -> Result<Credential, ConfigError> {
         let key = format!("credentials.{name}");
         let client_id = required(&key, "client_id", cfg.client_id.as_deref(), cfg.kind)?;
@@ -190,6 +202,7 @@ impl Credential {
                     bearer: bearer_header(&key, &token)?,
                     usable_until: None,
                     refresh_after: None,
+                    version: None,
                 }));
                 material.push(token);
                 Flow::Static
@@ -245,6 +258,34 @@ impl Credential {
                 })
             }
         };
+        let fleet = match (&flow, shared) {
+            (Flow::Jwt(j), Some(s)) => {
+                let identity = [
+                    "jwt",
+                    j.org_id.as_str(),
+                    j.technical_account_id.as_str(),
+                    &metascopes.join(","),
+                ];
+                Some(SharedToken::new(
+                    s,
+                    name,
+                    &j.ims_url,
+                    &j.client_id,
+                    &identity,
+                ))
+            }
+            (Flow::OAuth(o), Some(s)) => {
+                let identity = ["oauth", &scopes.join(",")];
+                Some(SharedToken::new(
+                    s,
+                    name,
+                    &o.ims_url,
+                    &o.client_id,
+                    &identity,
+                ))
+            }
+            _ => None,
+        };
         Ok(Credential {
             name: name.to_string(),
             kind: cfg.kind,
@@ -261,6 +302,7 @@ impl Credential {
                 scopes,
                 outbound: outbound_cfg.clone(),
                 material,
+                shared: fleet.as_ref().map(|f| f.shared().spec().clone()),
             },
             flow,
             outbound: outbound.clone(),
@@ -272,6 +314,7 @@ impl Credential {
             rejected: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(FlightState::default()),
+            fleet,
             refresher_started: AtomicBool::new(false),
             stop: Arc::new(Notify::new()),
         })
@@ -335,7 +378,7 @@ impl Credential {
                 return Err(f);
             }
         }
-        self.fetch_and_store().await
+        self.fetch_and_store(None).await
     }
 
     /// After an upstream rejected `stale` with 401: a new token, shared with every other
@@ -347,11 +390,17 @@ impl Credential {
             ));
         }
         let mut flight = self.fetching.lock().await;
-        if let Some(b) = self.usable_bearer() {
-            if b != stale {
-                return Ok(b);
+        let held = self.current.load_full();
+        if let Some(t) = held.as_deref().filter(|t| t.usable(Instant::now())) {
+            if t.bearer != stale {
+                return Ok(t.bearer.clone());
             }
         }
+        // The stored token is purged fleet-wide only if it is still the one that got the 401.
+        let stale_version = held
+            .as_deref()
+            .filter(|t| t.bearer == stale)
+            .and_then(|t| t.version);
         let now = Instant::now();
         if flight
             .last_forced
@@ -361,7 +410,7 @@ impl Credential {
         }
         flight.last_forced = Some(now);
         tracing::info!(credential = %self.name, "upstream answered 401; refreshing the token");
-        self.fetch_and_store().await
+        self.fetch_and_store(Some(stale_version)).await
     }
 
     /// A token fresh from IMS, neither read from nor stored in the cache: for `ims-proxy token`.
@@ -509,7 +558,7 @@ impl Credential {
     /// Whether the refresher should fetch now: no usable token, or past its refresh point.
     fn refresh_due(&self, now: Instant) -> bool {
         match self.current.load().as_deref() {
-            Some(t) => !t.usable(now) || t.refresh_after.is_some_and(|r| now >= r),
+            Some(t) => t.refresh_due(now),
             None => true,
         }
     }
@@ -524,15 +573,21 @@ impl Credential {
         }
     }
 
-    /// Called with the `fetching` lock held.
-    async fn fetch_and_store(&self) -> Result<HeaderValue, TokenError> {
-        let result = self.call_ims().await.and_then(|issued| {
-            let token = self.token_from(issued)?;
+    /// Called with the `fetching` lock held. `forced`: a 401 made this refresh, on the token
+    /// with that shared version (`Some(None)`: one that was never shared).
+    async fn fetch_and_store(
+        &self,
+        forced: Option<Option<Version>>,
+    ) -> Result<HeaderValue, TokenError> {
+        let result = match &self.fleet {
+            Some(fleet) => self.obtain_shared(fleet, forced).await,
+            None => self.obtain_from_ims().await,
+        }
+        .map(|token| {
             let bearer = token.bearer.clone();
             self.current.store(Some(Arc::new(token)));
-            Ok(bearer)
+            bearer
         });
-        crate::metrics::token_refresh(&self.name, result.is_ok());
         match &result {
             Ok(_) => self.last_failure.store(None),
             Err(e) => {
@@ -545,6 +600,111 @@ impl Credential {
         }
         self.attempts.fetch_add(1, Ordering::AcqRel);
         result
+    }
+
+    async fn obtain_from_ims(&self) -> Result<Token, TokenError> {
+        let result = self.call_ims().await.and_then(|i| self.token_from(i));
+        crate::metrics::token_refresh(&self.name, result.is_ok());
+        result
+    }
+
+    /// The fleet's token: the stored one while it is not due for refresh; otherwise this
+    /// replica fetches it for everyone (holding the lock) or waits, up to the IMS timeout, for
+    /// the replica that does. Whenever the store cannot be asked, this replica fetches alone.
+    async fn obtain_shared(
+        &self,
+        fleet: &SharedToken,
+        forced: Option<Option<Version>>,
+    ) -> Result<Token, TokenError> {
+        let fallback = |e: crate::fleet::SharedError| {
+            tracing::debug!(credential = %self.name, error = %e, "fetching the token without the fleet");
+            crate::metrics::shared_fallback("token");
+        };
+        let deadline = Instant::now() + self.timeout;
+        let mut purged = false;
+        loop {
+            match fleet.read().await {
+                Err(e) => {
+                    fallback(e);
+                    return self.obtain_from_ims().await;
+                }
+                Ok(Some(stored)) => {
+                    let stale = forced.flatten() == Some(stored.version);
+                    if !stale {
+                        let token = self.token_from_stored(&stored)?;
+                        if !token.refresh_due(Instant::now()) {
+                            return Ok(token);
+                        }
+                    } else if !purged {
+                        purged = true;
+                        if let Err(e) = fleet.purge(&stored.version).await {
+                            fallback(e);
+                            return self.obtain_from_ims().await;
+                        }
+                    }
+                }
+                Ok(None) => {}
+            }
+            match fleet.lock(self.timeout + SHARED_WAIT_POLL).await {
+                Err(e) => {
+                    fallback(e);
+                    return self.obtain_from_ims().await;
+                }
+                Ok(Some(lock)) => {
+                    let result = match self.call_ims().await {
+                        Ok(issued) => {
+                            let version = self.share(fleet, &issued).await;
+                            self.token_from(issued).map(|t| Token { version, ..t })
+                        }
+                        Err(e) => Err(e),
+                    };
+                    crate::metrics::token_refresh(&self.name, result.is_ok());
+                    let _ = fleet.unlock(lock).await;
+                    return result;
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    // The replica holding the lock took longer than an IMS call may.
+                    crate::metrics::shared_fallback("token");
+                    return self.obtain_from_ims().await;
+                }
+                Ok(None) => tokio::time::sleep(SHARED_WAIT_POLL).await,
+            }
+        }
+    }
+
+    /// Stores a token fresh from IMS for the fleet; its version, or `None` if it could not be.
+    async fn share(&self, fleet: &SharedToken, issued: &Issued) -> Option<Version> {
+        let usable = issued.lifetime - expiry_margin(issued.lifetime);
+        match fleet
+            .store(&issued.access_token, issued.lifetime, usable)
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(credential = %self.name, error = %e, "could not share the token");
+                None
+            }
+        }
+    }
+
+    /// A token another replica stored: its times from the key's TTL, not from any clock.
+    fn token_from_stored(&self, stored: &Stored) -> Result<Token, TokenError> {
+        let now = Instant::now();
+        let margin = expiry_margin(stored.lifetime);
+        let elapsed = (stored.lifetime - margin).saturating_sub(stored.remaining);
+        let bearer = bearer_header(&format!("credentials.{}", self.name), &stored.token)
+            .map_err(|e| TokenError::Unavailable(e.reason))?;
+        Ok(Token {
+            bearer,
+            usable_until: Some(now + stored.remaining),
+            refresh_after: Some(
+                now + stored
+                    .lifetime
+                    .mul_f64(self.refresh_at)
+                    .saturating_sub(elapsed),
+            ),
+            version: Some(stored.version),
+        })
     }
 
     async fn call_ims(&self) -> Result<Issued, TokenError> {
@@ -566,7 +726,7 @@ impl Credential {
     fn token_from(&self, issued: Issued) -> Result<Token, TokenError> {
         let now = Instant::now();
         let lifetime = issued.lifetime;
-        let margin = (lifetime / 20).min(MAX_EXPIRY_MARGIN);
+        let margin = expiry_margin(lifetime);
         let bearer = bearer_header(&format!("credentials.{}", self.name), &issued.access_token)
             .map_err(|e| TokenError::Unavailable(e.reason))?;
         tracing::info!(
@@ -578,8 +738,14 @@ impl Credential {
             bearer,
             usable_until: Some(now + (lifetime - margin)),
             refresh_after: Some(now + lifetime.mul_f64(self.refresh_at)),
+            version: None,
         })
     }
+}
+
+/// How long before IMS's expiry a token stops being sent.
+fn expiry_margin(lifetime: Duration) -> Duration {
+    (lifetime / 20).min(MAX_EXPIRY_MARGIN)
 }
 
 impl refresh::Refresh for Credential {
@@ -593,7 +759,7 @@ impl refresh::Refresh for Credential {
         if !self.refresh_due(Instant::now()) {
             return true;
         }
-        self.fetch_and_store().await.is_ok()
+        self.fetch_and_store(None).await.is_ok()
     }
 }
 

@@ -19,7 +19,8 @@
 //!   released), [`raw_upstream`] (exact bytes back: broken framing, bodies cut short),
 //!   [`hasty`] (answers before it has read the body, and reads the body as requests),
 //!   [`ims`] (the library's fake IMS with registered clients), [`sandbox`],
-//!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI);
+//!   [`connect_proxy`] (a corporate egress proxy), [`tls`] (a throwaway PKI), [`redis`] (a
+//!   real `redis-server` per test, with TLS, ACLs and faults by signal);
 //! - the client's side: [`client`] (HTTP/1.1 and h2c requests read whole, on one kept
 //!   connection when it matters: [`H1Conn`]), [`raw`] (bytes no well-behaved client sends);
 //! - what to assert on: [`metrics`] (Prometheus text), [`logs`] (captured trace logs),
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connect_proxy;
+pub mod fleet;
 pub mod forward;
 pub mod hasty;
 pub mod ims;
@@ -43,6 +45,7 @@ pub mod otlp;
 pub mod proxy;
 pub mod raw;
 pub mod raw_upstream;
+pub mod redis;
 pub mod sandbox;
 pub mod tls;
 pub mod upstream;
@@ -54,12 +57,14 @@ pub use client::{
 };
 pub use config::{static_proxy, ProxyToml, Route, STATIC_CLIENT_ID, STATIC_ORG, STATIC_TOKEN};
 pub use connect_proxy::ConnectProxy;
+pub use fleet::{Fleet, SharedSetup};
 pub use hasty::{hasty_answer, HastyUpstream};
 pub use metrics::{metric_value, metrics_text};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::{admin_url, proxy_url, start_proxy};
 pub use raw::{raw_send, RawConn, RawReply};
 pub use raw_upstream::{End, RawUpstream};
+pub use redis::RedisServer;
 pub use upstream::{full, BoxError, FakeUpstream, Recorded, UpBody};
 
 use std::future::Future;
