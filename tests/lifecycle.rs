@@ -580,6 +580,13 @@ async fn exited_before_listening(child: &mut ChildProxy) -> Option<std::process:
     .unwrap_or_else(|| panic!("neither exited nor listening; stderr:\n{}", child.stderr()))
 }
 
+/// Asserts that `child`'s stderr holds `line`, which may still be on its way from the pipe after
+/// the process exited.
+async fn assert_logged(child: &ChildProxy, line: &str) {
+    let logged = eventually(WAIT, || child.stderr().contains(line)).await;
+    assert!(logged, "no {line:?} in stderr:\n{}", child.stderr());
+}
+
 #[tokio::test]
 async fn a_second_proxy_on_the_port_of_a_running_one_exits_1_naming_server_listen_and_the_first_serves_every_request(
 ) {
@@ -623,11 +630,7 @@ async fn a_second_proxy_on_the_port_of_a_running_one_exits_1_naming_server_liste
             second.stderr()
         );
         let refusal = format!("server.listen {addr}: address already in use (another ims-proxy?)");
-        assert!(
-            second.stderr().contains(&refusal),
-            "workers {workers}: {}",
-            second.stderr()
-        );
+        assert_logged(&second, &refusal).await;
     }
 }
 
@@ -647,7 +650,7 @@ async fn a_second_proxy_on_the_admin_port_of_a_running_one_exits_1_naming_admin_
         .unwrap_or_else(|| panic!("the second proxy started with its admin port on {admin}"));
     assert_eq!(status.code(), Some(1), "{}", second.stderr());
     let refusal = format!("admin.listen {admin}: address already in use (another ims-proxy?)");
-    assert!(second.stderr().contains(&refusal), "{}", second.stderr());
+    assert_logged(&second, &refusal).await;
     for _ in 0..5 {
         let health = Req::get(format!("http://{admin}/healthz")).send().await;
         assert_eq!(health.status, 200, "{}", health.text());
@@ -672,7 +675,7 @@ async fn a_second_proxy_on_the_forward_port_of_a_running_one_exits_1_naming_forw
         .unwrap_or_else(|| panic!("the second proxy started with its forward port on {held}"));
     assert_eq!(status.code(), Some(1), "{}", second.stderr());
     let refusal = format!("forward.listen {held}: address already in use (another ims-proxy?)");
-    assert!(second.stderr().contains(&refusal), "{}", second.stderr());
+    assert_logged(&second, &refusal).await;
     // The first's forward listener still answers (403 for a host it neither intercepts nor
     // passes through: it is the first proxy's policy that answered).
     let refused = raw_send(
