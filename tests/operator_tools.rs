@@ -23,6 +23,8 @@ fn documented_series() -> Vec<String> {
     let names: Vec<String> = table
         .lines()
         .skip(2)
+        // The `[shared]` series exist only with `[shared]` (tests/fleet.rs reads them there).
+        .filter(|l| !l.contains("| `[shared]`:"))
         .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
         .map(String::from)
         .collect();
@@ -355,4 +357,89 @@ fn completions_and_man_refuse_a_config_they_would_ignore() {
         .run();
     assert_eq!(out.code, Some(2));
     assert!(out.error_line().contains("--config"), "{}", out.stderr);
+}
+
+/// The README's headings (`##`, `###`) outside code blocks, in order, each with its anchor as
+/// GitHub makes it (lower case; punctuation but `-` and `_` dropped; spaces become `-`).
+fn readme_headings(readme: &str) -> Vec<(usize, String, String)> {
+    let mut fence = false;
+    let mut out = Vec::new();
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            fence = !fence;
+            continue;
+        }
+        let level = line.chars().take_while(|c| *c == '#').count();
+        let Some(title) = line.get(level..).and_then(|t| t.strip_prefix(' ')) else {
+            continue;
+        };
+        if fence || level < 2 {
+            continue;
+        }
+        let anchor: String = title
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        out.push((level, title.to_string(), anchor));
+    }
+    out
+}
+
+#[test]
+fn the_readmes_contents_list_every_section_in_order_and_every_anchor_link_lands_on_a_heading() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let headings = readme_headings(&readme);
+    let mut anchors: Vec<&str> = headings.iter().map(|(_, _, a)| a.as_str()).collect();
+    anchors.sort_unstable();
+    let twice: Vec<_> = anchors.windows(2).filter(|w| w[0] == w[1]).collect();
+    assert!(twice.is_empty(), "two headings share an anchor: {twice:?}");
+    let contents = readme
+        .split_once("## Contents\n\n")
+        .expect("a Contents list")
+        .1
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    let listed: Vec<String> = contents.lines().map(String::from).collect();
+    let expected: Vec<String> = headings
+        .iter()
+        .filter(|(level, title, _)| *level <= 3 && title != "Contents")
+        .map(|(level, title, anchor)| {
+            let indent = if *level == 2 { "" } else { "  " };
+            format!("{indent}- [{title}](#{anchor})")
+        })
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "the Contents list and the headings differ"
+    );
+    for link in readme.split("](#").skip(1) {
+        let anchor = link.split(')').next().unwrap_or_default();
+        assert!(
+            headings.iter().any(|(_, _, a)| a == anchor),
+            "a link to #{anchor}, which no heading has"
+        );
+    }
+}
+
+#[test]
+fn the_readme_shows_how_to_use_adobes_sdks_right_after_the_quick_start() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let sections: Vec<String> = readme_headings(&readme)
+        .into_iter()
+        .filter(|(level, _, _)| *level == 2)
+        .map(|(_, title, _)| title)
+        .collect();
+    assert_eq!(
+        sections.get(..3).unwrap_or_default(),
+        [
+            "Contents",
+            "Quick start",
+            "Use it with Adobe's SDKs (the forward listener)"
+        ]
+    );
 }

@@ -185,14 +185,8 @@ pub async fn run(
     if config.tracing.otlp {
         otlp::start(tokio::runtime::Handle::current(), running.shared().clone())?;
     }
-    // Tests and supervisors find the ports from these lines, so they name them plainly.
-    tracing::info!(addr = %running.addr, "listening");
-    if let Some(a) = running.admin_addr {
-        tracing::info!(addr = %a, "admin listening");
-    }
-    if let Some(a) = running.forward_addr {
-        tracing::info!(addr = %a, "forward listening");
-    }
+    // Reload is wired before the ports are announced: whoever reads them may send SIGHUP or
+    // change a watched file at once, and neither may be lost.
     let mut background = vec![memory::spawn_trimmer()];
     if let Some(path) = options.config_path {
         let reloader = reload::Reloader::new(path, running.shared().clone());
@@ -204,6 +198,14 @@ pub async fn run(
         if options.watch {
             background.push(reloader.spawn_watch(config));
         }
+    }
+    // Tests and supervisors find the ports from these lines, so they name them plainly.
+    tracing::info!(addr = %running.addr, "listening");
+    if let Some(a) = running.admin_addr {
+        tracing::info!(addr = %a, "admin listening");
+    }
+    if let Some(a) = running.forward_addr {
+        tracing::info!(addr = %a, "forward listening");
     }
     shutdown.await;
     // Not ready from the moment shutdown is announced, so no probe sees "ready" after it.

@@ -84,12 +84,14 @@ impl Reloader {
     pub fn spawn_watch(self: &Arc<Self>, config: &Config) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         let mut files = watched_files(&self.path, config);
+        // Taken now, before the ports are announced: a file changed right after must differ
+        // from it.
+        let mut applied = fingerprint(&files);
         tokio::spawn(async move {
-            let mut applied = fingerprint(&files).await;
             let mut pending: Option<u64> = None;
             loop {
                 tokio::time::sleep(WATCH_INTERVAL).await;
-                let now = fingerprint(&files).await;
+                let now = fingerprint_off_thread(&files).await;
                 if now == applied {
                     pending = None;
                     continue;
@@ -101,11 +103,17 @@ impl Reloader {
                     continue;
                 }
                 pending = None;
+                // Refused or not, this content has been seen: do not retry it every tick. It is
+                // the content read before the reload: a file changed while the reload ran (a
+                // secret rotated just after the config) differs from it and reloads again.
+                applied = now;
                 if let Ok(config) = this.reload("file change").await {
-                    files = watched_files(&this.path, &config);
+                    let named = watched_files(&this.path, &config);
+                    if named != files {
+                        files = named;
+                        applied = fingerprint_off_thread(&files).await;
+                    }
                 }
-                // Refused or not, this content has been seen: do not retry it every tick.
-                applied = fingerprint(&files).await;
             }
         })
     }
@@ -119,20 +127,27 @@ fn watched_files(path: &Path, config: &Config) -> Vec<PathBuf> {
     files
 }
 
-async fn fingerprint(files: &[PathBuf]) -> u64 {
+/// [`fingerprint`] on the blocking pool: the watcher reads files every tick.
+async fn fingerprint_off_thread(files: &[PathBuf]) -> u64 {
+    let owned = files.to_vec();
+    // An error only when the runtime is shutting down (or a read panicked): the next tick, if
+    // any, looks again.
+    tokio::task::spawn_blocking(move || fingerprint(&owned))
+        .await
+        .unwrap_or_default()
+}
+
+fn fingerprint(files: &[PathBuf]) -> u64 {
     let mut h = DefaultHasher::new();
     for f in files {
-        hash_path(f, &mut h).await;
+        hash_path(f, &mut h);
         // A directory (`forward.ca_dir`) is the files directly in it, by name.
-        if let Ok(mut entries) = tokio::fs::read_dir(f).await {
-            let mut names = Vec::new();
-            while let Ok(Some(e)) = entries.next_entry().await {
-                names.push(e.path());
-            }
+        if let Ok(entries) = std::fs::read_dir(f) {
+            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             names.sort();
             for n in names {
-                if tokio::fs::metadata(&n).await.is_ok_and(|m| m.is_file()) {
-                    hash_path(&n, &mut h).await;
+                if std::fs::metadata(&n).is_ok_and(|m| m.is_file()) {
+                    hash_path(&n, &mut h);
                 }
             }
         }
@@ -140,10 +155,10 @@ async fn fingerprint(files: &[PathBuf]) -> u64 {
     h.finish()
 }
 
-async fn hash_path(f: &Path, h: &mut DefaultHasher) {
+fn hash_path(f: &Path, h: &mut DefaultHasher) {
     f.hash(h);
     // A file that is missing mid-rotation hashes differently from any content.
-    match tokio::fs::read(f).await {
+    match std::fs::read(f) {
         Ok(bytes) => bytes.hash(h),
         Err(e) => e.kind().to_string().hash(h),
     }

@@ -651,6 +651,19 @@ impl Credential {
                     return self.obtain_from_ims().await;
                 }
                 Ok(Some(lock)) => {
+                    // Another replica may have stored a token between this replica's read and
+                    // its lock (it fetched, stored and unlocked meanwhile): read once more under
+                    // the lock, or two replicas each ask IMS for the same refresh.
+                    if let Ok(Some(stored)) = fleet.read().await {
+                        let fresh = (forced.flatten() != Some(stored.version))
+                            .then(|| self.token_from_stored(&stored).ok())
+                            .flatten()
+                            .filter(|t| !t.refresh_due(Instant::now()));
+                        if let Some(token) = fresh {
+                            let _ = fleet.unlock(lock).await;
+                            return Ok(token);
+                        }
+                    }
                     let result = match self.call_ims().await {
                         Ok(issued) => {
                             let version = self.share(fleet, &issued).await;
