@@ -1,5 +1,6 @@
 //! The real binary as a child process: access log lines, SIGHUP and `--watch` reloads,
-//! SIGTERM with a stream in flight, `check --online`, and proxy environment variables.
+//! SIGTERM with a stream in flight, `check --online`, proxy environment variables, and a
+//! second proxy started on a port the first holds.
 
 use http_body_util::BodyExt;
 use std::time::Duration;
@@ -562,4 +563,126 @@ async fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
     assert_eq!(seen[0].method, "CONNECT");
     assert_eq!(seen[0].target, format!("127.0.0.1:{port}"));
     assert_eq!(up.count(), 2);
+}
+
+/// Waits (bounded) until `child` has either exited or logged `listening`; `Some` if it exited.
+async fn exited_before_listening(child: &mut ChildProxy) -> Option<std::process::ExitStatus> {
+    poll(WAIT, || {
+        let exited = child.wait_exit_now();
+        let listening = !child.events_with("listening").is_empty();
+        std::future::ready(match (exited, listening) {
+            (Some(status), _) => Some(Some(status)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        })
+    })
+    .await
+    .unwrap_or_else(|| panic!("neither exited nor listening; stderr:\n{}", child.stderr()))
+}
+
+/// Asserts that `child`'s stderr holds `line`, which may still be on its way from the pipe after
+/// the process exited.
+async fn assert_logged(child: &ChildProxy, line: &str) {
+    let logged = eventually(WAIT, || child.stderr().contains(line)).await;
+    assert!(logged, "no {line:?} in stderr:\n{}", child.stderr());
+}
+
+#[tokio::test]
+async fn a_second_proxy_on_the_port_of_a_running_one_exits_1_naming_server_listen_and_the_first_serves_every_request(
+) {
+    // Thread-per-core binds one `SO_REUSEPORT` listener per worker; one worker binds one plain.
+    for workers in ["2", "1"] {
+        let env = [("TOKIO_WORKER_THREADS", workers)];
+        let (first_up, second_up) = (FakeUpstream::start().await, FakeUpstream::start().await);
+        let first = ChildProxy::spawn_with_env(
+            &config(&[route("/api", &first_up.url())]).toml(),
+            &[],
+            &env,
+        );
+        let addr = first.addr().await;
+        let second_config = ProxyToml::new()
+            .section(&format!("[server]\nlisten = \"{addr}\""))
+            .static_credential("cred")
+            .route(route("/api", &second_up.url()));
+        let mut second = ChildProxy::spawn_with_env(&second_config.toml(), &[], &env);
+        let exited = exited_before_listening(&mut second).await;
+
+        for i in 0..20 {
+            let got = Req::get(format!("http://{addr}/api/{i}")).send().await;
+            assert_eq!(
+                got.status,
+                200,
+                "workers {workers}, request {i}: {}",
+                got.text()
+            );
+        }
+        assert_eq!(
+            (first_up.count(), second_up.count()),
+            (20, 0),
+            "workers {workers}: requests seen by the first proxy's upstream and the second's"
+        );
+        let status = exited
+            .unwrap_or_else(|| panic!("workers {workers}: the second proxy listens on {addr} too"));
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "workers {workers}: {}",
+            second.stderr()
+        );
+        let refusal = format!("server.listen {addr}: address already in use (another ims-proxy?)");
+        assert_logged(&second, &refusal).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_proxy_on_the_admin_port_of_a_running_one_exits_1_naming_admin_listen() {
+    let up = FakeUpstream::start().await;
+    let first = ChildProxy::spawn(&config(&[route("/api", &up.url())]).toml(), &[]);
+    let admin = first.admin_addr().await;
+    let second_config = ProxyToml::new()
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section(&format!("[admin]\nlisten = \"{admin}\""))
+        .static_credential("cred")
+        .route(route("/api", &up.url()));
+    let mut second = ChildProxy::spawn(&second_config.toml(), &[]);
+    let status = exited_before_listening(&mut second)
+        .await
+        .unwrap_or_else(|| panic!("the second proxy started with its admin port on {admin}"));
+    assert_eq!(status.code(), Some(1), "{}", second.stderr());
+    let refusal = format!("admin.listen {admin}: address already in use (another ims-proxy?)");
+    assert_logged(&second, &refusal).await;
+    for _ in 0..5 {
+        let health = Req::get(format!("http://{admin}/healthz")).send().await;
+        assert_eq!(health.status, 200, "{}", health.text());
+    }
+}
+
+#[tokio::test]
+async fn a_second_proxy_on_the_forward_port_of_a_running_one_exits_1_naming_forward_listen() {
+    let up = FakeUpstream::start().await;
+    let forward = |listen: &str| format!("[forward]\nlisten = \"{listen}\"\nca_dir = \"ca\"");
+    let first_config = config(&[route("/api", &up.url())]).section(&forward("127.0.0.1:0"));
+    let first = ChildProxy::spawn(&first_config.toml(), &[]);
+    let held = first.forward_addr().await;
+    let second_config = ProxyToml::new()
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
+        .section(&forward(&held.to_string()))
+        .static_credential("cred")
+        .route(route("/api", &up.url()));
+    let mut second = ChildProxy::spawn(&second_config.toml(), &[]);
+    let status = exited_before_listening(&mut second)
+        .await
+        .unwrap_or_else(|| panic!("the second proxy started with its forward port on {held}"));
+    assert_eq!(status.code(), Some(1), "{}", second.stderr());
+    let refusal = format!("forward.listen {held}: address already in use (another ims-proxy?)");
+    assert_logged(&second, &refusal).await;
+    // The first's forward listener still answers (403 for a host it neither intercepts nor
+    // passes through: it is the first proxy's policy that answered).
+    let refused = raw_send(
+        held,
+        b"CONNECT elsewhere.example:443 HTTP/1.1\r\nHost: elsewhere.example:443\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert_eq!(refused.status(), Some(403), "{}", refused.text);
 }

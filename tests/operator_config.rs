@@ -327,7 +327,9 @@ async fn a_port_clash_costs_no_ims_call() {
     let out = Cli::new().arg("run").config_file(&path).output().await;
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("server.listen: cannot listen"),
+        out.stderr.contains(&format!(
+            "server.listen 127.0.0.1:{port}: address already in use (another ims-proxy?)"
+        )),
         "{}",
         out.stderr
     );

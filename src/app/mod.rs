@@ -226,10 +226,25 @@ pub async fn run(
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("server.listen: cannot listen on {0}: {1}")]
+    #[error("server.listen {0}: {why}", why = BindFailure(.1))]
     Bind(String, std::io::Error),
-    #[error("admin.listen: cannot listen on {0}: {1}")]
+    #[error("admin.listen {0}: {why}", why = BindFailure(.1))]
     AdminBind(String, std::io::Error),
-    #[error("forward.listen: cannot listen on {0}: {1}")]
+    #[error("forward.listen {0}: {why}", why = BindFailure(.1))]
     ForwardBind(String, std::io::Error),
+}
+
+/// Why a listen address could not be bound, in the operator's terms.
+struct BindFailure<'a>(&'a std::io::Error);
+
+impl std::fmt::Display for BindFailure<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.kind() {
+            // The likeliest holder is a copy started by mistake, or an old one after an upgrade.
+            std::io::ErrorKind::AddrInUse => {
+                f.write_str("address already in use (another ims-proxy?)")
+            }
+            _ => write!(f, "cannot listen: {}", self.0),
+        }
+    }
 }

@@ -8,16 +8,29 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A listening socket on `addr` that other sockets of this process may share
 /// (`SO_REUSEPORT`), non-blocking, with the backlog and `SO_REUSEADDR` Tokio's own `bind` uses.
-pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+///
+/// The `first` socket of a port binds without `SO_REUSEPORT` and sets it only before `listen`:
+/// Linux refuses a bind without it while any other socket listens on the address, even one of
+/// another process that set `SO_REUSEPORT` (a second ims-proxy of the same user, which would
+/// otherwise silently take half the connections). Once bound, the flag lets the others join:
+/// they bind with it, and the kernel puts every listener of the port in one group. A second
+/// ims-proxy's first bind is refused the same way, so of two started at once only one binds.
+pub fn bind_reuseport(addr: SocketAddr, first: bool) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     #[cfg(unix)]
     {
         socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
+        if !first {
+            socket.set_reuse_port(true)?;
+        }
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    #[cfg(unix)]
+    if first {
+        socket.set_reuse_port(true)?;
+    }
     socket.listen(1024)?;
     Ok(socket.into())
 }

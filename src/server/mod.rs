@@ -60,7 +60,8 @@ impl Server {
 
     /// `n` listeners on the proxy port's address with `SO_REUSEPORT`, one for each runtime of
     /// a thread-per-core process: the kernel spreads new connections over them. The first
-    /// picks the port when the address says 0; the others take the same. The connection
+    /// picks the port when the address says 0, and is refused if any other socket listens
+    /// there (see [`listener::bind_reuseport`]); the others take the same. The connection
     /// limits count across all of them.
     pub fn bind_reuseport(shared: Arc<Shared>, n: usize) -> std::io::Result<Vec<Bound>> {
         let mut addr = shared.snapshot.load().listen;
@@ -69,7 +70,7 @@ impl Server {
         let resets = Arc::<Resets>::default();
         let mut bound = Vec::with_capacity(n);
         for i in 0..n.max(1) {
-            let listener = listener::bind_reuseport(addr)?;
+            let listener = listener::bind_reuseport(addr, i == 0)?;
             addr = listener.local_addr()?;
             bound.push(Bound {
                 listener,
