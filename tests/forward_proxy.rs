@@ -769,22 +769,10 @@ async fn after_ca_rotate_a_reload_issues_leaves_from_the_new_ca_only() {
 
 // ---- ims-proxy ca bundle: the app's other hosts keep working ----------------------------
 
-/// The forward listener (real binary) for Campaign's `acme` tenant in front of `up`.
-fn forward_child(up: &FakeUpstream) -> ChildProxy {
-    let route = Route::new("/campaign")
-        .api("campaign")
-        .extra("tenant = \"acme\"")
-        .upstream(up.url());
-    let toml = static_proxy(route)
-        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
-        .toml();
-    ChildProxy::spawn(&toml, &[])
-}
-
 #[tokio::test]
 async fn ca_bundle_holds_the_machines_roots_then_the_local_ca_and_nothing_twice() {
     let up = FakeUpstream::start().await;
-    let p = forward_child(&up);
+    let p = forward::campaign_child(&up);
     p.forward_addr().await;
     let pki = support::tls::TestPki::new();
     let local_ca = support::forward::pem_certs(&p.dir.path().join("ca/ca.pem"));
@@ -823,7 +811,7 @@ async fn curl(ca_file: &std::path::Path, proxy: &str, no_proxy: &str, url: &str)
 async fn with_the_bundle_and_no_proxy_curl_reaches_adobe_through_the_proxy_and_other_hosts_directly(
 ) {
     let up = FakeUpstream::start().await;
-    let p = forward_child(&up);
+    let p = forward::campaign_child(&up);
     let proxy = format!("http://{}", p.forward_addr().await);
     // The app's other host: a TLS server whose certificate chains to a root the machine
     // trusts (here a test CA, given to the bundle as the machine's roots).

@@ -184,18 +184,6 @@ async fn the_placeholder_token_sent_straight_to_the_sandbox_is_rejected() {
 
 // ---- the README's trust lines: the bundle, NO_PROXY, and Node's fetch -------------------
 
-/// The forward listener (real binary) for Campaign's `acme` tenant in front of `up`.
-fn forward_child(up: &FakeUpstream) -> ChildProxy {
-    let route = Route::new("/campaign")
-        .api("campaign")
-        .extra("tenant = \"acme\"")
-        .upstream(up.url());
-    let toml = static_proxy(route)
-        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
-        .toml();
-    ChildProxy::spawn(&toml, &[])
-}
-
 const ADOBE: &str = "https://mc.adobe.io/acme/campaign/profileAndServices/profile";
 
 /// Runs `program` with `args` and `env` (no proxy variables but these); stdout's last line
@@ -231,7 +219,7 @@ async fn python_requests_with_the_bundle_and_no_proxy_reaches_adobe_through_the_
 ) {
     let dir = installed();
     let up = FakeUpstream::start().await;
-    let p = forward_child(&up);
+    let p = forward::campaign_child(&up);
     let proxy = format!("http://{}", p.forward_addr().await);
     let pki = support::tls::TestPki::new();
     let other = FakeUpstream::start_tls_h1(&pki).await;

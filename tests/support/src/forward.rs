@@ -243,3 +243,16 @@ pub fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
         .map(|c| c.expect("PEM certificate").to_vec())
         .collect()
 }
+
+/// The forward listener (the real binary) for Campaign's `acme` tenant in front of `up`: the
+/// setup of the tests that use the CA bundle from outside the proxy.
+pub fn campaign_child(up: &crate::FakeUpstream) -> crate::ChildProxy {
+    let route = crate::Route::new("/campaign")
+        .api("campaign")
+        .extra("tenant = \"acme\"")
+        .upstream(up.url());
+    let toml = crate::static_proxy(route)
+        .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
+        .toml();
+    crate::ChildProxy::spawn(&toml, &[])
+}
