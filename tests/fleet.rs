@@ -399,14 +399,7 @@ async fn an_upstream_429_seen_by_one_replica_holds_back_the_others_until_retry_a
         if first.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
             return http::Response::new(full("ok"));
         }
-        http::Response::builder()
-            .status(429)
-            .header("retry-after", "3")
-            .header("content-type", "application/json;charset=UTF-8")
-            .body(full(
-                r#"{"error_code":"429050","message":"Too many requests"}"#,
-            ))
-            .expect("response")
+        adobe_429(&[("retry-after", "3")])
     })
     .await;
     // No quota: the others' requests never ask Redis for a decision; they learn it by polling.

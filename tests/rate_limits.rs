@@ -22,17 +22,7 @@ async fn metrics(p: &ims_proxy::Running) -> String {
 /// Also the core's rule that upstream 4xx/5xx answers reach the client unchanged.
 #[tokio::test]
 async fn an_upstream_429_and_its_retry_after_pass_through_untouched() {
-    let up = FakeUpstream::responding(|_| {
-        http::Response::builder()
-            .status(429)
-            .header("retry-after", "7")
-            .header("content-type", "application/json;charset=UTF-8")
-            .body(full(
-                r#"{"error_code":"429050","message":"Too many requests"}"#,
-            ))
-            .unwrap()
-    })
-    .await;
+    let up = FakeUpstream::responding(|_| adobe_429(&[("retry-after", "7")])).await;
     let p = static_proxy(Route::new("/api").upstream(up.url()))
         .start()
         .await;
@@ -379,16 +369,8 @@ async fn throttling_once(headers: &'static [(&'static str, String)]) -> FakeUpst
         if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
             return http::Response::new(full("ok"));
         }
-        let mut b = http::Response::builder()
-            .status(429)
-            .header("content-type", "application/json;charset=UTF-8");
-        for (n, v) in headers {
-            b = b.header(*n, v.as_str());
-        }
-        b.body(full(
-            r#"{"error_code":"429050","message":"Too many requests"}"#,
-        ))
-        .unwrap()
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        adobe_429(&headers)
     })
     .await
 }

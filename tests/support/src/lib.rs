@@ -65,7 +65,7 @@ pub use proxy::{admin_url, proxy_url, start_proxy};
 pub use raw::{raw_send, RawConn, RawReply};
 pub use raw_upstream::{End, RawUpstream};
 pub use redis::RedisServer;
-pub use upstream::{full, BoxError, FakeUpstream, Recorded, UpBody};
+pub use upstream::{adobe_429, full, BoxError, FakeUpstream, Recorded, UpBody};
 
 use std::future::Future;
 use std::net::SocketAddr;

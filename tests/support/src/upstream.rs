@@ -55,6 +55,29 @@ pub fn full(b: impl Into<Bytes>) -> UpBody {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }
 
+/// Adobe's gateway throttling: `429`, Adobe's JSON body (`429050`), and `headers` (say
+/// `retry-after`).
+pub fn adobe_429(headers: &[(&str, &str)]) -> Response<UpBody> {
+    let mut answer = Response::new(full(
+        r#"{"error_code":"429050","message":"Too many requests"}"#,
+    ));
+    *answer.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    let h = answer.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            h.append(n, v);
+        }
+    }
+    answer
+}
+
 /// Answers from what was recorded (the whole body already read).
 pub type Responder = Arc<dyn Fn(&Recorded) -> Response<UpBody> + Send + Sync>;
 
