@@ -330,7 +330,15 @@ async fn page_cannot_post_through_the_proxy(
     let s = Setup::start("").await;
     let page = attacking_page(s.port(), tag, answer).await;
     let url = format!("http://{page_host}:{}/", page.addr.port());
-    let dom = chromium.dump_dom(&url, PAGE_TIME).await;
+    let mut dom = chromium.dump_dom(&url, PAGE_TIME).await;
+    // On a loaded machine Chromium can dump the form's answer committed but not yet parsed
+    // (an empty DOM, 1 run in 12 under two busy loops): look again, at most twice.
+    for _ in 0..2 {
+        if !matches!(answer, FormAnswer::Page) || !dom.trim().is_empty() {
+            break;
+        }
+        dom = chromium.dump_dom(&url, PAGE_TIME).await;
+    }
     assert!(
         page.requests().iter().any(|r| r.target == "/"),
         "Chromium did not load the page"
