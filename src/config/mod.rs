@@ -24,7 +24,8 @@ pub use forward::{ForwardConfig, ImsEndpointConfig};
 pub use outbound::OutboundConfig;
 pub use routes::{normalise_prefix, RateLimitConfig, RouteConfig};
 pub use server::{
-    parse_byte_size, resolve_addr, AdminConfig, ByteSize, LimitsConfig, ServerConfig, TlsConfig,
+    parse_byte_size, resolve_addr, AdminConfig, ByteSize, Http1, LimitsConfig, ServerConfig,
+    TlsConfig,
 };
 pub use shared::{SharedConfig, DEFAULT_KEY_PREFIX, DEFAULT_SHARED_TIMEOUT};
 pub use tracing::{SpanBatch, TracingConfig};

@@ -28,8 +28,25 @@ pub struct ServerConfig {
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     pub tls: Option<TlsConfig>,
+    /// Which server reads HTTP/1.1 on the proxy port: `hyper`, or `lean` (the proxy's own,
+    /// for the common exchange; it hands anything else to hyper).
+    #[serde(default)]
+    pub http1: Http1,
     #[serde(default)]
     pub limits: LimitsConfig,
+}
+
+/// `server.http1`: which server reads HTTP/1.1 requests on the proxy port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Http1 {
+    /// hyper's HTTP/1 server, behind the framing watcher.
+    #[default]
+    Hyper,
+    /// The proxy's own reader for the common exchange (one `Content-Length` or chunked body,
+    /// no upgrade, no `Expect`) on a plain-TCP listener; any other request, from its first
+    /// byte on, goes to hyper on a fresh connection state. TLS listeners always use hyper.
+    Lean,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +58,7 @@ impl Default for ServerConfig {
             hostnames: Vec::new(),
             allowed_origins: Vec::new(),
             tls: None,
+            http1: Http1::default(),
             limits: Default::default(),
         }
     }

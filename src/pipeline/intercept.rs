@@ -3,12 +3,11 @@
 
 use super::ctx::Ctx;
 use crate::base::headers::X_PROXY_KEY;
-use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced};
+use crate::body::{first_frame, BodyError, ByteCount, Inbound, Limit, Observed, Paced};
 use crate::state::{Caller, Snapshot};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
 /// IMS's token requests are a few hundred bytes; this is generous.
 const MAX_IMS_BODY: u64 = 64 * 1024;
@@ -48,7 +47,7 @@ pub fn ims_host<B>(snap: &Snapshot, req: &Request<B>, i: Option<&Intercepted>) -
 pub async fn ims(
     snap: &Snapshot,
     host: &str,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     ctx: &Ctx,
 ) -> Result<Response<Full<Bytes>>, BodyError> {
     let (parts, body) = req.into_parts();

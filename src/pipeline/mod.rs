@@ -22,19 +22,19 @@ pub use ctx::ConnMeta;
 pub use intercept::Intercepted;
 pub use respond::{error_response, site_refusal, ResponseBody};
 
+use crate::body::Inbound;
 use crate::outbound::Affinity;
 use crate::state::Shared;
 use ctx::Ctx;
 use http::{Request, Response};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use std::sync::Arc;
 
 /// One request, from the listener to the answer: the stages in order over one [`Ctx`].
 /// `affinity`: the caller connection's upstream connection slot, for HTTP/1.1 callers.
 pub async fn handle(
     shared: &Shared,
-    mut req: Request<Incoming>,
+    mut req: Request<Inbound>,
     conn: ConnMeta,
     affinity: Option<Arc<Affinity>>,
 ) -> Response<ResponseBody> {

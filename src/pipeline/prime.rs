@@ -6,17 +6,16 @@
 use super::ctx::Ctx;
 use super::rewrite::CallerTrailers;
 use super::target::Target;
-use crate::body::{first_frame, BodyError, ByteCount, Limit, Observed, Paced, Primed};
+use crate::body::{first_frame, BodyError, ByteCount, Inbound, Limit, Observed, Paced, Primed};
 use crate::config::LimitsConfig;
 use http::Request;
-use hyper::body::Incoming;
 use std::time::Duration;
 
 /// The caller's body as it is forwarded: paced, limited, counted, its trailers dropped.
-pub type CallerBody = Primed<Observed<Paced<Incoming>, (Limit, (ByteCount, CallerTrailers))>>;
+pub type CallerBody = Primed<Observed<Paced<Inbound>, (Limit, (ByteCount, CallerTrailers))>>;
 
 pub async fn body(
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     target: &Target<'_>,
     limits: &LimitsConfig,
     body_idle_timeout: Duration,

@@ -6,8 +6,8 @@ use super::capacity::Admission;
 use super::framing::{FramingWatch, HeadLimits, Verdict, Verdicts};
 use super::idle::{Activity, PrefaceWatch, Strikes};
 use crate::base::error::BoxError;
-use crate::body::Observed;
-use crate::config::LimitsConfig;
+use crate::body::{Inbound, Observed};
+use crate::config::{Http1, LimitsConfig};
 use crate::outbound::Affinity;
 use crate::pipeline::{self, Ambiguous, ConnMeta, Intercepted, Oversized};
 use crate::state::{ConnLimits, Shared, Snapshot};
@@ -36,6 +36,14 @@ pub async fn serve(
     let _open = OpenConnection;
     let strikes = admission.strikes();
     let ended = match &snapshot.tls {
+        None if snapshot.http1 == Http1::Lean => {
+            let meta = ConnMeta {
+                peer,
+                proto: "http",
+                listener: "reverse",
+            };
+            super::lean::serve(stream, meta, &snapshot, shared, shutdown, strikes).await
+        }
         None => {
             let meta = ConnMeta {
                 peer,
@@ -93,8 +101,25 @@ pub(super) async fn serve_http<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = &snapshot.limits;
     let activity = Activity::new(snapshot.conn_limits.h2_max_premature_resets, strikes);
+    let conn = hyper_conn(io, meta, snapshot, shared, intercepted, activity.clone());
+    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await
+}
+
+/// hyper serving one connection (HTTP/1 behind the framing watcher, or HTTP/2), every request
+/// through the pipeline; `activity` records what it does for the limits on its time.
+pub(super) fn hyper_conn<I>(
+    io: I,
+    meta: ConnMeta,
+    snapshot: &Snapshot,
+    shared: Arc<Shared>,
+    intercepted: Option<Intercepted>,
+    activity: Arc<Activity>,
+) -> impl Drainable + Send + 'static
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &snapshot.limits;
     let verdicts = Verdicts::default();
     let head = head_limits(limits);
     let io = FramingWatch::new(
@@ -137,7 +162,7 @@ where
             req.extensions_mut().insert(i.clone());
         }
         async move {
-            let resp = pipeline::handle(&shared, req, meta, affinity).await;
+            let resp = pipeline::handle(&shared, req.map(Inbound::Hyper), meta, affinity).await;
             // hyper sends an empty body's end with the head and drops it unpolled.
             if resp.body().is_end_stream() {
                 in_flight.complete();
@@ -145,10 +170,9 @@ where
             Ok::<_, std::convert::Infallible>(resp.map(|b| Observed::new(b, in_flight)))
         }
     });
-    let conn = builder(limits)
+    builder(limits)
         .serve_connection(TokioIo::new(io), service)
-        .into_owned();
-    drive(conn, activity, &snapshot.conn_limits, shutdown, meta.peer).await
+        .into_owned()
 }
 
 /// How long an abusive connection's GOAWAY has to reach its client before the close.
@@ -253,7 +277,7 @@ impl Drop for OpenConnection {
 }
 
 /// The HTTP/1 head limits the framing watcher enforces: the one limit on a head's size.
-fn head_limits(limits: &LimitsConfig) -> HeadLimits {
+pub(super) fn head_limits(limits: &LimitsConfig) -> HeadLimits {
     HeadLimits {
         bytes: limits.max_head_bytes(),
         target: usize::try_from(limits.max_uri_length.0).unwrap_or(usize::MAX),

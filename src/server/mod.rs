@@ -8,6 +8,7 @@ mod conn;
 mod forward;
 mod framing;
 mod idle;
+mod lean;
 mod listener;
 mod status_page;
 mod tunnel;

@@ -63,6 +63,8 @@ pub struct Snapshot {
     /// `[ims_endpoint] prefix`, normalised: IMS's token endpoints on the reverse listener.
     pub ims_prefix: Option<String>,
     pub limits: LimitsConfig,
+    /// `server.http1`: which server reads HTTP/1.1 on the proxy port.
+    pub http1: crate::config::Http1,
     /// The proxy port's connection limits.
     pub conn_limits: ConnLimits,
     /// The admin port's (built from `[admin]` even when it has no listener).
@@ -301,6 +303,7 @@ impl Snapshot {
             forward,
             ims_prefix,
             limits: config.server.limits.clone(),
+            http1: config.server.http1,
             conn_limits,
             admin_limits,
         })

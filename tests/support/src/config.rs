@@ -7,27 +7,42 @@ use ims_proxy::Running;
 use ims_proxy::Snapshot;
 use std::fmt;
 
-/// The outbound path every proxy a test starts takes, unless its config names one:
-/// `IMS_PROXY_TEST_OUTBOUND=pool` sets `client.connection_affinity = false`, so the whole
-/// suite runs against the shared pool as well as against connection affinity (the default),
-/// one suite parameterised rather than copied (`.ci/run` runs both).
+/// The paths every proxy a test starts takes, unless its config names them, so that one
+/// suite, parameterised rather than copied, covers each (`.ci/run` runs it twice: the
+/// defaults, then the other paths):
+/// - `IMS_PROXY_TEST_OUTBOUND=pool` sets `client.connection_affinity = false` (HTTP/1.1
+///   upstream connections on the per-thread shelves instead of caller connections);
+/// - `IMS_PROXY_TEST_HTTP1=lean` sets `server.http1 = "lean"` (the lean HTTP/1.1 server
+///   instead of hyper's).
 pub fn on_outbound_path(toml: &str) -> String {
     let pool = std::env::var("IMS_PROXY_TEST_OUTBOUND").is_ok_and(|v| v == "pool");
-    if !pool || toml.contains("connection_affinity") {
-        return toml.to_string();
+    let lean = std::env::var("IMS_PROXY_TEST_HTTP1").is_ok_and(|v| v == "lean");
+    let toml = match pool && !toml.contains("connection_affinity") {
+        true => with_key(toml, "client", "connection_affinity = false"),
+        false => toml.to_string(),
+    };
+    match lean && !toml.contains("http1") {
+        true => with_key(&toml, "server", "http1 = \"lean\""),
+        false => toml,
     }
+}
+
+/// `toml` with `line` in its `[table]`, which is added when it has none.
+fn with_key(toml: &str, table: &str, line: &str) -> String {
+    let header = format!("[{table}]");
     let mut out = String::with_capacity(toml.len() + 48);
     let mut placed = false;
-    for line in toml.lines() {
-        out.push_str(line);
+    for l in toml.lines() {
+        out.push_str(l);
         out.push('\n');
-        if !placed && line.trim() == "[client]" {
-            out.push_str("connection_affinity = false\n");
+        if !placed && l.trim() == header {
+            out.push_str(line);
+            out.push('\n');
             placed = true;
         }
     }
     if !placed {
-        out.push_str("\n[client]\nconnection_affinity = false\n");
+        out.push_str(&format!("\n{header}\n{line}\n"));
     }
     out
 }
