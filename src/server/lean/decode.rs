@@ -1,34 +1,55 @@
 //! A request body's framing, read off the connection's buffer: a `Content-Length`, or chunked
 //! exactly as hyper reads it (the framing watcher's rules: CRLF line ends, any number of
-//! leading zeros short of overflow, optional whitespace and extensions after the size,
-//! trailers read and dropped), with extensions and trailers bounded as hyper bounds them.
+//! leading zeros short of overflow, optional whitespace and extensions after the size), with
+//! extensions and trailers bounded as hyper bounds them, and trailers refused where hyper
+//! refuses them (hyper parses them as fields; a body whose trailers it cannot parse ends
+//! with an error), then dropped.
 
+use super::super::framing::HeadLimits;
 use super::head::Framing;
 use bytes::{Buf as _, Bytes, BytesMut};
 
 /// hyper's bound on a body's chunk extensions, and on its trailers, in bytes.
 const EXTENSIONS_LIMIT: u64 = 16 * 1024;
-const TRAILERS_LIMIT: u64 = 16 * 1024;
+const TRAILERS_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct Decoder {
     state: State,
-    /// Bytes of extensions and trailers so far.
-    extra: u64,
+    /// Bytes of chunk extensions so far.
+    extensions: u64,
+    /// The trailer section as hyper collects it (from its first byte, line ends included),
+    /// to be parsed as hyper parses it; empty until a trailer comes.
+    trailers: Vec<u8>,
+    /// Trailer lines so far, and the most hyper takes (its `max_headers`).
+    trailer_lines: usize,
+    trailer_lines_limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Length(u64),
-    Size { digits: bool, value: u64 },
-    SizeLws { value: u64 },
-    Extension { value: u64 },
-    SizeLf { value: u64 },
+    Size {
+        digits: bool,
+        value: u64,
+    },
+    SizeLws {
+        value: u64,
+    },
+    Extension {
+        value: u64,
+    },
+    SizeLf {
+        value: u64,
+    },
     Data(u64),
     DataCr,
     DataLf,
-    Trailer { line_empty: bool },
-    TrailerLf { line_empty: bool },
+    /// After the last chunk's size line, and after each trailer line: the end, or a trailer.
+    EndCr,
+    EndLf,
+    Trailer,
+    TrailerLf,
     Done,
 }
 
@@ -45,7 +66,9 @@ pub enum Step {
 }
 
 impl Decoder {
-    pub fn new(framing: Framing) -> Decoder {
+    /// `limits`: the connection's head limits, from which hyper's bound on trailer lines
+    /// follows (conn.rs gives hyper one field more than the limit).
+    pub fn new(framing: Framing, limits: &HeadLimits) -> Decoder {
         let state = match framing {
             Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -54,7 +77,13 @@ impl Decoder {
                 value: 0,
             },
         };
-        Decoder { state, extra: 0 }
+        Decoder {
+            state,
+            extensions: 0,
+            trailers: Vec::new(),
+            trailer_lines: 0,
+            trailer_lines_limit: limits.fields.saturating_add(1),
+        }
     }
 
     /// The next step of the body from `buf`, taking what it reads off it.
@@ -102,34 +131,85 @@ impl Decoder {
                 }
                 (Extension { .. }, b'\n') => return Step::Broken("a chunk extension has a LF"),
                 (Extension { value }, _) => {
-                    self.extra += 1;
-                    if self.extra > EXTENSIONS_LIMIT {
+                    self.extensions += 1;
+                    if self.extensions >= EXTENSIONS_LIMIT {
                         return Step::Broken("chunk extensions are too long");
                     }
                     Extension { value }
                 }
-                (SizeLf { value: 0 }, b'\n') => Trailer { line_empty: true },
+                (SizeLf { value: 0 }, b'\n') => EndCr,
                 (SizeLf { value }, b'\n') => Data(value),
                 (DataCr, b'\r') => DataLf,
                 (DataLf, b'\n') => Size {
                     digits: false,
                     value: 0,
                 },
-                (Trailer { line_empty }, b'\r') => TrailerLf { line_empty },
-                (Trailer { .. }, _) => {
-                    self.extra += 1;
-                    if self.extra > TRAILERS_LIMIT {
-                        return Step::Broken("the trailers are too long");
+                (EndCr, b'\r') => {
+                    if !self.trailers.is_empty() && !self.keep(b) {
+                        return Step::Broken(TRAILERS_TOO_LONG);
                     }
-                    Trailer { line_empty: false }
+                    EndLf
                 }
-                (TrailerLf { line_empty: true }, b'\n') => Done,
-                (TrailerLf { line_empty: false }, b'\n') => Trailer { line_empty: true },
+                (EndCr | Trailer, _) => {
+                    if !self.keep(b) {
+                        return Step::Broken(TRAILERS_TOO_LONG);
+                    }
+                    if b == b'\r' {
+                        TrailerLf
+                    } else {
+                        Trailer
+                    }
+                }
+                (TrailerLf, b'\n') => {
+                    if self.trailer_lines >= self.trailer_lines_limit {
+                        return Step::Broken("too many trailers");
+                    }
+                    self.trailer_lines += 1;
+                    if !self.keep(b) {
+                        return Step::Broken(TRAILERS_TOO_LONG);
+                    }
+                    EndCr
+                }
+                (EndLf, b'\n') => {
+                    if !self.trailers.is_empty() {
+                        if !self.keep(b) {
+                            return Step::Broken(TRAILERS_TOO_LONG);
+                        }
+                        if !trailers_parse(&self.trailers, self.trailer_lines) {
+                            return Step::Broken("the trailers are malformed");
+                        }
+                        self.trailers = Vec::new();
+                    }
+                    Done
+                }
                 _ => return Step::Broken("the chunked framing is malformed"),
             };
             buf.advance(1);
             self.state = next;
         }
+    }
+}
+
+const TRAILERS_TOO_LONG: &str = "the trailers are too long";
+
+impl Decoder {
+    /// Keeps a byte of the trailer section; `false` once it reaches hyper's bound.
+    fn keep(&mut self, b: u8) -> bool {
+        self.trailers.push(b);
+        self.trailers.len() < TRAILERS_LIMIT
+    }
+}
+
+/// Whether hyper takes this trailer section of `lines` lines: fields httparse parses, in
+/// that many slots, each name and value one `http` takes.
+fn trailers_parse(section: &[u8], lines: usize) -> bool {
+    let mut fields = vec![httparse::EMPTY_HEADER; lines];
+    match httparse::parse_headers(section, &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => fields.iter().all(|f| {
+            http::HeaderName::from_bytes(f.name.as_bytes()).is_ok()
+                && http::HeaderValue::from_bytes(f.value).is_ok()
+        }),
+        _ => false,
     }
 }
 
@@ -139,7 +219,12 @@ mod tests {
 
     /// The body's data and how it ended, fed `split` bytes at a time.
     fn decode(framing: Framing, wire: &[u8], split: usize) -> (Vec<u8>, Step, Vec<u8>) {
-        let mut d = Decoder::new(framing);
+        let limits = HeadLimits {
+            bytes: 8192,
+            target: 4096,
+            fields: 100,
+        };
+        let mut d = Decoder::new(framing, &limits);
         let mut buf = BytesMut::new();
         let mut data = Vec::new();
         let mut fed = 0;
@@ -193,6 +278,50 @@ mod tests {
             let (_, end, _) = decode(Framing::Chunked, wire, 64);
             assert!(matches!(end, Step::Broken(_)), "{wire:?}: {end:?}");
         }
+    }
+
+    #[test]
+    fn trailers_hyper_cannot_parse_break_the_body_as_they_do_on_hyper() {
+        let many: String = (0..102).map(|i| format!("t{i}: 1\r\n")).collect();
+        let long = format!("x: {}\r\n", "t".repeat(16377));
+        for trailers in [
+            "bad\r\n",
+            "t: 1\nu: 2\r\n",
+            "t: a\0b\r\n",
+            "t: 1\r\n folded\r\n",
+            many.as_str(),
+            long.as_str(),
+        ] {
+            let wire = format!("5\r\nhello\r\n0\r\n{trailers}\r\n");
+            let (_, end, _) = decode(Framing::Chunked, wire.as_bytes(), 64);
+            assert!(matches!(end, Step::Broken(_)), "{trailers:?}: {end:?}");
+        }
+    }
+
+    #[test]
+    fn trailers_and_extensions_at_hyper_s_bounds_are_taken() {
+        let lines: String = (0..101).map(|i| format!("t{i}: 1\r\n")).collect();
+        let long = format!("x: {}\r\n", "t".repeat(16376));
+        for wire in [
+            format!("5\r\nhello\r\n0\r\n{lines}\r\nNEXT"),
+            format!("5\r\nhello\r\n0\r\n{long}\r\nNEXT"),
+            format!(
+                "5;{}\r\nhello\r\n0;{}\r\n{long}\r\nNEXT",
+                "e".repeat(8000),
+                "e".repeat(8382)
+            ),
+        ] {
+            let (data, end, rest) = decode(Framing::Chunked, wire.as_bytes(), 100);
+            assert_eq!(
+                (data.as_slice(), &end, rest.as_slice()),
+                (&b"hello"[..], &Step::Done, &b"NEXT"[..])
+            );
+        }
+        let over = format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(16384));
+        assert!(matches!(
+            decode(Framing::Chunked, over.as_bytes(), 100).1,
+            Step::Broken(_)
+        ));
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Lean {
             trailers,
         } = head;
         let method = request.method().clone();
-        let mut decoder = Decoder::new(framing);
+        let mut decoder = Decoder::new(framing, &self.limits);
         let (body, feeder, mut broken) = self.body(&mut decoder, framing);
         let req = request.map(|()| Inbound::Fed(body));
         let mut in_flight = self.activity.begin(false);
