@@ -3,12 +3,14 @@
 # not in CI. Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 #   fuzz/run.sh            # every target, 60 s each
 #   SECONDS_EACH=600 fuzz/run.sh request_rewriter
+# corpus/<target> holds what libFuzzer keeps (ignored), except corpus/http1_differential's
+# named seeds: the smuggling cases the suite knows, which `cargo test --lib` also runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${SECONDS_EACH:-60}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(config_parser request_rewriter)
+    targets=(config_parser request_rewriter http1_differential)
 fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "a nightly toolchain is required (rustup toolchain install nightly)" >&2
@@ -27,6 +29,9 @@ for t in "${targets[@]}"; do
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks" \
             cargo +nightly build --release --target "$host" --bin "$t"
-        "target/$host/release/$t" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048
+        # Findings where cargo-fuzz puts them (artifacts/, ignored), not in fuzz/.
+        mkdir -p "artifacts/$t"
+        "target/$host/release/$t" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 \
+            -artifact_prefix="artifacts/$t/"
     fi
 done

@@ -56,3 +56,8 @@ pub use token::{Credential, CredentialState, CredentialStatus};
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use pipeline::fuzzing;
+
+/// For `fuzz/` only: the lean HTTP/1.1 server's framing against hyper's, on the same bytes.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use server::differential;

@@ -15,6 +15,10 @@ mod tunnel;
 
 pub use admin::Admin;
 pub use forward::ForwardServer;
+/// For `fuzz/` only: the lean HTTP/1.1 server's framing against hyper's.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use lean::differential;
 
 use crate::base::fds;
 use crate::state::Shared;

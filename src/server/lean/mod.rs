@@ -15,6 +15,8 @@
 //! forwarded; the caller gets exactly the hyper path's answer.
 
 mod decode;
+#[cfg(any(test, fuzzing))]
+pub mod differential;
 mod encode;
 mod head;
 mod rewind;
