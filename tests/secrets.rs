@@ -1,6 +1,8 @@
 //! No secret in any log line (at trace level), error response or `check` output. Scenarios run
 //! with everything captured; then every capture is scanned for every secret. Extend SECRETS
 //! and the scenarios when a credential type adds its own (IMS-issued tokens, client secrets).
+//!
+//! A test binary of its own: the log capture (`support::logs::capture_trace`) is process-wide.
 
 use support::logs::{capture_trace, scan};
 use support::*;
