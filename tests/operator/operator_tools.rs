@@ -23,8 +23,7 @@ fn documented_series() -> Vec<String> {
     let names: Vec<String> = table
         .lines()
         .skip(2)
-        // The `[shared]` series exist only with `[shared]` (tests/credentials/fleet.rs reads
-        // them there).
+        // The `[shared]` series exist only with `[shared]` (tests/fleet.rs reads them there).
         .filter(|l| !l.contains("| `[shared]`:"))
         .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
         .map(String::from)

@@ -5,10 +5,11 @@
 //! no process of its own. A file stays out, as its own binary beside this one, when it
 //! changes what other tests in the process would see, or is disturbed by them: the
 //! process-wide log capture (`support::logs::capture_trace`: access_control, rate_limits,
-//! secrets, trace_context, web_pages), or Prometheus series asserted by a label that other
-//! tests also record (the recorder is process-wide: admin). Nothing here captures logs; the
-//! metrics these files read carry labels of their own. Environment variables, signals,
-//! working directories, span export and descriptor limits belong to child processes
+//! secrets, trace_context, web_pages), Prometheus series asserted by a label that other tests
+//! also record (the recorder is process-wide: admin), or counts that hold only with little
+//! running beside them (fleet: Redis calls with a 50 ms timeout). Nothing here captures
+//! logs; the metrics these files read carry labels of their own. Environment variables,
+//! signals, working directories, span export and descriptor limits belong to child processes
 //! (`support::child`), never to this one.
 
 mod affinity;
