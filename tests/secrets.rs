@@ -262,7 +262,9 @@ async fn a_reload_refusing_a_password_in_ims_url_does_not_log_it() {
         )
     };
     let config = |ims_url: &str| {
-        static_proxy(Route::new("/api").upstream(up.url())).credential(credential(ims_url))
+        static_proxy(Route::new("/api").upstream(up.url()))
+            .section("[server]\nlisten = \"127.0.0.1:0\"")
+            .credential(credential(ims_url))
     };
     let p = ChildProxy::spawn(&config(&ims).toml(), &[]);
     let addr = p.addr().await;
