@@ -26,7 +26,9 @@ type Body = BoxBody<Bytes, std::io::Error>;
 const CHUNK: usize = 64 * 1024;
 
 fn full(b: &'static [u8]) -> Body {
-    Full::new(Bytes::from_static(b)).map_err(|e| match e {}).boxed()
+    Full::new(Bytes::from_static(b))
+        .map_err(|e| match e {})
+        .boxed()
 }
 
 async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Response<Body> {
@@ -41,12 +43,17 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
                 v == expect.0
             }
         });
-    let key_ok = req.headers().get("x-api-key").is_some_and(|v| v.as_bytes() == expect.1.as_bytes());
+    let key_ok = req
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|v| v.as_bytes() == expect.1.as_bytes());
     if !auth_ok || !key_ok {
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
             .header("content-type", "application/json")
-            .body(full(br#"{"error_code":"401013","message":"Oauth token is not valid"}"#))
+            .body(full(
+                br#"{"error_code":"401013","message":"Oauth token is not valid"}"#,
+            ))
             .unwrap_or_default();
     }
     // The proxies forward /campaign/... unchanged, so match on the last segment.
@@ -59,7 +66,11 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
                     n += d.len() as u64;
                 }
             }
-            Response::new(Full::new(Bytes::from(format!("{{\"bytes\":{n}}}"))).map_err(|e| match e {}).boxed())
+            Response::new(
+                Full::new(Bytes::from(format!("{{\"bytes\":{n}}}")))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
         }
         "source" => {
             let total: u64 = req
@@ -76,7 +87,10 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
                         return None;
                     }
                     let n = left.min(CHUNK as u64) as usize;
-                    Some((Ok::<_, std::io::Error>(Frame::data(chunk.slice(..n))), left - n as u64))
+                    Some((
+                        Ok::<_, std::io::Error>(Frame::data(chunk.slice(..n))),
+                        left - n as u64,
+                    ))
                 }
             });
             Response::builder()
@@ -86,7 +100,9 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
         }
         _ => Response::builder()
             .header("content-type", "application/json")
-            .body(full(br#"{"content":[{"PKey":"@abc","email":"a@example.com"}],"count":{"value":1}}"#))
+            .body(full(
+                br#"{"content":[{"PKey":"@abc","email":"a@example.com"}],"count":{"value":1}}"#,
+            ))
             .unwrap_or_default(),
     }
 }
@@ -99,10 +115,13 @@ async fn main() {
         std::process::exit(2);
     }
     let expect = Arc::new((format!("Bearer {}", args[2]), args[3].clone()));
-    let tls = std::env::var_os("BENCH_TLS_CERT").map(|path| tls_acceptor(std::path::Path::new(&path)));
+    let tls =
+        std::env::var_os("BENCH_TLS_CERT").map(|path| tls_acceptor(std::path::Path::new(&path)));
     let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let expect = expect.clone();
         let tls = tls.clone();
@@ -117,7 +136,9 @@ async fn main() {
                     let _ = http.serve_connection(TokioIo::new(stream), svc).await;
                 }
                 Some(acceptor) => {
-                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
                     let _ = http.serve_connection(TokioIo::new(stream), svc).await;
                 }
             }
@@ -127,7 +148,9 @@ async fn main() {
 
 fn tls_acceptor(cert_out: &std::path::Path) -> tokio_rustls::TlsAcceptor {
     let key = rcgen::KeyPair::generate().expect("key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
     let cert = params.self_signed(&key).expect("self-signed");
     std::fs::write(cert_out, cert.pem()).expect("write the certificate");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
