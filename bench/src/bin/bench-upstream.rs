@@ -6,10 +6,15 @@
 //! usage: bench-upstream ADDR EXPECTED_TOKEN EXPECTED_API_KEY   (EXPECTED_TOKEN `-`: any
 //! bearer token, for credentials whose tokens IMS issues during the run)
 //!
-//! With `BENCH_TLS_CERT=FILE` it serves HTTPS instead (HTTP/1.1 only, as nginx and HAProxy
-//! speak to upstreams) with a self-signed certificate for `localhost` and 127.0.0.1, written to
-//! FILE for the proxies to trust. TLS sessions are resumable (tickets and a session cache), as
-//! Adobe's are, so a proxy that reuses sessions gets the short handshake.
+//! With `BENCH_TLS_CERT=FILE` it serves HTTPS instead with a self-signed certificate for
+//! `localhost` and 127.0.0.1, written to FILE for the proxies to trust. TLS sessions are
+//! resumable (tickets and a session cache), as Adobe's are, so a proxy that reuses sessions gets
+//! the short handshake. By ALPN it offers HTTP/1.1 only, unless `BENCH_TLS_ALPN=h2`: then h2
+//! and HTTP/1.1, as Adobe's API hosts do (a client that offers no ALPN, as nginx, gets HTTP/1.1).
+//! h2 settings are hyper's defaults (200 concurrent streams per connection).
+//!
+//! `/version` answers the HTTP version the request arrived in (`HTTP/2.0`, `HTTP/1.1`), so the
+//! harness can say which protocol each proxy speaks to the upstream.
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -29,6 +34,10 @@ fn full(b: &'static [u8]) -> Body {
     Full::new(Bytes::from_static(b))
         .map_err(|e| match e {})
         .boxed()
+}
+
+fn full_owned(s: String) -> Body {
+    Full::new(Bytes::from(s)).map_err(|e| match e {}).boxed()
 }
 
 async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Response<Body> {
@@ -66,12 +75,9 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
                     n += d.len() as u64;
                 }
             }
-            Response::new(
-                Full::new(Bytes::from(format!("{{\"bytes\":{n}}}")))
-                    .map_err(|e| match e {})
-                    .boxed(),
-            )
+            Response::new(full_owned(format!("{{\"bytes\":{n}}}")))
         }
+        "version" => Response::new(full_owned(format!("{:?}", req.version()))),
         "source" => {
             let total: u64 = req
                 .uri()
@@ -115,8 +121,16 @@ async fn main() {
         std::process::exit(2);
     }
     let expect = Arc::new((format!("Bearer {}", args[2]), args[3].clone()));
-    let tls =
-        std::env::var_os("BENCH_TLS_CERT").map(|path| tls_acceptor(std::path::Path::new(&path)));
+    let h2 = match std::env::var("BENCH_TLS_ALPN").as_deref() {
+        Ok("h2") => true,
+        Ok("http/1.1") | Err(_) => false,
+        Ok(other) => {
+            eprintln!("BENCH_TLS_ALPN={other:?}: expected h2 or http/1.1");
+            std::process::exit(2);
+        }
+    };
+    let tls = std::env::var_os("BENCH_TLS_CERT")
+        .map(|path| tls_acceptor(std::path::Path::new(&path), h2));
     let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -146,7 +160,7 @@ async fn main() {
     }
 }
 
-fn tls_acceptor(cert_out: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+fn tls_acceptor(cert_out: &std::path::Path, h2: bool) -> tokio_rustls::TlsAcceptor {
     let key = rcgen::KeyPair::generate().expect("key");
     let params =
         rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
@@ -163,7 +177,11 @@ fn tls_acceptor(cert_out: &std::path::Path) -> tokio_rustls::TlsAcceptor {
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .expect("certificate");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
