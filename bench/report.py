@@ -2,7 +2,8 @@
 
 A full run replaces its layout's section of bench/RESULTS.md ("## Layout pinned ..." up to the
 next "## " heading) and leaves the rest alone, so one full run per layout sits in one file;
-QUICK=1 or OUT=FILE write a file of their own instead.
+QUICK=1 or OUT=FILE write a file of their own instead. To write it again from a run's data:
+    (set -a; . bench/target/run-pinned/env; OUT=/tmp/r.md python3 bench/report.py)
 """
 
 import datetime
@@ -187,8 +188,8 @@ p(f"| start-up to listening | {E.get('STARTUP', '?')} ms (hyper, median of 5, st
   " | " * (len(mem_targets) - 1) + " |")
 section = "\n".join(out) + "\n"
 
-dest = E["DEST"]
-if dest == "bench/RESULTS.md" and not E.get("OUT"):
+dest = E.get("OUT") or E["DEST"]
+if E.get("SPLICE") == "1" and not E.get("OUT"):
     old = open(dest).read().splitlines(keepends=True) if os.path.exists(dest) else ["# ims-proxy benchmark results\n", "\n"]
     head = f"## Layout {layout}"
     start = next((k for k, line in enumerate(old) if line.startswith(head)), None)

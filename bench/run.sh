@@ -65,7 +65,12 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# nginx's per-worker connections, callers and upstream ones together: enough for 256 HTTP/2
+# callers with 8 streams each (nginx opens an upstream connection per stream beyond its
+# keepalive cache), within the descriptors this shell has.
+NOFILE=$(ulimit -n); [ "$NOFILE" = unlimited ] && NOFILE=65536
+NGX_CONNECTIONS=$((NOFILE < 8192 ? NOFILE : 8192))
 
 # Two cores: the proxy under test (nginx or ims-proxy, one worker each) gets core 0; the load
 # generator and the upstream share core 1. On bigger machines the same split applies.
@@ -112,7 +117,7 @@ daemon off;
 user root;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
-events { worker_connections 2048; }
+events { worker_connections $NGX_CONNECTIONS; }
 http {
   # As many requests per connection as the other proxies (nginx's default closes at 1,000).
   keepalive_requests 1000000;
@@ -503,11 +508,21 @@ UPSTREAM_PROTOS=""
 for t in "${!UPSTREAM_PROTO[@]}"; do UPSTREAM_PROTOS="$UPSTREAM_PROTOS$t=${UPSTREAM_PROTO[$t]};"; done
 SETTLED_RSS=""
 for t in "${!SETTLED[@]}"; do SETTLED_RSS="$SETTLED_RSS$t=${SETTLED[$t]};"; done
-if [ -n "${OUT:-}" ]; then DEST=$OUT
-elif [ "${QUICK:-0}" = 1 ]; then mkdir -p bench/target; DEST=bench/target/quick-$LAYOUT.md
-else DEST=bench/RESULTS.md; fi
-export RESULTS MEMORY STREAMS REFRESHES UPSTREAM_PROTOS SETTLED_RSS STARTUP DEST NCPU WORKERS LAYOUT \
-  PROXY_CPU LOAD_CPU DURATION RUNS CONNS TARGETS STREAM_BYTES PROXY NGINX HAPROXY HTTP1 LEAN
-export BASELINE="${BASELINE:-}" QUICK="${QUICK:-0}" OUT="${OUT:-}"
+if [ -n "${OUT:-}" ]; then DEST=$OUT SPLICE=0
+elif [ "${QUICK:-0}" = 1 ]; then DEST=bench/target/quick-$LAYOUT.md SPLICE=0
+else DEST=bench/RESULTS.md SPLICE=1; fi
+# The run's data stays in bench/target/run-$LAYOUT (until the next run of that layout), so the
+# report can be written again without measuring again:
+#   (set -a; . bench/target/run-pinned/env; OUT=/tmp/r.md python3 bench/report.py)
+DATA=bench/target/run-$LAYOUT
+rm -rf "$DATA"; mkdir -p "$DATA"
+cp "$RESULTS" "$MEMORY" "$STREAMS" "$DATA/"
+RESULTS=$DATA/results.jsonl MEMORY=$DATA/memory.jsonl STREAMS=$DATA/stream.jsonl
+VARS="RESULTS MEMORY STREAMS REFRESHES UPSTREAM_PROTOS SETTLED_RSS STARTUP DEST SPLICE NCPU WORKERS LAYOUT
+  PROXY_CPU LOAD_CPU DURATION RUNS CONNS TARGETS STREAM_BYTES PROXY NGINX HAPROXY HTTP1 LEAN BASELINE QUICK"
+BASELINE=${BASELINE:-} QUICK=${QUICK:-0}
+for v in $VARS; do printf '%s=%q\n' "$v" "${!v}"; done > "$DATA/env"
+# shellcheck disable=SC2086
+export $VARS
 python3 bench/report.py
 echo "report: $DEST" >&2
