@@ -48,6 +48,11 @@ def tot(target, c, key):
     return sum(r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c)
 
 
+def h2_share(target, c):
+    v = [r["upstream_h2"] for r in rows if r["target"] == target and r["conns"] == c and r.get("upstream_h2") is not None]
+    return f"{min(v):.0%}" + ("" if min(v) == max(v) else f"–{max(v):.0%}") if v else ""
+
+
 def ratio(a, b):
     return a / b if b == b and b else NAN
 
@@ -139,12 +144,13 @@ for suffix, case in CASES:
               f"{added[0]:.0f} · {added[1]:.0f} · {added[2]:.0f} | {', '.join(short) or 'met'} |")
 
 p("\n### Every point\n")
-p("| target | conns | req/s | CPU µs/req | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
-p("|---|---:|---:|---:|---:|---:|---:|---:|")
+p("`upstream h2`: the share of the point's requests the upstream offering h2 received in h2 (its counters).\n")
+p("| target | conns | req/s | CPU µs/req | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors | upstream h2 |")
+p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in conns:
     for t in targets:
         p(f"| {t} | {c} | {med(t, c, 'rps'):,.0f} | {'–' if t.startswith('direct') else f'{cpu(t, c):.1f}'} | {med(t, c, 'p50'):.0f} | {med(t, c, 'p99'):.0f} | "
-          f"{med(t, c, 'p999'):.0f} | {tot(t, c, 'non2xx') + tot(t, c, 'socket_errors')} |")
+          f"{med(t, c, 'p999'):.0f} | {tot(t, c, 'non2xx') + tot(t, c, 'socket_errors')} | {h2_share(t, c)} |")
 
 if "ims-proxy-oauth" in targets:
     p("\n| conns | oauth / static req/s | oauth max µs / static p99.9 µs |")
@@ -158,18 +164,28 @@ p(f"\n### Streaming, {gb:.2f} GB each way, plain-HTTP upstream, one curl\n")
 p("Goal: ims-proxy at least nginx's throughput.\n")
 p("| target | upload GB/s | download GB/s | CPU s/GB up · down | RSS growth up · down |")
 p("|---|---:|---:|---|---|")
+
+
+def stream_rate(t, d):
+    s = next((s for s in streams if s["target"] == t and s["dir"] == d), None)
+    return gb / s["secs"] if s and s["secs"] == s["secs"] and s["secs"] else NAN
+
+
 for t in dict.fromkeys(s["target"] for s in streams):
-    up = next((s for s in streams if s["target"] == t and s["dir"] == "up"), None)
-    dn = next((s for s in streams if s["target"] == t and s["dir"] == "down"), None)
-
-    def rate(s):
-        return gb / s["secs"] if s and s["secs"] == s["secs"] and s["secs"] else NAN
-
+    up = next(s for s in streams if s["target"] == t and s["dir"] == "up")
+    dn = next(s for s in streams if s["target"] == t and s["dir"] == "down")
     if t == "direct":
-        p(f"| {t} | {rate(up):.2f} | {rate(dn):.2f} | | |")
+        p(f"| {t} | {stream_rate(t, 'up'):.2f} | {stream_rate(t, 'down'):.2f} | | |")
     else:
-        p(f"| {t} | {rate(up):.2f} | {rate(dn):.2f} | {up['cpu_s'] / gb:.2f} · {dn['cpu_s'] / gb:.2f} | "
-          f"+{mib(up['rss_kib'])} · +{mib(dn['rss_kib'])} |")
+        p(f"| {t} | {stream_rate(t, 'up'):.2f} | {stream_rate(t, 'down'):.2f} | "
+          f"{up['cpu_s'] / gb:.2f} · {dn['cpu_s'] / gb:.2f} | +{mib(up['rss_kib'])} · +{mib(dn['rss_kib'])} |")
+p("")
+for v in ("ims-proxy", "ims-proxy-lean"):
+    if any(s["target"] == v for s in streams):
+        up, dn = (ratio(stream_rate(v, d), stream_rate("nginx", d)) for d in ("up", "down"))
+        short = [d for d, r in (("upload", up), ("download", dn)) if not r >= 1]
+        p(f"- {NAMES[v]}: upload {up:.2f}× nginx's, download {dn:.2f}× nginx's: "
+          f"{'short of the goal on ' + ' and '.join(short) if short else 'goal met'}")
 
 mem_targets = [t for t in ("ims-proxy", "ims-proxy-lean") if t in memory]
 p("\n### Memory and start-up\n")

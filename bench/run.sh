@@ -421,17 +421,26 @@ print(json.dumps({"requests": done, "rps": rps, "p50": pct(50), "p99": pct(99), 
         -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "$url" | tail -n 1;;
   esac
 }
+# Requests the upstream offering h2 has had in each protocol: for the -alpn points, the share
+# that arrived in h2 is recorded, so a proxy that fell back to HTTP/1.1 mid-run shows.
+alpn_counts() {
+  curl -sS --http1.1 --cacert "$CERT_ALPN" -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" \
+    "https://localhost:${UP_ALPN#*:}/campaign/versions" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["http1"], d["h2"])'
+}
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 for c in $CONNS; do
   for run in $(seq 1 "$RUNS"); do
     for target in $TARGETS; do
       read -ra pids <<< "$(pids_of "$target")"
+      h2share=null
+      case $target in *-alpn*) read -r a0 b0 <<< "$(alpn_counts)";; esac
       t0=$(cpu_ticks "${pids[@]}")
       line=$(load "$target" "$c")
       t1=$(cpu_ticks "${pids[@]}")
-      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"wrk\":$line}" >> "$RESULTS"
-      echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) $line" >&2
+      case $target in *-alpn*) read -r a1 b1 <<< "$(alpn_counts)"; h2share=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) 'BEGIN {print (a + b) ? b / (a + b) : 0}');; esac
+      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"upstream_h2\":$h2share,\"wrk\":$line}" >> "$RESULTS"
+      echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) upstream_h2=$h2share $line" >&2
     done
   done
 done

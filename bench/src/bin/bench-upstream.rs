@@ -13,8 +13,9 @@
 //! and HTTP/1.1, as Adobe's API hosts do (a client that offers no ALPN, as nginx, gets HTTP/1.1).
 //! h2 settings are hyper's defaults (200 concurrent streams per connection).
 //!
-//! `/version` answers the HTTP version the request arrived in (`HTTP/2.0`, `HTTP/1.1`), so the
-//! harness can say which protocol each proxy speaks to the upstream.
+//! `/version` answers the HTTP version the request arrived in (`HTTP/2.0`, `HTTP/1.1`), and
+//! `/versions` how many requests arrived in each so far (`{"http1":N,"h2":M}`), so the harness
+//! can say which protocol each proxy spoke to the upstream during each point.
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -24,6 +25,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -40,7 +42,17 @@ fn full_owned(s: String) -> Body {
     Full::new(Bytes::from(s)).map_err(|e| match e {}).boxed()
 }
 
+/// Requests that arrived over HTTP/1.x and over h2, for `/versions`.
+static HTTP1: AtomicU64 = AtomicU64::new(0);
+static H2: AtomicU64 = AtomicU64::new(0);
+
 async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Response<Body> {
+    let counter = if req.version() == http::Version::HTTP_2 {
+        &H2
+    } else {
+        &HTTP1
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     let auth_ok = req
         .headers()
         .get("authorization")
@@ -77,6 +89,11 @@ async fn handle(req: Request<Incoming>, expect: Arc<(String, String)>) -> Respon
             }
             Response::new(full_owned(format!("{{\"bytes\":{n}}}")))
         }
+        "versions" => Response::new(full_owned(format!(
+            "{{\"http1\":{},\"h2\":{}}}",
+            HTTP1.load(Ordering::Relaxed),
+            H2.load(Ordering::Relaxed)
+        ))),
         "version" => Response::new(full_owned(format!("{:?}", req.version()))),
         "source" => {
             let total: u64 = req
