@@ -21,7 +21,7 @@
 #        ("16 256"), STREAM_BYTES (default 2 GiB), OUT (write the report there instead).
 #        LAYOUT=pinned (default): each proxy one worker on core 0, wrk and the upstream on core 1;
 #        LAYOUT=shared: nothing pinned, WORKERS (default: the core count) workers for each proxy
-#        (nginx worker_processes, ims-proxy TOKIO_WORKER_THREADS).
+#        (nginx worker_processes, ims-proxy TOKIO_WORKER_THREADS). LAYOUT=both: pinned, then shared.
 #        HTTP1=both (default) | hyper | lean: which of ims-proxy's HTTP/1.1 server paths
 #        (`[server] http1`) get HTTP/1.1-client rows: "ims-proxy" is hyper's, "ims-proxy-lean"
 #        the lean one's. A build that refuses `http1 = "lean"` has its lean rows skipped, with a
@@ -33,6 +33,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+if [ "${LAYOUT:-}" = both ]; then
+  LAYOUT=pinned "$0"
+  exec env LAYOUT=shared "$0"
+fi
 DURATION=${DURATION:-10}
 USER_RUNS=${RUNS:-}
 RUNS=${RUNS:-3}
@@ -105,7 +109,7 @@ wait_port "$UP"
 CERT="$WORK/upstream.pem"
 BENCH_TLS_CERT=$CERT pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_TLS" "$TOKEN" "$KEY" & PIDS+=($!)
 wait_port "$UP_TLS"
-# The same certificate's key is not shared: each HTTPS upstream writes its own, trusted by name.
+# Adobe's case: an HTTPS upstream that offers h2 and HTTP/1.1 by ALPN (a certificate of its own).
 CERT_ALPN="$WORK/upstream-alpn.pem"
 BENCH_TLS_CERT=$CERT_ALPN BENCH_TLS_ALPN=h2 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_ALPN" "$TOKEN" "$KEY" & PIDS+=($!)
 wait_port "$UP_ALPN"
