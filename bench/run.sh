@@ -426,7 +426,8 @@ print(json.dumps({"requests": done, "rps": rps, "p50": pct(50), "p99": pct(99), 
   esac
 }
 # Requests the upstream offering h2 has had in each protocol: for the -alpn points, the share
-# that arrived in h2 is recorded, so a proxy that fell back to HTTP/1.1 mid-run shows.
+# that arrived in h2 is recorded, so a proxy that fell back to HTTP/1.1 mid-run shows (the
+# second count's own request, an HTTP/1.1 one, is taken off).
 alpn_counts() {
   curl -sS --http1.1 --cacert "$CERT_ALPN" -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" \
     "https://localhost:${UP_ALPN#*:}/campaign/versions" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["http1"], d["h2"])'
@@ -442,7 +443,7 @@ for c in $CONNS; do
       t0=$(cpu_ticks "${pids[@]}")
       line=$(load "$target" "$c")
       t1=$(cpu_ticks "${pids[@]}")
-      case $target in *-alpn*) read -r a1 b1 <<< "$(alpn_counts)"; h2share=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) 'BEGIN {print (a + b) ? b / (a + b) : 0}');; esac
+      case $target in *-alpn*) read -r a1 b1 <<< "$(alpn_counts)"; h2share=$(awk -v a=$((a1 - a0 - 1)) -v b=$((b1 - b0)) 'BEGIN {print (a + b) ? b / (a + b) : 0}');; esac
       echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"upstream_h2\":$h2share,\"wrk\":$line}" >> "$RESULTS"
       echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) upstream_h2=$h2share $line" >&2
     done
