@@ -8,7 +8,8 @@
 # included); the kernel's share (loopback TCP) is not seen, so this is the proxy's own work.
 #
 # usage: bench/instructions.sh [BIN ...]    default: this tree's release build
-# knobs: BASELINE=/path/to/ims-proxy (measured first, as "baseline"), REQUESTS (default 20000;
+# knobs: HTTP1 (hyper or lean: `server.http1`, default hyper),
+#        BASELINE=/path/to/ims-proxy (measured first, as "baseline"), REQUESTS (default 20000;
 #        the second run serves twice as many), CONNS (16), TOP (15 functions of the larger run,
 #        self instructions per request, for each build; 0: none)
 set -euo pipefail
@@ -39,6 +40,7 @@ wait_port "$UP"
 cat > "$WORK/proxy.toml" <<TOML
 [server]
 listen = "$IMSP"
+http1 = "${HTTP1:-hyper}"
 [credentials.bench]
 type = "static"
 access_token = "$TOKEN"

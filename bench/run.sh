@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # ims-proxy benchmark: the upstream directly, through nginx, through HAProxy and through
-# ims-proxy, in one run on one machine, with the same load generator; to a plain-HTTP upstream
-# and to an HTTPS one (every Adobe API is HTTPS), with HTTP/1.1 clients (wrk) and an HTTP/2
-# client (h2load). Each point also records the CPU time the proxy process(es) spent, so CPU per
-# request is compared, not only throughput. Writes bench/RESULTS.md.
+# ims-proxy, in one run on one machine, with the same load generator; to a plain-HTTP upstream,
+# to an HTTPS one that speaks HTTP/1.1 only, and to an HTTPS one that offers h2 by ALPN (Adobe's
+# case: ims-proxy and HAProxy speak h2 to it, nginx cannot and speaks HTTP/1.1), with HTTP/1.1
+# clients (wrk) and HTTP/2 clients (h2load). Each point also records the CPU time the proxy
+# process(es) spent, so CPU per request is compared, not only throughput; streaming (upload and
+# download) through every proxy; RSS idle and with 1,000 connections served.
+# A full run replaces its layout's section ("## Layout pinned" / "## Layout shared") of
+# bench/RESULTS.md and leaves the rest of that file alone.
 #
-# usage: bench/run.sh            full run (about 25 minutes; DURATION=5 CONNS="16 256": 8)
-#        QUICK=1 bench/run.sh    one short run per point, to check the harness
+# usage: bench/run.sh            full run (about 30 minutes per layout with the defaults)
+#        QUICK=1 bench/run.sh    one short run per point, to check the harness (report written
+#                                to bench/target/quick-$LAYOUT.md, RESULTS.md left alone)
 #        SOAK=1 bench/run.sh     soak only: SOAK_SECONDS (default 600) of steady load through an
 #                                oauth credential with 30 s tokens while IMS fails every other
 #                                SOAK_FAIL_EVERY (default 60s); SOAK_REFRESH_AT (default 0.8) sets
 #                                the credential's refresh_at. Counts non-2xx, compares RSS at start
 #                                and end, appends to bench/SOAK.md
 # knobs: DURATION (s per point, default 10), RUNS (default 3, median reported), CONNS
-#        ("1 16 256"), STREAM_BYTES (default 2 GiB).
+#        ("16 256"), STREAM_BYTES (default 2 GiB), OUT (write the report there instead).
 #        LAYOUT=pinned (default): each proxy one worker on core 0, wrk and the upstream on core 1;
 #        LAYOUT=shared: nothing pinned, WORKERS (default: the core count) workers for each proxy
-#        (nginx worker_processes, ims-proxy TOKIO_WORKER_THREADS).
+#        (nginx worker_processes, ims-proxy TOKIO_WORKER_THREADS). LAYOUT=both: pinned, then shared.
+#        HTTP1=both (default) | hyper | lean: which of ims-proxy's HTTP/1.1 server paths
+#        (`[server] http1`) get HTTP/1.1-client rows: "ims-proxy" is hyper's, "ims-proxy-lean"
+#        the lean one's. A build that refuses `http1 = "lean"` has its lean rows skipped, with a
+#        message (HTTP1=lean then stops). HTTP/2 callers are hyper's on both paths: one row.
 #        BASELINE=/path/to/ims-proxy: also measure that build (say, main's) as "baseline", with
 #        the same config, in the same runs: an A/B on a shared machine.
 #        PROXY_BIN=/path/to/ims-proxy: measure that build as "ims-proxy" instead of this tree's.
@@ -24,10 +33,16 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+if [ "${LAYOUT:-}" = both ]; then
+  LAYOUT=pinned "$0"
+  exec env LAYOUT=shared "$0"
+fi
 DURATION=${DURATION:-10}
 USER_RUNS=${RUNS:-}
 RUNS=${RUNS:-3}
-CONNS=${CONNS:-"1 16 256"}
+CONNS=${CONNS:-"16 256"}
+HTTP1=${HTTP1:-both}
+case $HTTP1 in both|hyper|lean) ;; *) echo "HTTP1=$HTTP1: expected both, hyper or lean" >&2; exit 2;; esac
 STREAM_BYTES=${STREAM_BYTES:-2147483648}
 if [ "${QUICK:-0}" = 1 ]; then DURATION=3; RUNS=${USER_RUNS:-1}; STREAM_BYTES=268435456; fi
 
@@ -54,7 +69,12 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# nginx's per-worker connections, callers and upstream ones together: enough for 256 HTTP/2
+# callers with 8 streams each (nginx opens an upstream connection per stream beyond its
+# keepalive cache), within the descriptors this shell has.
+NOFILE=$(ulimit -n); [ "$NOFILE" = unlimited ] && NOFILE=65536
+NGX_CONNECTIONS=$((NOFILE < 8192 ? NOFILE : 8192))
 
 # Two cores: the proxy under test (nginx or ims-proxy, one worker each) gets core 0; the load
 # generator and the upstream share core 1. On bigger machines the same split applies.
@@ -69,6 +89,10 @@ UP=127.0.0.1:19101; NGX=127.0.0.1:19102; IMSP=127.0.0.1:19103; OAUTHP=127.0.0.1:
 SANDBOX=127.0.0.1:19106; UP_ANY=127.0.0.1:19107; BASEP=127.0.0.1:19108
 HAP=127.0.0.1:19109; UP_TLS=127.0.0.1:19110; NGX_TLS=127.0.0.1:19111; HAP_TLS=127.0.0.1:19112
 IMSP_TLS=127.0.0.1:19113; BASEP_TLS=127.0.0.1:19114; NGX_H2=127.0.0.1:19115; HAP_H2=127.0.0.1:19116
+MEMP=127.0.0.1:19117; UP_ALPN=127.0.0.1:19118; NGX_ALPN=127.0.0.1:19119; NGX_ALPN_H2=127.0.0.1:19120
+HAP_ALPN=127.0.0.1:19121; HAP_ALPN_H2=127.0.0.1:19122; IMSP_ALPN=127.0.0.1:19123
+BASEP_ALPN=127.0.0.1:19124; LEANP=127.0.0.1:19125; LEANP_TLS=127.0.0.1:19126
+LEANP_ALPN=127.0.0.1:19127; MEMP_LEAN=127.0.0.1:19128
 TOKEN=bench-token-0123456789; KEY=bench-client-id
 
 wait_port() { for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.01; done; echo "nothing listens on $1" >&2; return 1; }
@@ -77,7 +101,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # /proc/PID/stat fields 14 and 15 count every thread of the process.
 cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
 
-for port in $(seq 19101 19117); do
+for port in $(seq 19101 19128); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is busy: stop what listens there first" >&2; exit 1; fi
 done
 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP" "$TOKEN" "$KEY" & PIDS+=($!)
@@ -85,6 +109,10 @@ wait_port "$UP"
 CERT="$WORK/upstream.pem"
 BENCH_TLS_CERT=$CERT pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_TLS" "$TOKEN" "$KEY" & PIDS+=($!)
 wait_port "$UP_TLS"
+# Adobe's case: an HTTPS upstream that offers h2 and HTTP/1.1 by ALPN (a certificate of its own).
+CERT_ALPN="$WORK/upstream-alpn.pem"
+BENCH_TLS_CERT=$CERT_ALPN BENCH_TLS_ALPN=h2 pin "$LOAD_CPU" "$BIN/bench-upstream" "$UP_ALPN" "$TOKEN" "$KEY" & PIDS+=($!)
+wait_port "$UP_ALPN"
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGX
@@ -93,13 +121,18 @@ daemon off;
 user root;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
-events { worker_connections 2048; }
+events { worker_connections $NGX_CONNECTIONS; }
 http {
   # As many requests per connection as the other proxies (nginx's default closes at 1,000).
   keepalive_requests 1000000;
   access_log $WORK/nginx/access.log;
-  upstream adobe { server $UP; keepalive 256; }
-  upstream adobe_tls { server $UP_TLS; keepalive 256; }
+  # Idle upstream connections each worker keeps: enough for 256 HTTP/2 callers with 8 streams
+  # each (2,048 requests in flight). With 256, nginx closed the rest after each request and
+  # opened (and for HTTPS, handshook) a new one for the next: 147-186 µs/request at 256 HTTP/2
+  # callers to the h2-offering upstream, its configuration measured rather than nginx.
+  upstream adobe { server $UP; keepalive 2048; }
+  upstream adobe_tls { server $UP_TLS; keepalive 2048; }
+  upstream adobe_alpn { server $UP_ALPN; keepalive 2048; }
   server {
     listen $NGX;
     listen $NGX_H2 http2;
@@ -115,6 +148,21 @@ http {
       proxy_ssl_session_reuse on;
       proxy_ssl_verify on;
       proxy_ssl_trusted_certificate $CERT;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      include $WORK/nginx/common.conf;
+    }
+  }
+  # The upstream that offers h2: nginx's proxy module speaks HTTP/1.1 to it (it has no h2 to
+  # upstreams), as it would to Adobe.
+  server {
+    listen $NGX_ALPN;
+    listen $NGX_ALPN_H2 http2;
+    location /campaign/ {
+      proxy_pass https://adobe_alpn;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $CERT_ALPN;
       proxy_ssl_name localhost;
       proxy_ssl_server_name on;
       include $WORK/nginx/common.conf;
@@ -156,6 +204,10 @@ frontend plain
 frontend tls
   bind $HAP_TLS
   default_backend up_tls
+frontend alpn
+  bind $HAP_ALPN
+  bind $HAP_ALPN_H2 proto h2
+  default_backend up_alpn
 backend up
   http-request set-header Authorization "Bearer $TOKEN"
   http-request set-header x-api-key "$KEY"
@@ -164,58 +216,78 @@ backend up_tls
   http-request set-header Authorization "Bearer $TOKEN"
   http-request set-header x-api-key "$KEY"
   server s1 $UP_TLS ssl verify required ca-file $CERT sni str(localhost) alpn http/1.1
+# The upstream that offers h2: HAProxy speaks h2 to it, many streams on its connections.
+backend up_alpn
+  http-request set-header Authorization "Bearer $TOKEN"
+  http-request set-header x-api-key "$KEY"
+  server s1 $UP_ALPN ssl verify required ca-file $CERT_ALPN sni str(localhost) alpn h2 proto h2
 HAP
 pin "$PROXY_CPU" "$HAPROXY" -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 & HAP_PID=$!; PIDS+=($HAP_PID)
 wait_port "$HAP"
 
-cat > "$WORK/proxy.toml" <<TOML
-[server]
-listen = "$IMSP"
-[credentials.bench]
-type = "static"
-access_token = "$TOKEN"
-client_id = "$KEY"
-[[routes]]
-prefix = "/campaign"
-upstream = "http://$UP/campaign"
-credential = "bench"
-TOML
-TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy.toml" 2>"$WORK/proxy.log" & IMS_PID=$!; PIDS+=($IMS_PID)
-wait_port "$IMSP"
-cat > "$WORK/proxy-tls.toml" <<TOML
-[server]
-listen = "$IMSP_TLS"
-[client]
-ca_file = "$CERT"
-[credentials.bench]
-type = "static"
-access_token = "$TOKEN"
-client_id = "$KEY"
-[[routes]]
-prefix = "/campaign"
-upstream = "https://localhost:${UP_TLS#*:}/campaign"
-credential = "bench"
-TOML
-TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/proxy-tls.toml" 2>"$WORK/proxy-tls.log" & IMS_TLS_PID=$!; PIDS+=($IMS_TLS_PID)
-wait_port "$IMSP_TLS"
-TARGETS="direct nginx haproxy ims-proxy ims-proxy-oauth"
-TLS_TARGETS="direct-tls nginx-tls haproxy-tls ims-proxy-tls"
-H2_TARGETS="direct-h2 nginx-h2 haproxy-h2 ims-proxy-h2"
-if [ -n "${BASELINE:-}" ]; then
-  sed "s/19103/19108/" "$WORK/proxy.toml" > "$WORK/baseline.toml"
-  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline.toml" 2>"$WORK/baseline.log" & BASE_PID=$!; PIDS+=($BASE_PID)
-  wait_port "$BASEP"
-  sed "s/19113/19114/" "$WORK/proxy-tls.toml" > "$WORK/baseline-tls.toml"
-  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$BASELINE" --log-format json --config "$WORK/baseline-tls.toml" 2>"$WORK/baseline-tls.log" & BASE_TLS_PID=$!; PIDS+=($BASE_TLS_PID)
-  wait_port "$BASEP_TLS"
-  TARGETS="direct nginx haproxy baseline ims-proxy ims-proxy-oauth"
-  TLS_TARGETS="direct-tls nginx-tls haproxy-tls baseline-tls ims-proxy-tls"
-  H2_TARGETS="direct-h2 nginx-h2 haproxy-h2 baseline-h2 ims-proxy-h2"
+# ims-proxy's configuration for one upstream; FILE LISTEN UPSTREAM [hyper|lean]. Its outbound
+# client offers h2 and HTTP/1.1 by ALPN to every HTTPS upstream (no key for it): the upstream
+# that offers h2 gets h2, as Adobe's do.
+ims_toml() {
+  {
+    printf '[server]\nlisten = "%s"\n' "$2"
+    if [ "${4:-hyper}" = lean ]; then printf 'http1 = "lean"\n'; fi
+    case $3 in
+      https://*:${UP_TLS#*:}/*) printf '[client]\nca_file = "%s"\n' "$CERT";;
+      https://*:${UP_ALPN#*:}/*) printf '[client]\nca_file = "%s"\n' "$CERT_ALPN";;
+    esac
+    printf '[credentials.bench]\ntype = "static"\naccess_token = "%s"\nclient_id = "%s"\n' "$TOKEN" "$KEY"
+    printf '[[routes]]\nprefix = "/campaign"\nupstream = "%s"\ncredential = "bench"\n' "$3"
+  } > "$1"
+}
+U_PLAIN="http://$UP/campaign"; U_TLS="https://localhost:${UP_TLS#*:}/campaign"
+U_ALPN="https://localhost:${UP_ALPN#*:}/campaign"
+# start_ims NAME LISTEN UPSTREAM [hyper|lean] [BINARY]: starts it, waits for its port; its pid
+# is in PID_<NAME> (NAME: letters and underscores).
+start_ims() {
+  ims_toml "$WORK/$1.toml" "$2" "$3" "${4:-hyper}"
+  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "${5:-$PROXY}" --log-format json --config "$WORK/$1.toml" 2>"$WORK/$1.log" &
+  PIDS+=($!); printf -v "PID_$1" %s "$!"
+  wait_port "$2"
+}
+start_ims ims "$IMSP" "$U_PLAIN"; IMS_PID=$PID_ims
+start_ims ims_tls "$IMSP_TLS" "$U_TLS"; IMS_TLS_PID=$PID_ims_tls
+[ "$TLS" = 1 ] && { start_ims ims_alpn "$IMSP_ALPN" "$U_ALPN"; IMS_ALPN_PID=$PID_ims_alpn; }
+
+# The lean HTTP/1.1 server path, if this build has it: `check` says whether the key is known.
+LEAN=0
+if [ "$HTTP1" != hyper ]; then
+  ims_toml "$WORK/lean-check.toml" "$LEANP" "$U_PLAIN" lean
+  if why=$("$PROXY" check --config "$WORK/lean-check.toml" 2>&1); then
+    LEAN=1
+    start_ims lean "$LEANP" "$U_PLAIN" lean; LEAN_PID=$PID_lean
+    start_ims lean_tls "$LEANP_TLS" "$U_TLS" lean; LEAN_TLS_PID=$PID_lean_tls
+    [ "$TLS" = 1 ] && { start_ims lean_alpn "$LEANP_ALPN" "$U_ALPN" lean; LEAN_ALPN_PID=$PID_lean_alpn; }
+  else
+    echo "ims-proxy lean: SKIPPED: $PROXY refuses [server] http1 = \"lean\":" >&2
+    echo "$why" | head -n 3 | sed 's/^/  /' >&2
+    if [ "$HTTP1" = lean ]; then echo "HTTP1=lean: nothing to measure" >&2; exit 1; fi
+  fi
 fi
+IMS_H1=""
+[ "$HTTP1" != lean ] && IMS_H1="ims-proxy"
+[ "$LEAN" = 1 ] && IMS_H1="$IMS_H1 ims-proxy-lean"
+PROXIES="nginx haproxy"
+if [ -n "${BASELINE:-}" ]; then
+  start_ims base "$BASEP" "$U_PLAIN" hyper "$BASELINE"; BASE_PID=$PID_base
+  start_ims base_tls "$BASEP_TLS" "$U_TLS" hyper "$BASELINE"; BASE_TLS_PID=$PID_base_tls
+  [ "$TLS" = 1 ] && { start_ims base_alpn "$BASEP_ALPN" "$U_ALPN" hyper "$BASELINE"; BASE_ALPN_PID=$PID_base_alpn; }
+  PROXIES="$PROXIES baseline"
+fi
+# suffixed SUFFIX NAME...: each name with the suffix.
+suffixed() { local s=$1 t; shift; for t in "$@"; do printf '%s%s ' "$t" "$s"; done; }
+TARGETS="direct $PROXIES $IMS_H1 ims-proxy-oauth"
+TLS_TARGETS="$(suffixed -tls direct $PROXIES $IMS_H1) $(suffixed -alpn direct $PROXIES $IMS_H1)"
+H2_TARGETS="$(suffixed -h2 direct $PROXIES ims-proxy)"
+[ "$TLS" = 1 ] && H2_TARGETS="$H2_TARGETS $(suffixed -alpn-h2 direct $PROXIES ims-proxy)"
 [ "$TLS" = 1 ] && TARGETS="$TARGETS $TLS_TARGETS"
 [ "$H2" = 1 ] && TARGETS="$TARGETS $H2_TARGETS"
 sleep 1
-IDLE_RSS=$(rss_kib "$IMS_PID")
 
 PATH_Q="/campaign/profileAndServices/profile?_lineCount=1"
 
@@ -284,11 +356,19 @@ fi
 url_of() {
   case $1 in
     direct|direct-h2) echo "http://$UP";; direct-tls) echo "https://localhost:${UP_TLS#*:}";;
+    direct-alpn|direct-alpn-h2) echo "https://localhost:${UP_ALPN#*:}";;
     nginx) echo "http://$NGX";; nginx-tls) echo "http://$NGX_TLS";; nginx-h2) echo "http://$NGX_H2";;
+    nginx-alpn) echo "http://$NGX_ALPN";; nginx-alpn-h2) echo "http://$NGX_ALPN_H2";;
     haproxy) echo "http://$HAP";; haproxy-tls) echo "http://$HAP_TLS";; haproxy-h2) echo "http://$HAP_H2";;
+    haproxy-alpn) echo "http://$HAP_ALPN";; haproxy-alpn-h2) echo "http://$HAP_ALPN_H2";;
     baseline|baseline-h2) echo "http://$BASEP";; baseline-tls) echo "http://$BASEP_TLS";;
+    baseline-alpn|baseline-alpn-h2) echo "http://$BASEP_ALPN";;
     ims-proxy|ims-proxy-h2) echo "http://$IMSP";; ims-proxy-tls) echo "http://$IMSP_TLS";;
+    ims-proxy-alpn|ims-proxy-alpn-h2) echo "http://$IMSP_ALPN";;
+    ims-proxy-lean) echo "http://$LEANP";; ims-proxy-lean-tls) echo "http://$LEANP_TLS";;
+    ims-proxy-lean-alpn) echo "http://$LEANP_ALPN";;
     ims-proxy-oauth) echo "http://$OAUTHP";;
+    *) echo "url_of: no target $1" >&2; return 1;;
   esac
 }
 pids_of() {
@@ -296,18 +376,36 @@ pids_of() {
     direct*) ;;
     nginx*) echo "$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')";;
     haproxy*) echo "$HAP_PID";;
-    baseline-tls) echo "$BASE_TLS_PID";; baseline*) echo "$BASE_PID";;
-    ims-proxy-tls) echo "$IMS_TLS_PID";; ims-proxy-oauth) echo "$OAUTH_PID";; ims-proxy*) echo "$IMS_PID";;
+    baseline-tls) echo "$BASE_TLS_PID";; baseline-alpn*) echo "$BASE_ALPN_PID";; baseline*) echo "$BASE_PID";;
+    ims-proxy-lean-tls) echo "$LEAN_TLS_PID";; ims-proxy-lean-alpn) echo "$LEAN_ALPN_PID";;
+    ims-proxy-lean) echo "$LEAN_PID";;
+    ims-proxy-tls) echo "$IMS_TLS_PID";; ims-proxy-alpn*) echo "$IMS_ALPN_PID";;
+    ims-proxy-oauth) echo "$OAUTH_PID";; ims-proxy*) echo "$IMS_PID";;
   esac
 }
+rss_of() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/status" ] && t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
+
+# Which protocol each proxy speaks to the upstream that offers h2 (its /version answers the
+# version a request arrived in): said in the report, and a proxy that should speak h2 and does
+# not is named here, before any point is measured.
+declare -A UPSTREAM_PROTO
+if [ "$TLS" = 1 ]; then
+  for t in $(suffixed -alpn $PROXIES $IMS_H1); do
+    UPSTREAM_PROTO[$t]=$(curl -sS --max-time 5 "$(url_of "$t")/campaign/version" 2>&1 || true)
+    echo "$t speaks ${UPSTREAM_PROTO[$t]} to the upstream that offers h2" >&2
+    case $t in nginx*) ;; *) [ "${UPSTREAM_PROTO[$t]}" = HTTP/2.0 ] || echo "WARNING: $t does not speak h2 to it" >&2;; esac
+  done
+fi
+
 # One point: prints wrk's JSON line (h2load's numbers in the same shape for the -h2 targets).
 load() { # target conns
   local url; url="$(url_of "$1")$PATH_Q"
   case $1 in
     *-h2)
-      # h2load: h2c with prior knowledge, -m 8 streams per connection; it reports a mean, not
-      # percentiles, so only req/s and the mean are compared for HTTP/2.
-      pin "$LOAD_CPU" h2load -t1 -c"$2" -m8 -D"$DURATION" --warm-up-time=1 \
+      # h2load: h2c with prior knowledge (h2 by ALPN for direct-alpn-h2), -m 8 streams per
+      # connection; percentiles from its per-request log (microseconds to the response's end).
+      rm -f "$WORK/h2load.log"
+      pin "$LOAD_CPU" h2load -t1 -c"$2" -m8 -D"$DURATION" --warm-up-time=1 --log-file="$WORK/h2load.log" \
         -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "$url" 2>&1 | python3 -c '
 import json, re, sys
 out = sys.stdin.read()
@@ -316,13 +414,27 @@ m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded,
 mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
 us = float(re.sub(r"[a-z]+$", "", mean)) * {"us": 1, "ms": 1e3, "s": 1e6}[re.search(r"[a-z]+$", mean).group(0)]
 done, ok = int(m.group(2)), int(m.group(3))
-print(json.dumps({"requests": done, "rps": rps, "p50": us, "p99": float("nan"), "p999": float("nan"), "max": float("nan"), "non2xx": done - ok, "socket_errors": int(m.group(4)) + int(m.group(5)), "mean": us}))
-';;
+lat = []
+for line in open(sys.argv[1]):
+    f = line.split("\t")
+    if len(f) >= 3:
+        lat.append(float(f[2]))
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] if lat else float("nan")
+print(json.dumps({"requests": done, "rps": rps, "p50": pct(50), "p99": pct(99), "p999": pct(99.9), "max": lat[-1] if lat else float("nan"), "non2xx": done - ok, "socket_errors": int(m.group(4)) + int(m.group(5)), "mean": us}))
+' "$WORK/h2load.log";;
     *)
       # Every target gets the same request, auth headers included (the proxies replace them).
       pin "$LOAD_CPU" wrk -t1 -c"$2" -d"${DURATION}s" --latency -s bench/report.lua \
         -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "$url" | tail -n 1;;
   esac
+}
+# Requests the upstream offering h2 has had in each protocol: for the -alpn points, the share
+# that arrived in h2 is recorded, so a proxy that fell back to HTTP/1.1 mid-run shows (the
+# second count's own request, an HTTP/1.1 one, is taken off).
+alpn_counts() {
+  curl -sS --http1.1 --cacert "$CERT_ALPN" -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" \
+    "https://localhost:${UP_ALPN#*:}/campaign/versions" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["http1"], d["h2"])'
 }
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
@@ -330,30 +442,54 @@ for c in $CONNS; do
   for run in $(seq 1 "$RUNS"); do
     for target in $TARGETS; do
       read -ra pids <<< "$(pids_of "$target")"
+      h2share=null
+      case $target in *-alpn*) read -r a0 b0 <<< "$(alpn_counts)";; esac
       t0=$(cpu_ticks "${pids[@]}")
       line=$(load "$target" "$c")
       t1=$(cpu_ticks "${pids[@]}")
-      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"wrk\":$line}" >> "$RESULTS"
-      echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) $line" >&2
+      case $target in *-alpn*) read -r a1 b1 <<< "$(alpn_counts)"; h2share=$(awk -v a=$((a1 - a0 - 1)) -v b=$((b1 - b0)) 'BEGIN {print (a + b) ? b / (a + b) : 0}');; esac
+      echo "{\"target\":\"$target\",\"conns\":$c,\"run\":$run,\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}'),\"upstream_h2\":$h2share,\"wrk\":$line}" >> "$RESULTS"
+      echo "$target c=$c run=$run cpu_ticks=$((t1 - t0)) upstream_h2=$h2share $line" >&2
     done
   done
 done
 
-# RSS with 1,000 open keep-alive connections, in a proxy of its own: the one measured above
-# still holds the heap the load points left (freed, not yet trimmed back to the system).
-sed "s/19103/19117/" "$WORK/proxy.toml" > "$WORK/mem.toml"
-TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/mem.toml" 2>"$WORK/mem.log" & MEM_PID=$!; PIDS+=($MEM_PID)
-wait_port 127.0.0.1:19117
-pin "$LOAD_CPU" "$BIN/bench-conns" 127.0.0.1:19117 "$PATH_Q" 1000 4 > "$WORK/conns.out" & CPID=$!
-CONN_RSS=0
-while kill -0 "$CPID" 2>/dev/null; do r=$(rss_kib "$MEM_PID"); [ "$r" -gt "$CONN_RSS" ] && CONN_RSS=$r; sleep 0.1; done
-CONN_OPEN=$(cat "$WORK/conns.out")
+# RSS idle, and with 1,000 keep-alive connections each served a request and held open, in a
+# proxy of its own (the ones measured above still hold the heap the load points left: freed,
+# not yet trimmed back to the system). One client address opens them all, so the per-peer cap
+# (server.limits.max_connections_per_peer, 256 by default) is off and max_connections above
+# 1,000 here: otherwise the proxy refuses all but 256 and the point measures 256.
+MEMORY="$WORK/memory.jsonl"
+: > "$MEMORY"
+MEM_TARGETS=""
+declare -A MEM_PID
+for t in $IMS_H1; do
+  case $t in ims-proxy) addr=$MEMP name=mem mode=hyper;; ims-proxy-lean) addr=$MEMP_LEAN name=mem_lean mode=lean;; esac
+  ims_toml "$WORK/$name.toml" "$addr" "$U_PLAIN" "$mode"
+  printf '[server.limits]\nmax_connections = 2048\nmax_connections_per_peer = 0\n' >> "$WORK/$name.toml"
+  TOKIO_WORKER_THREADS=$WORKERS pin "$PROXY_CPU" "$PROXY" --log-format json --config "$WORK/$name.toml" 2>"$WORK/$name.log" &
+  MEM_PID[$t]=$!; PIDS+=($!)
+  wait_port "$addr"
+  MEM_TARGETS="$MEM_TARGETS $t:$addr"
+done
+sleep 1
+for ta in $MEM_TARGETS; do
+  t=${ta%%:*}; addr=${ta#*:}; pid=${MEM_PID[$t]}
+  idle=$(rss_kib "$pid")
+  pin "$LOAD_CPU" "$BIN/bench-conns" "$addr" "$PATH_Q" 1000 4 > "$WORK/conns.out" & CPID=$!
+  peak=0
+  while kill -0 "$CPID" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.1; done
+  echo "{\"target\":\"$t\",\"idle\":$idle,\"peak\":$peak,\"conns\":\"$(cat "$WORK/conns.out")\"}" >> "$MEMORY"
+  echo "$t memory: idle ${idle} KiB, peak ${peak} KiB, $(cat "$WORK/conns.out")" >&2
+done
 # What a burst leaves behind: RSS once those connections are gone and the heap trimmer (every
 # 10 s) has run; the upstream pool keeps its idle connections for client.pool_idle_timeout.
 sleep 12
-SETTLED_RSS=$(rss_kib "$MEM_PID")
+declare -A SETTLED
+for t in $IMS_H1; do SETTLED[$t]=$(rss_kib "${MEM_PID[$t]}"); done
 
-# Streamed upload and download, RSS sampled throughout.
+# Streamed upload and download through every proxy (plain-HTTP upstream), RSS and CPU time of
+# the proxy's process(es) sampled throughout.
 stream() { # direction addr -> seconds
   if [ "$1" = up ]; then
     head -c "$STREAM_BYTES" /dev/zero | curl -sS -o /dev/null -w '%{time_total}' -T - \
@@ -363,93 +499,48 @@ stream() { # direction addr -> seconds
       -H "Authorization: Bearer $TOKEN" -H "x-api-key: $KEY" "http://$2/campaign/source?bytes=$STREAM_BYTES"
   fi
 }
-declare -A STREAM
+STREAMS="$WORK/stream.jsonl"
+: > "$STREAMS"
+STREAM_TARGETS="direct $PROXIES $IMS_H1"
 for dir in up down; do
-  BEFORE=$(rss_kib "$IMS_PID"); PEAK=$BEFORE
-  ( pin "$LOAD_CPU" bash -c "$(declare -f stream); TOKEN=$TOKEN KEY=$KEY STREAM_BYTES=$STREAM_BYTES stream $dir $IMSP" > "$WORK/stream.$dir" ) & SPID=$!
-  while kill -0 "$SPID" 2>/dev/null; do r=$(rss_kib "$IMS_PID"); [ "$r" -gt "$PEAK" ] && PEAK=$r; sleep 0.05; done
-  STREAM[$dir.proxy]=$(cat "$WORK/stream.$dir"); STREAM[$dir.rss]=$((PEAK - BEFORE))
-  STREAM[$dir.direct]=$(TOKEN=$TOKEN KEY=$KEY stream "$dir" "$UP")
+  for t in $STREAM_TARGETS; do
+    read -ra pids <<< "$(pids_of "$t")"
+    before=$(rss_of "${pids[@]}"); peak=$before
+    t0=$(cpu_ticks "${pids[@]}")
+    ( pin "$LOAD_CPU" bash -c "$(declare -f stream); TOKEN=$TOKEN KEY=$KEY STREAM_BYTES=$STREAM_BYTES stream $dir $(url_of "$t" | sed 's|^http://||')" > "$WORK/stream.out" ) & SPID=$!
+    while kill -0 "$SPID" 2>/dev/null; do r=$(rss_of "${pids[@]}"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done
+    wait "$SPID" || echo "$t: streaming $dir failed" >&2
+    t1=$(cpu_ticks "${pids[@]}")
+    secs=$(cat "$WORK/stream.out"); secs=${secs:-nan}
+    echo "{\"target\":\"$t\",\"dir\":\"$dir\",\"secs\":$(python3 -c "import json,sys; print(json.dumps(float(sys.argv[1])))" "$secs" 2>/dev/null || echo NaN),\"rss_kib\":$((peak - before)),\"cpu_s\":$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}')}" >> "$STREAMS"
+    echo "$t stream $dir: ${secs} s, RSS +$((peak - before)) KiB, cpu_ticks=$((t1 - t0))" >&2
+  done
 done
 
 # Start-up to listening (no IMS call: static credential), median of 5.
-cp "$WORK/proxy.toml" "$WORK/startup.toml"; sed -i 's/19103/19104/' "$WORK/startup.toml"
+ims_toml "$WORK/startup.toml" 127.0.0.1:19104 "$U_PLAIN"
 STARTUP=$(for i in 1 2 3 4 5; do "$BIN/bench-startup" 127.0.0.1:19104 -- "$PROXY" --config "$WORK/startup.toml"; done | sort -n | sed -n 3p)
 
 REFRESHES=$(grep -c 'obtained an access token' "$WORK/oauth.log" || true)
-python3 - "$RESULTS" <<PY > bench/RESULTS.md
-import json, statistics, sys, subprocess, datetime, platform
-rows = [json.loads(l) for l in open(sys.argv[1])]
-REFRESHES = "$REFRESHES"
-def med(target, c, key):
-    v = [r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c]
-    return statistics.median(v) if v else float("nan")
-def cpu(target, c):
-    v = [r["cpu_s"] * 1e6 / r["wrk"]["requests"] for r in rows if r["target"] == target and r["conns"] == c and r["wrk"]["requests"]]
-    return statistics.median(v) if v and not target.startswith("direct") else float("nan")
-def tot(target, c, key):
-    return sum(r["wrk"][key] for r in rows if r["target"] == target and r["conns"] == c)
-def ratio(a, b):
-    return a / b if b == b and b else float("nan")
-conns = [int(c) for c in "$CONNS".split()]
-def ver(cmd):
-    try: return subprocess.run(cmd, capture_output=True, text=True, shell=True).stdout.strip() or subprocess.run(cmd, capture_output=True, text=True, shell=True).stderr.strip()
-    except Exception: return "?"
-cpu_model = ver("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
-print("# ims-proxy benchmark results\n")
-print(f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {$NCPU} cores ({cpu_model}), {ver('uname -r')}")
-print(f"- versions: {ver('$PROXY --version')}; {ver('$NGINX -v 2>&1')}; {ver('$HAPROXY -v | head -1')}; {ver('wrk -v 2>&1 | head -1')}; {ver('h2load --version')}; {ver('rustc --version')}")
-print(f"- ims-proxy-oauth: an oauth credential whose tokens (from the sandbox's IMS, 4 s lifetime) are refreshed about every 3 s during each run: {REFRESHES} refreshes in all")
-targets = "$TARGETS".split()
-if "$LAYOUT" == "shared":
-    layout = f"nothing pinned: proxies, load generator and upstream share all {$NCPU} cores; {$WORKERS} workers each (nginx worker_processes, HAProxy nbthread, ims-proxy TOKIO_WORKER_THREADS)"
-else:
-    layout = "proxies pinned to core $PROXY_CPU with one worker each (nginx worker_processes 1, HAProxy nbthread 1, ims-proxy TOKIO_WORKER_THREADS=1), load generator and upstream on core $LOAD_CPU"
-print(f"- method: wrk -t1 (HTTP/1.1) and h2load -t1 -m8 (HTTP/2, h2c), {$DURATION} s per point, median of {$RUNS} runs, targets interleaved; layout $LAYOUT: {layout}; keep-alive (and for \`-tls\`, TLS session reuse) to the upstream in every proxy; every proxy writes an access log.")
-print("- targets: \`X\` = plain-HTTP upstream; \`X-tls\` = the same upstream over HTTPS (self-signed, verified; HTTP/1.1 as nginx and HAProxy speak to upstreams); \`X-h2\` = HTTP/2 client to the proxy, plain-HTTP upstream; \`direct*\` = no proxy.")
-print("- CPU µs/req: user + system time of the proxy's process(es) during the point (/proc/PID/stat), divided by the requests answered.")
-if "baseline" in targets:
-    print(f"- baseline: \`${BASELINE:-}\` (another ims-proxy build, same config), measured in the same runs")
-print(f"- reproduce: \`LAYOUT=$LAYOUT DURATION=$DURATION RUNS=$RUNS CONNS=\"$CONNS\" bench/run.sh\`\n")
-print("| target | conns | req/s | CPU µs/req | p50 µs | p99 µs | p99.9 µs | non-2xx + socket errors |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for c in conns:
-    for t in targets:
-        print(f"| {t} | {c} | {med(t,c,'rps'):,.0f} | {cpu(t,c):.1f} | {med(t,c,'p50'):.0f} | {med(t,c,'p99'):.0f} | {med(t,c,'p999'):.0f} | {tot(t,c,'non2xx')+tot(t,c,'socket_errors')} |")
-print("\n(\`-h2\` rows: h2load gives the mean latency, shown as p50; no percentiles.)")
-print("\n## Ratios (same run)\n")
-print("| case | conns | ims-proxy / nginx req/s | ims-proxy / HAProxy req/s | HAProxy / nginx req/s | CPU µs/req ims-proxy · nginx · HAProxy | added p99 µs over direct ims-proxy · nginx · HAProxy |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for suffix, case in (("", "HTTP upstream"), ("-tls", "HTTPS upstream"), ("-h2", "HTTP/2 client")):
-    i, n, h, d = "ims-proxy" + suffix, "nginx" + suffix, "haproxy" + suffix, "direct" + suffix
-    if i not in targets:
-        continue
-    for c in conns:
-        added = " · ".join(f"{med(t,c,'p99')-med(d,c,'p99'):.0f}" for t in (i, n, h)) if suffix != "-h2" else "n/a"
-        print(f"| {case} | {c} | {ratio(med(i,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(h,c,'rps')):.2f} | {ratio(med(h,c,'rps'),med(n,c,'rps')):.2f} | {cpu(i,c):.1f} · {cpu(n,c):.1f} · {cpu(h,c):.1f} | {added} |")
-if "baseline" in targets:
-    print("\n| case | conns | baseline / nginx req/s | ims-proxy / nginx req/s | ims-proxy / baseline req/s | CPU µs/req baseline · ims-proxy |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for suffix, case in (("", "HTTP upstream"), ("-tls", "HTTPS upstream"), ("-h2", "HTTP/2 client")):
-        i, n, b = "ims-proxy" + suffix, "nginx" + suffix, "baseline" + suffix
-        if b not in targets:
-            continue
-        for c in conns:
-            print(f"| {case} | {c} | {ratio(med(b,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(n,c,'rps')):.2f} | {ratio(med(i,c,'rps'),med(b,c,'rps')):.2f} | {cpu(b,c):.1f} · {cpu(i,c):.1f} |")
-print("\n| conns | oauth / static req/s | oauth max µs / static p99.9 µs |")
-print("|---:|---:|---:|")
-for c in conns:
-    print(f"| {c} | {ratio(med('ims-proxy-oauth',c,'rps'),med('ims-proxy',c,'rps')):.2f} | {med('ims-proxy-oauth',c,'max'):.0f} / {med('ims-proxy',c,'p999'):.0f} |")
-gb = $STREAM_BYTES / 1e9
-up_p, up_d, dn_p, dn_d = float("${STREAM[up.proxy]}"), float("${STREAM[up.direct]}"), float("${STREAM[down.proxy]}"), float("${STREAM[down.direct]}")
-print("\n## Memory, streaming, start-up\n")
-print("| measure | ims-proxy | note |")
-print("|---|---:|---|")
-print(f"| RSS idle | {$IDLE_RSS/1024:.1f} MiB | after start-up, no traffic yet |")
-print(f"| RSS peak with 1,000 open keep-alive connections | {$CONN_RSS/1024:.1f} MiB | bench-conns: $CONN_OPEN |")
-print(f"| RSS 12 s after those connections closed | {$SETTLED_RSS/1024:.1f} MiB | heap trimmed; pooled upstream connections idle out after client.pool_idle_timeout |")
-print(f"| {gb:.2f} GB streamed upload | {gb/up_p:.2f} GB/s, RSS +{${STREAM[up.rss]}/1024:.1f} MiB | direct: {gb/up_d:.2f} GB/s |")
-print(f"| {gb:.2f} GB streamed download | {gb/dn_p:.2f} GB/s, RSS +{${STREAM[down.rss]}/1024:.1f} MiB | direct: {gb/dn_d:.2f} GB/s |")
-print(f"| start-up to listening | $STARTUP ms | median of 5, static credential |")
-PY
-cat bench/RESULTS.md
+UPSTREAM_PROTOS=""
+for t in "${!UPSTREAM_PROTO[@]}"; do UPSTREAM_PROTOS="$UPSTREAM_PROTOS$t=${UPSTREAM_PROTO[$t]};"; done
+SETTLED_RSS=""
+for t in "${!SETTLED[@]}"; do SETTLED_RSS="$SETTLED_RSS$t=${SETTLED[$t]};"; done
+if [ -n "${OUT:-}" ]; then DEST=$OUT SPLICE=0
+elif [ "${QUICK:-0}" = 1 ]; then DEST=bench/target/quick-$LAYOUT.md SPLICE=0
+else DEST=bench/RESULTS.md SPLICE=1; fi
+# The run's data stays in bench/target/run-$LAYOUT (until the next run of that layout), so the
+# report can be written again without measuring again:
+#   (set -a; . bench/target/run-pinned/env; OUT=/tmp/r.md python3 bench/report.py)
+DATA=bench/target/run-$LAYOUT
+rm -rf "$DATA"; mkdir -p "$DATA"
+cp "$RESULTS" "$MEMORY" "$STREAMS" "$DATA/"
+RESULTS=$DATA/results.jsonl MEMORY=$DATA/memory.jsonl STREAMS=$DATA/stream.jsonl
+VARS="RESULTS MEMORY STREAMS REFRESHES UPSTREAM_PROTOS SETTLED_RSS STARTUP DEST SPLICE NCPU WORKERS LAYOUT
+  PROXY_CPU LOAD_CPU DURATION RUNS CONNS TARGETS STREAM_BYTES PROXY NGINX HAPROXY HTTP1 LEAN BASELINE QUICK"
+BASELINE=${BASELINE:-} QUICK=${QUICK:-0}
+for v in $VARS; do printf '%s=%q\n' "$v" "${!v}"; done > "$DATA/env"
+# shellcheck disable=SC2086
+export $VARS
+python3 bench/report.py
+echo "report: $DEST" >&2

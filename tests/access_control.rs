@@ -1,4 +1,7 @@
 //! `[[clients]]`: who may use the proxy, and for which routes.
+//!
+//! A test binary of its own: it installs the process-wide log capture
+//! (`support::logs::capture_trace`), which would log every other test's proxy at trace level.
 
 use support::*;
 

@@ -1,4 +1,8 @@
 //! The admin listener: health, readiness and Prometheus metrics, on their own port.
+//!
+//! A test binary of its own: the Prometheus recorder is process-wide, and these tests look for
+//! series of a credential named `cred`, which any other in-process proxy with a credential of
+//! that name would record too (the assertion could then no longer fail).
 
 use std::time::Duration;
 use support::ims::{Ims, OAUTH_SECRET};

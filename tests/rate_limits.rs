@@ -1,5 +1,8 @@
 //! Adobe's own 429s pass through untouched; the proxy's per-route limits queue, then refuse
 //! with 429 `rate_limited` and `Retry-After`.
+//!
+//! A test binary of its own: it installs the process-wide log capture
+//! (`support::logs::capture_trace`), which would log every other test's proxy at trace level.
 
 use std::time::{Duration, Instant};
 use support::config::static_credential;

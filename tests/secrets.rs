@@ -1,6 +1,8 @@
 //! No secret in any log line (at trace level), error response or `check` output. Scenarios run
 //! with everything captured; then every capture is scanned for every secret. Extend SECRETS
 //! and the scenarios when a credential type adds its own (IMS-issued tokens, client secrets).
+//!
+//! A test binary of its own: the log capture (`support::logs::capture_trace`) is process-wide.
 
 use support::logs::{capture_trace, scan};
 use support::*;
@@ -260,7 +262,9 @@ async fn a_reload_refusing_a_password_in_ims_url_does_not_log_it() {
         )
     };
     let config = |ims_url: &str| {
-        static_proxy(Route::new("/api").upstream(up.url())).credential(credential(ims_url))
+        static_proxy(Route::new("/api").upstream(up.url()))
+            .section("[server]\nlisten = \"127.0.0.1:0\"")
+            .credential(credential(ims_url))
     };
     let p = ChildProxy::spawn(&config(&ims).toml(), &[]);
     let addr = p.addr().await;

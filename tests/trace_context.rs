@@ -1,5 +1,8 @@
 //! W3C Trace Context through real sockets: what the upstream receives in `traceparent` and
 //! `tracestate`, and the `trace_id` in the access log.
+//!
+//! A test binary of its own: it installs the process-wide log capture
+//! (`support::logs::capture_trace`), which would log every other test's proxy at trace level.
 
 use std::time::Duration;
 use support::*;

@@ -5,8 +5,11 @@
 //! browsers (Adobe's SDKs, curl, Prometheus) send an address or a configured name as `Host`
 //! and neither of the other headers.
 //!
-//! The browser tests run Debian's Chromium headless, as tests/status_page.rs does; set
-//! `IMS_PROXY_SKIP_BROWSER=1` to skip them, and only them, where it cannot be installed.
+//! The browser tests run Debian's Chromium headless, as tests/operator/status_page.rs does;
+//! set `IMS_PROXY_SKIP_BROWSER=1` to skip them, and only them, where it cannot be installed.
+//!
+//! A test binary of its own: it installs the process-wide log capture
+//! (`support::logs::capture_trace`), which would log every other test's proxy at trace level.
 
 use std::time::Duration;
 use support::browser::{self, Chromium};

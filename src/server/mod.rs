@@ -2,6 +2,7 @@
 //! TCP) on each, and shut down gracefully, letting requests in flight finish. The proxy port
 //! hands requests to [`crate::pipeline`]; the admin port answers health, metrics and its status page itself.
 
+mod accepted;
 mod admin;
 mod capacity;
 mod conn;
@@ -117,7 +118,7 @@ impl Server {
                 }
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(conn::serve(
+            tokio::spawn(accepted::serve(
                 stream,
                 peer,
                 snapshot,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the status page's browser tests (tests/status_page.rs), when it is not
-# on PATH yet. Run by .ci/run, and by the tests themselves on first use, so that `cargo test`
-# alone works on a fresh machine.
+# Debian's Chromium for the status page's browser tests (tests/operator/status_page.rs), when it
+# is not on PATH yet. Run by .ci/run, and by the tests themselves on first use, so that
+# `cargo test` alone works on a fresh machine.
 set -euo pipefail
 command -v chromium >/dev/null && exit 0
 sudo=""

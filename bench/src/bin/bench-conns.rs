@@ -19,7 +19,9 @@ async fn main() {
     let mut held = Vec::with_capacity(n);
     let mut ok = 0;
     for _ in 0..n {
-        let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else { continue };
+        let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+            continue;
+        };
         let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         if s.write_all(req.as_bytes()).await.is_err() {
             continue;

@@ -103,11 +103,9 @@ pub fn head(
                 out.extend_from_slice(b"\r\n");
                 continue;
             }
-            CONNECTION => {
-                if has_token(value.as_bytes(), b"close") {
-                    says_close = true;
-                    last = true;
-                }
+            CONNECTION if has_token(value.as_bytes(), b"close") => {
+                says_close = true;
+                last = true;
             }
             DATE => wrote_date = true,
             TRAILER => {

@@ -52,9 +52,10 @@ pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Parsed {
     if matches!(buf.first(), Some(b'\r' | b'\n')) {
         return Parsed::Hand("empty lines before the request line");
     }
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
+    // Uninitialised: zeroing the slots cost more than parsing a small head.
+    let mut fields = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= limits.bytes => {
             return Parsed::Hand("a head over the size limit")
@@ -118,16 +119,19 @@ pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Parsed {
     };
     // The head's bytes, shared by the target and the field values (no copies).
     let count = req.headers.len();
-    let mut spans = [(0, 0, 0, 0); MAX_FIELDS];
-    for (span, f) in spans.iter_mut().zip(req.headers.iter()) {
-        let name = f.name.as_bytes();
-        *span = (
-            offset(buf, name),
-            name.len(),
-            offset(buf, f.value),
-            f.value.len(),
-        );
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = req
+        .headers
+        .iter()
+        .map(|f| {
+            let name = f.name.as_bytes();
+            (
+                offset(buf, name),
+                name.len(),
+                offset(buf, f.value),
+                f.value.len(),
+            )
+        })
+        .collect();
     let target_at = (offset(buf, target.as_bytes()), target.len());
     let bytes: Bytes = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(bytes.slice(target_at.0..target_at.0 + target_at.1))
@@ -135,7 +139,7 @@ pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Parsed {
         return hand_back(buf, bytes, "a target http::Uri refuses");
     };
     let mut headers = HeaderMap::with_capacity(count);
-    for &(n_at, n_len, v_at, v_len) in &spans[..count] {
+    for (n_at, n_len, v_at, v_len) in spans {
         let name = HeaderName::from_bytes(&bytes[n_at..n_at + n_len]);
         let value = HeaderValue::from_maybe_shared(bytes.slice(v_at..v_at + v_len));
         match (name, value) {

@@ -281,6 +281,14 @@ impl Lean {
             }
         };
         written?;
+        // The upstream may still be reading the body it answered early: it goes on reading
+        // until the body's end or until the request path lets go of it (its pace bounds a
+        // caller that stops sending), as on hyper's server.
+        if pumping {
+            let done = pump.await;
+            read_all = done.is_ok();
+            broken |= done.is_err();
+        }
         // A body left unread leaves the connection mid-request: it cannot carry another.
         Ok(read_all && !broken && !head.last)
     }
@@ -347,7 +355,12 @@ async fn pump<R: AsyncRead + Unpin>(
             }
             Step::More => {
                 buf.reserve(BODY_READ);
-                if !matches!(rd.read_buf(buf).await, Ok(n) if n > 0) {
+                let read = tokio::select! {
+                    read = rd.read_buf(buf) => read,
+                    // The request path let go of the body: nobody waits for the rest.
+                    () = tx.closed() => return Err(()),
+                };
+                if !matches!(read, Ok(n) if n > 0) {
                     let _ = tx
                         .send(Err(FedError("the caller's connection ended mid-body")))
                         .await;

@@ -12,18 +12,22 @@ use std::fmt;
 /// defaults, then the other paths):
 /// - `IMS_PROXY_TEST_OUTBOUND=pool` sets `client.connection_affinity = false` (HTTP/1.1
 ///   upstream connections on the per-thread shelves instead of caller connections);
-/// - `IMS_PROXY_TEST_HTTP1=lean` sets `server.http1 = "lean"` (the lean HTTP/1.1 server
-///   instead of hyper's).
+/// - `IMS_PROXY_TEST_HTTP1=lean` (or `hyper`) sets `server.http1`: which server reads
+///   HTTP/1.1 on the proxy port.
 pub fn on_outbound_path(toml: &str) -> String {
     let pool = std::env::var("IMS_PROXY_TEST_OUTBOUND").is_ok_and(|v| v == "pool");
-    let lean = std::env::var("IMS_PROXY_TEST_HTTP1").is_ok_and(|v| v == "lean");
+    let http1 = std::env::var("IMS_PROXY_TEST_HTTP1")
+        .ok()
+        .filter(|v| v == "lean" || v == "hyper");
     let toml = match pool && !toml.contains("connection_affinity") {
         true => with_key(toml, "client", "connection_affinity = false"),
         false => toml.to_string(),
     };
-    match lean && !toml.contains("http1") {
-        true => with_key(&toml, "server", "http1 = \"lean\""),
-        false => toml,
+    match http1 {
+        Some(v) if !toml.contains("http1") => {
+            with_key(&toml, "server", &format!("http1 = \"{v}\""))
+        }
+        _ => toml,
     }
 }
 

@@ -252,6 +252,7 @@ pub fn campaign_child(up: &crate::FakeUpstream) -> crate::ChildProxy {
         .extra("tenant = \"acme\"")
         .upstream(up.url());
     let toml = crate::static_proxy(route)
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
         .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
         .toml();
     crate::ChildProxy::spawn(&toml, &[])

@@ -48,6 +48,11 @@ impl RawConn {
         }
     }
 
+    /// This end's address: how the proxy's log names the connection's peer.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
     /// Connects from `source` (any 127.0.0.0/8 address works on loopback): a client at an
     /// address of its own, for limits per client address.
     pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> RawConn {

@@ -443,3 +443,28 @@ fn the_readme_shows_how_to_use_adobes_sdks_right_after_the_quick_start() {
         ]
     );
 }
+
+#[test]
+fn every_test_file_the_readme_and_ci_name_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    for doc in ["README.md", ".ci/run"] {
+        let text = std::fs::read_to_string(root.join(doc)).expect(doc);
+        for (at, _) in text.match_indices("tests/") {
+            // Only a path's start: `tests/` right after a word character is the tail of
+            // another path (`../tests/`, `fuzz/tests/`), not one under the repository's tests.
+            if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '/') {
+                continue;
+            }
+            let path: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+                .collect();
+            let path = path.trim_end_matches('.');
+            if !root.join(path).exists() {
+                missing.push(format!("{doc}: {path}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "paths named but not there: {missing:?}");
+}

@@ -1,6 +1,6 @@
 //! Egress through a corporate proxy: CONNECT tunnels for HTTPS, absolute-form for HTTP, basic
-//! credentials, and the no_proxy exemption. (Environment variables: tests/lifecycle.rs, in a
-//! child process, since changing this process's environment would race other tests.)
+//! credentials, and the no_proxy exemption. (Environment variables: tests/operator/lifecycle.rs,
+//! in a child process, since changing this process's environment would race other tests.)
 
 use support::tls::TestPki;
 use support::*;

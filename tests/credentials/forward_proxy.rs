@@ -738,6 +738,7 @@ async fn after_ca_rotate_a_reload_issues_leaves_from_the_new_ca_only() {
         .extra("tenant = \"acme\"")
         .upstream(up.url());
     let toml = static_proxy(route)
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
         .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
         .toml();
     let p = ChildProxy::spawn(&toml, &[]);
@@ -892,6 +893,7 @@ async fn a_public_url_on_an_ip_address_is_intercepted_with_a_leaf_openssl_accept
         .upstream(up.url())
         .extra("public_url = \"https://127.0.0.1/ip\"");
     let toml = static_proxy(route)
+        .section("[server]\nlisten = \"127.0.0.1:0\"")
         .section("[forward]\nlisten = \"127.0.0.1:0\"\nca_dir = \"ca\"")
         .toml();
     let p = ChildProxy::spawn(&toml, &[]);

@@ -82,7 +82,7 @@ async fn every_request_gets_exactly_one_access_log_event_with_its_fields() {
 
 #[tokio::test]
 async fn the_readmes_example_access_line_has_exactly_the_fields_of_a_real_one() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let section = &readme[readme
         .find("### Access log")
         .expect("README has an Access log section")..];

@@ -135,7 +135,8 @@ fn check(files: &[(String, String)]) -> Findings {
     let (cycles, layering) = (find_cycles(&graph), layer_problems(&graph));
     let mut report: String = cycles.iter().map(|scc| render_cycle(&graph, scc)).collect();
     if !layering.is_empty() {
-        report += "imports against the layer order (see LAYERS in tests/architecture.rs):\n";
+        report +=
+            "imports against the layer order (see LAYERS in tests/operator/architecture.rs):\n";
         report.extend(layering.iter().map(|problem| format!("  {problem}\n")));
     }
     Findings {
