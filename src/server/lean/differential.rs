@@ -410,8 +410,8 @@ mod tests {
     }
 
     #[test]
-    fn the_comparison_sees_a_lean_server_that_takes_what_hyper_refuses() {
-        // Lean's side, fed hyper-refused bytes by hand: the harness must tell them apart.
+    fn the_hyper_side_records_refusing_verdicts_and_broken_bodies() {
+        // What the lean side is held to: a refusal, and a body hyper breaks, must show.
         let (config, head) = limits();
         let hyper = run_hyper(
             b"POST /a HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
