@@ -98,12 +98,12 @@ pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Parsed {
             for token in f.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
+                    close |= heeded(f.value);
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
                     return Parsed::Hand("Connection: upgrade");
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"te") {
+        } else if name.eq_ignore_ascii_case(b"te") && heeded(f.value) {
             trailers |= f
                 .value
                 .split(|b| *b == b',')
@@ -160,6 +160,15 @@ pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Parsed {
         close,
         trailers,
     }))
+}
+
+/// Whether hyper reads this `Connection` or `TE` value at all: only when it is visible ASCII
+/// (`HeaderValue::to_str`); one with other bytes (obs-text) it ignores, so a `close` in it
+/// does not close the connection there, and must not here.
+fn heeded(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
 }
 
 /// Puts a head taken off `buf` back in front of what followed it, for hyper.
@@ -245,6 +254,14 @@ mod tests {
             parse_str("GET / HTTP/1.1\r\nx: a").0,
             Parsed::Partial
         ));
+    }
+
+    #[test]
+    fn a_connection_value_hyper_cannot_read_as_text_is_ignored_as_hyper_ignores_it() {
+        let (p, _) = parse_str("GET / HTTP/1.1\r\nconnection: keep-alive\u{a0}, close\r\n\r\n");
+        assert!(matches!(p, Parsed::Head(h) if !h.close));
+        let (p, _) = parse_str("GET / HTTP/1.1\r\nconnection: keep-alive, close\r\n\r\n");
+        assert!(matches!(p, Parsed::Head(h) if h.close));
     }
 
     #[test]
