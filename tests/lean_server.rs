@@ -170,8 +170,14 @@ async fn a_caller_that_leaves_mid_request_cancels_its_upstream_request_on_either
             .start()
             .await;
         let mut conn = RawConn::connect(p.addr).await;
-        assert!(conn.write(b"GET /api/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await);
-        assert!(eventually(WAIT, || up.count() == 1).await, "{http1}: not forwarded");
+        assert!(
+            conn.write(b"GET /api/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await
+        );
+        assert!(
+            eventually(WAIT, || up.count() == 1).await,
+            "{http1}: not forwarded"
+        );
         drop(conn);
         let gone = eventually(WAIT, || cancelled.load(std::sync::atomic::Ordering::SeqCst)).await;
         assert!(gone, "{http1}: the upstream request outlived its caller");

@@ -242,6 +242,7 @@ impl Lean {
         // The caller's side of the socket, beside the request path and then beside the
         // answer: the rest of the body, then a watch for the caller leaving.
         let body_read = AtomicBool::new(feeder.is_none() && !broken);
+        let pumped = feeder.is_some();
         let caller = async {
             if let Some(tx) = feeder {
                 if pump(&mut rd, buf, &mut decoder, tx).await.is_err() {
@@ -313,7 +314,7 @@ impl Lean {
         // The upstream may still be reading the body it answered early: it goes on reading
         // until the body's end or until the request path lets go of it (its pace bounds a
         // caller that stops sending), as on hyper's server.
-        if !caller_done && !body_read.load(Ordering::Relaxed) {
+        if pumped && !caller_done && !body_read.load(Ordering::Relaxed) {
             let side = std::future::poll_fn(|cx| match caller.as_mut().poll(cx) {
                 Poll::Ready(side) => Poll::Ready(Some(side)),
                 Poll::Pending if body_read.load(Ordering::Relaxed) => Poll::Ready(None),
