@@ -231,7 +231,9 @@ wait_port "$HAP"
 ims_toml() {
   {
     printf '[server]\nlisten = "%s"\n' "$2"
-    if [ "${4:-hyper}" = lean ]; then printf 'http1 = "lean"\n'; fi
+    # Named whenever the build knows the key, so that the rows say which server whatever
+    # the build's default is.
+    if [ "${HTTP1_KEY:-1}" = 1 ]; then printf 'http1 = "%s"\n' "${4:-hyper}"; fi
     case $3 in
       https://*:${UP_TLS#*:}/*) printf '[client]\nca_file = "%s"\n' "$CERT";;
       https://*:${UP_ALPN#*:}/*) printf '[client]\nca_file = "%s"\n' "$CERT_ALPN";;
@@ -250,6 +252,9 @@ start_ims() {
   PIDS+=($!); printf -v "PID_$1" %s "$!"
   wait_port "$2"
 }
+# Whether this build knows `server.http1` (builds before the lean server refuse it).
+ims_toml "$WORK/key-check.toml" "$IMSP" "$U_PLAIN" hyper
+if "$PROXY" check --config "$WORK/key-check.toml" >/dev/null 2>&1; then HTTP1_KEY=1; else HTTP1_KEY=0; fi
 start_ims ims "$IMSP" "$U_PLAIN"; IMS_PID=$PID_ims
 start_ims ims_tls "$IMSP_TLS" "$U_TLS"; IMS_TLS_PID=$PID_ims_tls
 [ "$TLS" = 1 ] && { start_ims ims_alpn "$IMSP_ALPN" "$U_ALPN"; IMS_ALPN_PID=$PID_ims_alpn; }
@@ -274,9 +279,10 @@ IMS_H1=""
 [ "$LEAN" = 1 ] && IMS_H1="$IMS_H1 ims-proxy-lean"
 PROXIES="nginx haproxy"
 if [ -n "${BASELINE:-}" ]; then
-  start_ims base "$BASEP" "$U_PLAIN" hyper "$BASELINE"; BASE_PID=$PID_base
-  start_ims base_tls "$BASEP_TLS" "$U_TLS" hyper "$BASELINE"; BASE_TLS_PID=$PID_base_tls
-  [ "$TLS" = 1 ] && { start_ims base_alpn "$BASEP_ALPN" "$U_ALPN" hyper "$BASELINE"; BASE_ALPN_PID=$PID_base_alpn; }
+  # The baseline as configured by default (it may predate `server.http1`).
+  HTTP1_KEY=0 start_ims base "$BASEP" "$U_PLAIN" hyper "$BASELINE"; BASE_PID=$PID_base
+  HTTP1_KEY=0 start_ims base_tls "$BASEP_TLS" "$U_TLS" hyper "$BASELINE"; BASE_TLS_PID=$PID_base_tls
+  [ "$TLS" = 1 ] && { HTTP1_KEY=0 start_ims base_alpn "$BASEP_ALPN" "$U_ALPN" hyper "$BASELINE"; BASE_ALPN_PID=$PID_base_alpn; }
   PROXIES="$PROXIES baseline"
 fi
 # suffixed SUFFIX NAME...: each name with the suffix.

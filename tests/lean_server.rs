@@ -81,7 +81,8 @@ async fn answers(raw: &str) -> Vec<(Option<u16>, Option<String>, usize)> {
         let p = proxy_on(http1, &up).await;
         let mut conn = RawConn::connect(p.addr).await;
         assert!(conn.write(raw.as_bytes()).await);
-        conn.shutdown_write().await;
+        // Not half-closed: a caller that closes its side while its request is in flight
+        // cancels it, on either server.
         conn.read_until(WAIT, |r| String::from_utf8_lossy(r).contains("\r\n\r\n"))
             .await;
         let text = conn.text();
@@ -106,15 +107,15 @@ async fn answers(raw: &str) -> Vec<(Option<u16>, Option<String>, usize)> {
 async fn requests_the_lean_server_cannot_frame_with_certainty_get_hypers_answer() {
     for raw in [
         // Two framings, two lengths, an unknown coding: refused, nothing forwarded.
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+        "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\nhello",
         // obs-fold and a bare CR in a field.
-        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  2\r\n\r\n",
-        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A: 1\r2\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n  2\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r2\r\n\r\n",
         // What it leaves to hyper although hyper takes it: HTTP/1.0, Expect.
-        "GET /api/x HTTP/1.0\r\nHost: a\r\n\r\n",
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /api/x HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+        "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
     ] {
         let got = answers(raw).await;
         assert_eq!(got[0], got[1], "{raw:?}: hyper, then lean");
@@ -127,7 +128,7 @@ async fn a_chunked_body_cut_short_by_the_caller_never_reaches_the_upstream_as_co
     let up = FakeUpstream::start().await;
     let p = proxy_on("lean", &up).await;
     let mut conn = RawConn::connect(p.addr).await;
-    let raw = "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    let raw = "POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
     assert!(conn.write(raw.as_bytes()).await);
     conn.shutdown_write().await;
     let reply = conn.read_to_close(WAIT).await;
@@ -138,4 +139,47 @@ async fn a_chunked_body_cut_short_by_the_caller_never_reaches_the_upstream_as_co
         up.requests(),
         reply.text
     );
+}
+
+/// Sets its flag when dropped: the upstream's handler was cancelled (its connection closed).
+struct Dropped(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_leaves_mid_request_cancels_its_upstream_request_on_either_server() {
+    for http1 in ["hyper", "lean"] {
+        let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let up = FakeUpstream::with_handler(move |_req| {
+            let dropped = Dropped(flag.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(300)).await;
+                drop(dropped);
+                http::Response::new(full("too late"))
+            }
+        })
+        .await;
+        let p = static_proxy(Route::new("/api").upstream(up.url()))
+            .section(&format!("[server]\nhttp1 = \"{http1}\""))
+            .client("request_timeout = \"300s\"")
+            .start()
+            .await;
+        let mut conn = RawConn::connect(p.addr).await;
+        assert!(
+            conn.write(b"GET /api/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await
+        );
+        assert!(
+            eventually(WAIT, || up.count() == 1).await,
+            "{http1}: not forwarded"
+        );
+        drop(conn);
+        let gone = eventually(WAIT, || cancelled.load(std::sync::atomic::Ordering::SeqCst)).await;
+        assert!(gone, "{http1}: the upstream request outlived its caller");
+    }
 }

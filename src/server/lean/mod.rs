@@ -38,6 +38,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -115,6 +116,14 @@ struct Lean {
     affinity: Arc<Affinity>,
     limits: HeadLimits,
     header_timeout: Duration,
+}
+
+/// How the caller's side of an exchange ended early.
+enum Caller {
+    /// It closed the connection (or it broke).
+    Left,
+    /// Its body's framing broke, or it ended mid-body: the connection cannot go on.
+    Broke,
 }
 
 enum Next {
@@ -220,6 +229,7 @@ impl Lean {
         let (body, feeder, mut broken) = self.body(&mut decoder, framing);
         let req = request.map(|()| Inbound::Fed(body));
         let mut in_flight = self.activity.begin(false);
+        let watch_limit = self.limits.bytes;
         let Lean {
             stream,
             buf,
@@ -231,25 +241,45 @@ impl Lean {
         } = self;
         let (mut rd, mut wr) = stream.split();
         // The body read on, beside the request path and then beside the answer.
-        let mut read_all = feeder.is_none() && !broken;
-        let mut pumping = feeder.is_some();
-        let pump = async {
-            match feeder {
-                Some(tx) => pump(&mut rd, buf, &mut decoder, tx).await,
-                None => Ok(()),
+        // The caller's side of the socket, beside the request path and then beside the
+        // answer: the rest of the body, then a watch for the caller leaving.
+        let body_read = AtomicBool::new(feeder.is_none() && !broken);
+        let pumped = feeder.is_some();
+        let caller = async {
+            if let Some(tx) = feeder {
+                if pump(&mut rd, buf, &mut decoder, tx).await.is_err() {
+                    return Caller::Broke;
+                }
+                body_read.store(true, Ordering::Relaxed);
+            }
+            // As hyper's server does: a caller that closes its side while its request is in
+            // flight cancels it (the upstream request with it). Bytes it sends meanwhile are
+            // its next requests, kept, up to a head's limit.
+            loop {
+                if buf.len() >= watch_limit {
+                    std::future::pending::<()>().await;
+                }
+                buf.reserve(HEAD_READ);
+                match rd.read_buf(buf).await {
+                    Ok(0) | Err(_) => return Caller::Left,
+                    Ok(_) => {}
+                }
             }
         };
-        tokio::pin!(pump);
+        tokio::pin!(caller);
+        let mut caller_done = false;
         let handle = pipeline::handle(shared, req, *meta, Some(affinity.clone()));
         tokio::pin!(handle);
         let resp = loop {
             tokio::select! {
                 biased;
                 resp = &mut handle => break resp,
-                done = &mut pump, if pumping => {
-                    pumping = false;
-                    read_all = done.is_ok();
-                    broken |= done.is_err();
+                side = &mut caller, if !caller_done => {
+                    caller_done = true;
+                    match side {
+                        Caller::Left => return Err("the caller closed its connection mid-request".into()),
+                        Caller::Broke => broken = true,
+                    }
                 }
             }
         };
@@ -273,10 +303,12 @@ impl Lean {
             tokio::select! {
                 biased;
                 written = &mut write => break written,
-                done = &mut pump, if pumping => {
-                    pumping = false;
-                    read_all = done.is_ok();
-                    broken |= done.is_err();
+                side = &mut caller, if !caller_done => {
+                    caller_done = true;
+                    match side {
+                        Caller::Left => return Err("the caller closed its connection mid-answer".into()),
+                        Caller::Broke => broken = true,
+                    }
                 }
             }
         };
@@ -284,13 +316,17 @@ impl Lean {
         // The upstream may still be reading the body it answered early: it goes on reading
         // until the body's end or until the request path lets go of it (its pace bounds a
         // caller that stops sending), as on hyper's server.
-        if pumping {
-            let done = pump.await;
-            read_all = done.is_ok();
-            broken |= done.is_err();
+        if pumped && !caller_done && !body_read.load(Ordering::Relaxed) {
+            let side = std::future::poll_fn(|cx| match caller.as_mut().poll(cx) {
+                Poll::Ready(side) => Poll::Ready(Some(side)),
+                Poll::Pending if body_read.load(Ordering::Relaxed) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            })
+            .await;
+            broken |= side.is_some();
         }
         // A body left unread leaves the connection mid-request: it cannot carry another.
-        Ok(read_all && !broken && !head.last)
+        Ok(body_read.load(Ordering::Relaxed) && !broken && !head.last)
     }
 
     /// The request's body: whole when it came with its head, else fed by this task as it
