@@ -1,7 +1,7 @@
 //! The lean HTTP/1.1 server (`server.http1 = "lean"`) answers the common exchange itself, and
 //! hands what it cannot frame with certainty to hyper, whose answer the caller then gets: the
-//! same as on `http1 = "hyper"`. (The whole suite also runs on the lean server:
-//! `IMS_PROXY_TEST_HTTP1=lean`, `.ci/run`'s second pass.)
+//! same as on `http1 = "hyper"`. (The whole suite runs on each: the lean server is the
+//! default, and `.ci/run`'s second pass sets `IMS_PROXY_TEST_HTTP1=hyper`.)
 
 use std::time::Duration;
 use support::*;
