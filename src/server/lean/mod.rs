@@ -338,14 +338,14 @@ impl Lean {
         let mut first = None::<Bytes>;
         loop {
             match decoder.step(&mut self.buf) {
-                Step::Data(data) => match (first.take(), whole.is_empty()) {
-                    (None, true) => first = Some(data),
-                    (Some(f), _) => {
+                // One frame (the usual body) is kept as it lies; more are gathered.
+                Step::Data(data) if first.is_none() && whole.is_empty() => first = Some(data),
+                Step::Data(data) => {
+                    if let Some(f) = first.take() {
                         whole.extend_from_slice(&f);
-                        whole.extend_from_slice(&data);
                     }
-                    (None, false) => whole.extend_from_slice(&data),
-                },
+                    whole.extend_from_slice(&data);
+                }
                 Step::Done => {
                     let data = first.unwrap_or_else(|| whole.freeze());
                     return (Fed::whole(data, exact), None, false);
